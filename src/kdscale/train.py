@@ -1,0 +1,175 @@
+"""Stage `train@N`: supervised fine-tuning of one student on N teacher answers.
+
+Loss counts response tokens only (prompt and padding labels are -100) and the EOS
+that ends each answer, so the student learns to stop. Batches group examples of
+similar length and pad to the longest in the batch. Training goes through
+transformers' Trainer, so it also runs under `torchrun --nproc_per_node=K -m
+kdscale.train --size N`; checkpoints outside DVC's outputs let a killed run resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from kdscale import paths, tracking
+from kdscale.config import check_size, Params, load_params, to_dict
+from kdscale.errors import UserError
+from kdscale.jsonl import read_jsonl, write_json
+from kdscale.models import count_parameters, load_student_base, max_context
+from kdscale.examples import CompletionCollator, tokenize_records
+
+TRAINING_LOG = "training_log.json"
+
+
+# -----------------------------------------------------------------------------
+# training
+
+class MLflowLogger(TrainerCallback):
+    """Loss, learning rate, gradient norm and tokens/s per logging step, on the model's own run.
+
+    HF's MLflowCallback is disabled: it would open a second run and log every argument."""
+
+    def __init__(self, collator: CompletionCollator):
+        self.collator = collator
+        self.last = (time.perf_counter(), 0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        now, tokens = time.perf_counter(), self.collator.real_tokens
+        metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+        metrics["tokens_per_sec"] = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
+        self.last = (now, tokens)
+        tracking.log_metrics({f"train/{k}": v for k, v in metrics.items()}, step=state.global_step)
+
+
+def optimizer_steps(params: Params, n_examples: int, world_size: int = 1) -> int:
+    train = params.train
+    if train.schedule == "steps":
+        return train.max_steps
+    per_epoch = math.ceil(n_examples / (train.batch_size * world_size))
+    return math.ceil(per_epoch * train.epochs)
+
+
+def training_arguments(params: Params, output_dir: Path, max_steps: int) -> TrainingArguments:
+    train = params.train
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=train.batch_size,
+        learning_rate=train.learning_rate,
+        weight_decay=train.weight_decay,
+        lr_scheduler_type=train.lr_scheduler,
+        warmup_steps=math.ceil(train.warmup_ratio * max_steps),
+        max_steps=max_steps,  # both schedules become a step count, so a resumed run ends where a fresh one does
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        logging_steps=train.logging_steps,
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=1,
+        seed=params.seed,
+        data_seed=params.seed,
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def run_fingerprint(params: Params, size: int) -> str:
+    """Names the checkpoint folder: a changed recipe or subset never resumes an old run."""
+    key = {"student": to_dict(params.student), "train": to_dict(params.train), "seed": params.seed, "size": size,
+           "subset": tracking.data_md5([paths.subset_file(size)])}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="kdscale train", description=__doc__)
+    parser.add_argument("--size", type=int, required=True)
+    size = parser.parse_args(argv).size
+    params = load_params()
+    check_size(params, size)
+    tracking.disable_hf_integrations()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    is_main = int(os.environ.get("RANK", "0")) == 0
+
+    records = read_jsonl(paths.subset_file(size))
+    model, tokenizer = load_student_base(params.student, paths.TEACHER_DIR, params.seed)
+    max_length = min(params.train.max_length, max_context(model, tokenizer))
+    examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
+    if not examples:
+        raise UserError(f"train: every example of n{size} is longer than train.max_length={max_length}; raise it")
+    steps = optimizer_steps(params, len(examples), world_size)
+    checkpoints = paths.CHECKPOINTS_DIR / f"student-n{size}-{run_fingerprint(params, size)}"
+    collator = CompletionCollator(tokenizer.pad_token_id)
+    trainer = Trainer(model=model, args=training_arguments(params, checkpoints, steps),
+                      train_dataset=Dataset.from_list(examples), data_collator=collator,
+                      callbacks=[MLflowLogger(collator)])
+    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+    run = contextlib.nullcontext()
+    if is_main:
+        tracking.setup()
+        tags = tracking.common_tags("train", size, [paths.subset_file(size)])
+        run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints))
+    with run as active:
+        if is_main:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            tracking.write_run_id(checkpoints, active.info.run_id)
+            tracking.log_params({"size": size, "seed": params.seed, "student": to_dict(params.student),
+                                 "train": to_dict(params.train), "optimizer_steps": steps,
+                                 "world_size": world_size, "parameters": count_parameters(model)})
+        if resume:
+            print(f"train: resuming from {resume}")
+        start = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=resume)
+        seconds = time.perf_counter() - start
+        if not is_main:
+            return
+        summary = {
+            "size": size, "examples": len(examples), **{f"examples_{k}": v for k, v in counts.items()},
+            "optimizer_steps": trainer.state.global_step, "train_seconds": seconds, "resumed_from": resume,
+            "train_loss": result.training_loss, "final_loss": _last_loss(trainer.state.log_history),
+            "real_tokens": collator.real_tokens, "real_tokens_per_sec": collator.real_tokens / seconds,
+            "padding_fraction": collator.padding_fraction,
+            "parameters": count_parameters(model), "world_size": world_size,
+        }
+        out = paths.student_dir(size)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": trainer.state.log_history})
+        tracking.write_run_id(tmp, active.info.run_id)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        tracking.log_metrics({k: v for k, v in summary.items() if k != "size"})
+        tracking.log_student_model(out, params.student.registered_name, size)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved; the checkpoints served resume only
+    print(f"train: n{size}: {summary['optimizer_steps']} steps in {seconds:.0f}s, "
+          f"loss {summary['final_loss']:.3f}, padding {summary['padding_fraction']:.1%} -> {out}")
+
+
+def _last_loss(history: list[dict]) -> float:
+    losses = [h["loss"] for h in history if "loss" in h]
+    return losses[-1] if losses else float("nan")
+
+
+if __name__ == "__main__":
+    from kdscale.cli import run
+
+    run(main)
