@@ -82,7 +82,7 @@ def tiny_params(teacher_dir: Path, **overrides) -> dict:
     params = yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text())
     params["data"].update(pool_size=24, heldout_size=6)
     params["teacher"].update(model=str(teacher_dir), prompt_format="alpaca", max_new_tokens=12, batch_size=8)
-    params["teacher"]["filters"].update(repetition=False, echo=False)  # a random teacher repeats itself
+    params["teacher"]["filters"].update(empty=False, repetition=False, echo=False)  # a random teacher babbles
     params["student"].update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                              max_position_embeddings=512)
     params["scaling"]["sizes"] = [8, 16]

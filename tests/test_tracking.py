@@ -27,7 +27,7 @@ def isolated(tmp_path, monkeypatch):
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    monkeypatch.setattr(tracking, "_ready", None)
+    monkeypatch.setattr(tracking, "_setup_uri", None)
     yield tmp_path
     while mlflow.active_run():
         mlflow.end_run()
@@ -126,6 +126,7 @@ def test_concurrent_writers_on_fresh_db(tmp_path):
         import sys, time
         from pathlib import Path
         from kdscale import tracking
+        Path({str(tmp_path)!r}, "ready" + sys.argv[1]).touch()
         while not Path({str(go)!r}).exists():
             time.sleep(0.01)
         tracking.setup()
@@ -137,7 +138,9 @@ def test_concurrent_writers_on_fresh_db(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC), "DVC_ROOT": str(tmp_path)}
     procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
-    time.sleep(3)  # let all three import mlflow, then release them together
+    deadline = time.time() + 60  # let all three import mlflow, then release them together
+    while len(list(tmp_path.glob("ready*"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
     assert not (tmp_path / "mlflow.db").exists()
     go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
@@ -167,7 +170,7 @@ def test_common_tags(tmp_path, monkeypatch):
     assert tags["kdscale.size"] == "500"
     assert tags["kdscale.dvc_exp"] == tags["kdscale.study"] == "workspace"
     assert tags["mlflow.source.git.commit"] == git(tmp_path, "rev-parse", "HEAD")
-    assert tracking.common_tags("report", None, [])  .keys().isdisjoint({"kdscale.size", "kdscale.data_md5"})
+    assert tracking.common_tags("report", None, []).keys().isdisjoint({"kdscale.size", "kdscale.data_md5"})
 
     # Deterministic, and follows the content (not mtimes).
     md5 = tags["kdscale.data_md5"]
@@ -205,6 +208,26 @@ def test_params_and_metrics():
     assert len(got.params["note"]) == 6000
     assert len([k for k in got.params if k.startswith("many.")]) == 150
     assert got.metrics == {"loss": 1.5, "eval.ppl": 3.0}
+
+
+def test_retry_waits_out_a_locked_database():
+    from mlflow.exceptions import MlflowException
+
+    calls = []
+
+    def flaky(x, scale=1):
+        calls.append(x)
+        if len(calls) < 3:
+            raise MlflowException("(sqlite3.OperationalError) database is locked")
+        return x * scale
+
+    assert tracking.retry(flaky, 2, scale=3, delay=0) == 6 and len(calls) == 3
+    calls.clear()
+    with pytest.raises(MlflowException, match="locked"):  # bounded
+        tracking.retry(flaky, 1, attempts=2, delay=0)
+    with pytest.raises(ValueError):  # not a busy store: no retry
+        tracking.retry(lambda: calls.append(0) or int("x"), delay=0)
+    assert calls == [1, 1, 0]
 
 
 def test_disable_hf_integrations(monkeypatch):
@@ -247,7 +270,7 @@ def test_student_pyfunc_round_trip(tmp_path):
     assert uri == "models:/kdscale-student/1"
     client = MlflowClient()
     version = client.get_model_version_by_alias("kdscale-student", "n5")
-    assert version.version == "1" and version.tags["kdscale.size"] == "5"
+    assert str(version.version) == "1" and version.tags["kdscale.size"] == "5"
     assert version.run_id == run.info.run_id
     assert client.get_run(run.info.run_id).data.tags["kdscale.model_uri"] == uri
 
@@ -255,7 +278,18 @@ def test_student_pyfunc_round_trip(tmp_path):
     answers = model.predict(["Say hi."], params={"max_new_tokens": 4})
     assert isinstance(answers, list) and len(answers) == 1 and isinstance(answers[0], str)
     assert len(model.predict(["Say hi.", "Say bye."], params={"max_new_tokens": 2})) == 2
-    # The package travels with the model, so it loads where kdscale is not installed.
+
+    # The package travels with the model (code_paths), so it loads where kdscale is not installed.
     local = Path(mlflow.artifacts.download_artifacts("models:/kdscale-student@n5"))
     assert (local / "code" / "kdscale" / "tracking.py").is_file()
     assert not list(local.rglob("__pycache__"))
+    script = ("import importlib.util, os, sys; "  # hide kdscale however it is installed (PYTHONPATH, .pth)
+              "sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or '.', 'kdscale'))]; "
+              "import mlflow; assert importlib.util.find_spec('kdscale') is None; "
+              "m = mlflow.pyfunc.load_model('models:/kdscale-student@n5'); "
+              "import kdscale; print(kdscale.__file__); print(m.predict(['Say hi.'], params={'max_new_tokens': 2}))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "/code/kdscale/" in out.stdout

@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers.utils import logging as hf_logging
 
 from kdscale.errors import UserError
 
@@ -21,6 +22,8 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_EOS = "<|im_end|>"
 SCRATCH = "scratch"
 SOURCE_FILE = "kdscale_source.json"  # where a materialised model came from
+
+hf_logging.disable_progress_bar()  # per-shard bars would drown the stage's own progress
 
 
 def embedded_gguf_folder() -> Path:
@@ -160,7 +163,3 @@ def count_parameters(model: torch.nn.Module) -> int:
 def max_context(model, tokenizer) -> int:
     n = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     return int(n or tokenizer.model_max_length)
-
-
-def model_config(path: Path):
-    return AutoConfig.from_pretrained(path)

@@ -82,8 +82,8 @@ def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
     for ax, (key, title, log_y) in zip(axes.flat, panels):
         ys = [students[n][key] for n in sizes]
         if key == "pass_rate":
-            low = [students[n][key] - students[n]["pass_rate_ci_low"] for n in sizes]
-            high = [students[n]["pass_rate_ci_high"] - students[n][key] for n in sizes]
+            low = [max(students[n][key] - students[n]["pass_rate_ci_low"], 0.0) for n in sizes]
+            high = [max(students[n]["pass_rate_ci_high"] - students[n][key], 0.0) for n in sizes]
             ax.errorbar(sizes, ys, yerr=[low, high], marker="o", capsize=4, label="students")
         else:
             ax.plot(sizes, ys, marker="o", label="students")

@@ -19,7 +19,6 @@ and the experiment's creation happen under a file lock, and calls retry "databas
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -32,11 +31,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import mlflow
-import mlflow.pyfunc
-import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+# Stage logs show our own progress; MLflow's per-file download bars only add noise.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402
+import mlflow.pyfunc  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, and MLflow's own retries only
+    fcntl = None
 
 RUN_ID_FILE = "mlflow_run.json"
 DB_FILE = "mlflow.db"
@@ -99,8 +105,7 @@ def artifact_location(uri: str | None = None) -> str | None:
 # ----------------------------------------------------------------------------- concurrency
 
 def _transient(e: Exception) -> bool:
-    text = str(e).lower()
-    if "database is locked" in text or "database table is locked" in text or "busy" in text:
+    if "is locked" in str(e):  # sqlite3: "database is locked", "database table is locked"
         return True
     if isinstance(e, MlflowException):
         return e.error_code == "TEMPORARILY_UNAVAILABLE"
@@ -122,6 +127,9 @@ def retry(fn, *args, attempts: int = 6, delay: float = 0.5, **kwargs):
 
 @contextlib.contextmanager
 def _file_lock(path: Path):
+    if fcntl is None:
+        yield
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -131,12 +139,12 @@ def _file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-_ready: tuple[str, str, str] | None = None  # (uri, experiment name, experiment id) of the last setup()
+_setup_uri: str | None = None  # the store of the last setup() in this process
 
 
 def setup(experiment_name: str = "kdscale") -> str:
     """Point MLflow at the store and make the experiment the active one; returns its id."""
-    global _ready
+    global _setup_uri
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     db = _sqlite_path(uri)
@@ -159,7 +167,7 @@ def setup(experiment_name: str = "kdscale") -> str:
             if exp.lifecycle_stage == "deleted":  # deleted in the UI: bring it back rather than fail
                 retry(client.restore_experiment, exp_id)
     retry(mlflow.set_experiment, experiment_id=exp_id)
-    _ready = (uri, experiment_name, exp_id)
+    _setup_uri = uri
     return exp_id
 
 
@@ -230,7 +238,7 @@ def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None):
     keeps its tags: a tag of this stage that would change one goes under `<key>.<stage>`.
     The run ends FINISHED, or FAILED when the block raises (KILLED on Ctrl-C).
     """
-    if _ready is None or _ready[0] != tracking_uri():
+    if _setup_uri != tracking_uri():  # a stage that forgot setup() still writes to the right store
         setup()
     tags = {"kdscale.stage": stage, **{k: str(v) for k, v in tags.items()}}
     existing = _existing_run(run_id) if run_id else None
@@ -300,6 +308,10 @@ def log_artifact(path: Path, artifact_path: str | None = None) -> None:
         retry(mlflow.log_artifact, str(path), artifact_path=artifact_path)
 
 
+def log_dict(d: dict, artifact_file: str) -> None:
+    retry(mlflow.log_dict, d, artifact_file)
+
+
 def write_run_id(folder: Path, run_id: str) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -323,52 +335,6 @@ def disable_hf_integrations() -> None:
 
 
 # ----------------------------------------------------------------------------- models
-
-class StudentModel(mlflow.pyfunc.PythonModel):
-    """A student checkpoint as a pyfunc: instructions in, greedy answers out.
-
-    mlflow.transformers.log_model fails with transformers 5 here, so the checkpoint folder
-    is the model's artifact and kdscale's own loader and generation engine serve it.
-    """
-
-    def load_context(self, context):
-        from kdscale.models import load_model
-
-        self.model, self.tokenizer = load_model(context.artifacts["checkpoint"], "checkpoint")
-
-    # The hint only quiets MLflow's nudge to add one: a DataFrame hint turns off its type-hint
-    # validation, and the signature given at logging time checks the input instead.
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
-        from kdscale.generation import DecodeParams, generate_all
-        from kdscale.prompts import alpaca_prompt
-
-        params = params or {}
-        if hasattr(model_input, "columns"):  # a DataFrame
-            column = "instruction" if "instruction" in model_input.columns else model_input.columns[0]
-            inputs = model_input["input"] if "input" in model_input.columns else [""] * len(model_input)
-            records = [(str(i), "" if x is None or x != x else str(x)) for i, x in zip(model_input[column], inputs)]
-        elif isinstance(model_input, str):
-            records = [(model_input, "")]
-        else:
-            records = [(str(i), "") for i in model_input]
-        if not records:
-            return []
-        decode = DecodeParams(max_new_tokens=int(params.get("max_new_tokens", 128)))
-        batch_size = int(params.get("batch_size", 8))
-        prompts = [alpaca_prompt(instruction, input) for instruction, input in records]
-        return [c.text for c in generate_all(self.model, self.tokenizer, prompts, decode, batch_size)]
-
-
-def _signature():
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-
-    return ModelSignature(
-        inputs=Schema([ColSpec("string")]),
-        outputs=Schema([ColSpec("string")]),
-        params=ParamSchema([ParamSpec("max_new_tokens", "long", 128), ParamSpec("batch_size", "long", 8)]),
-    )
-
 
 def _requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
@@ -398,10 +364,9 @@ def log_student_model(model_dir: Path, registered_name: str, size: int | None = 
         # Not retried: a retry after a half-done registration would add a second version.
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=StudentModel(),
+            python_model=str(Path(__file__).with_name("serving.py")),  # models from code: no pickle
             artifacts={"checkpoint": str(Path(model_dir).resolve())},
             code_paths=[str(tmp / "kdscale")],
-            signature=_signature(),
             input_example=(["Say hi."], {"max_new_tokens": 8}),  # log_model checks that it loads and answers
             pip_requirements=_requirements(),
             registered_model_name=registered_name,
