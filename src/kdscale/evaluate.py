@@ -96,16 +96,20 @@ def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: Eva
 def speed(model, tokenizer, prompt: str, ev: EvalParams) -> dict:
     """Batch-1 greedy decoding of exactly `speed_new_tokens` tokens: one warm-up, then K timed runs."""
     fixed = DecodeParams(max_new_tokens=ev.speed_new_tokens, min_new_tokens=ev.speed_new_tokens)
-    generate_batch(model, tokenizer, [prompt], fixed, seed=0)  # warm-up
-    latencies = []
-    for _ in range(ev.speed_runs):
+
+    def timed(prompts: list[str]) -> float:
         start = time.perf_counter()
-        generate_batch(model, tokenizer, [prompt], fixed, seed=0)
-        latencies.append(time.perf_counter() - start)
+        answers = generate_batch(model, tokenizer, prompts, fixed, seed=0)
+        seconds = time.perf_counter() - start
+        if any(a.n_tokens != ev.speed_new_tokens for a in answers):  # the metric assumes exactly N tokens
+            raise RuntimeError(f"speed: asked for exactly {ev.speed_new_tokens} new tokens, got "
+                               f"{sorted({a.n_tokens for a in answers})}")
+        return seconds
+
+    timed([prompt])  # warm-up
+    latencies = [timed([prompt]) for _ in range(ev.speed_runs)]
     mean = statistics.mean(latencies)
-    start = time.perf_counter()
-    generate_batch(model, tokenizer, [prompt] * ev.batch_size, fixed, seed=0)
-    batched = ev.batch_size * ev.speed_new_tokens / (time.perf_counter() - start)
+    batched = ev.batch_size * ev.speed_new_tokens / timed([prompt] * ev.batch_size)
     return {
         "tokens_per_sec": ev.speed_new_tokens / mean,
         "tokens_per_sec_median": ev.speed_new_tokens / statistics.median(latencies),
@@ -116,10 +120,26 @@ def speed(model, tokenizer, prompt: str, ev: EvalParams) -> dict:
     }
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak, so that the one reported is that of generation, not of loading or scoring."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
+    """Peak since reset_peak_memory: allocated GPU memory, or the process's resident set (VmHWM)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1024**2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # lifetime peak; KiB on Linux
 
 
 def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev: EvalParams,
@@ -136,6 +156,7 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
         metrics["perplexity_reference"] = perplexity(model, tokenizer, with_reference, prompt_format,
                                                      ev.batch_size, response_key="reference")
     prompts = load_adherence(ev.adherence_file or None)
+    reset_peak_memory(model.device)
     adherence_metrics, samples = adherence(model, tokenizer, prompts, prompt_format, ev)
     metrics.update(adherence_metrics)
     metrics.update(speed(model, tokenizer, build_prompt(prompts[0], prompt_format, tokenizer), ev))

@@ -58,7 +58,11 @@ def atomic_open(path: str | Path, mode: str = "w"):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise UserError(f"{path.parent}: cannot write there ({e.strerror}); choose a writable folder") from None
+        raise UserError(f"{path.parent}: cannot write {path.name} there ({e.strerror}); "
+                        f"remove whatever blocks that folder or make it writable") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files owner-only; outputs are ordinary files
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 
+import mlflow
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
@@ -49,16 +50,19 @@ def fit_saturating(sizes: list[int], values: list[float]) -> dict | None:
 
 
 def doubling_threshold(fit: dict, threshold: float, limit: float = 1e9) -> float | None:
-    """The smallest N at which doubling the data lowers the fitted value by less than `threshold` (relative)."""
-    def value(n):
-        return fit["floor"] + fit["b"] * n ** -fit["alpha"]
+    """The N beyond which doubling the data lowers the fitted value by less than `threshold` (relative).
 
-    n = 1.0
-    while n < limit:
-        if (value(n) - value(2 * n)) / value(n) < threshold:
-            return n
-        n *= 1.05
-    return None
+    With v(N) = floor + b N^-alpha the gain (v(N) - v(2N)) / v(N) = b N^-alpha c / (floor + b N^-alpha),
+    c = 1 - 2^-alpha, falls with N; it equals the threshold at N = (b (c - t) / (t floor))^(1 / alpha).
+    """
+    floor, b, alpha, t = fit["floor"], fit["b"], fit["alpha"], threshold
+    c = 1 - 2**-alpha
+    if c <= t:
+        return 1.0  # even the first doubling gains less than the threshold
+    if floor <= 0:
+        return None  # a pure power law: every doubling gains c
+    n = (b * (c - t) / (t * floor)) ** (1 / alpha)
+    return max(n, 1.0) if n < limit else None
 
 
 def _fmt(value, digits=2):
@@ -90,6 +94,8 @@ def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
         if key in teacher:
             ax.axhline(teacher[key], color="gray", linestyle="--", label="teacher")
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])  # the study's sizes, not crowded minor labels
+        ax.minorticks_off()
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel("training samples (teacher answers)")
@@ -98,7 +104,8 @@ def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
         ax.legend()
     fig.suptitle("kdscale: student quality and cost against teacher-written data")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with atomic_open(out, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -138,9 +145,10 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
               f"{rp.weight_speed} x tokens_per_sec / {summary['max_tokens_per_sec']:.1f} (the fastest model's "
               "tokens/s in this study). Pass rates are prompt-level strict adherence on "
               f"{teacher['adherence_prompts']} prompts; intervals are 95% Wilson intervals.", "",
-              "Rankings under other weightings (best first): "]
+              "Rankings under other weightings (perplexity / pass rate / speed; best first):", ""]
     for name, ranking in summary["rankings"].items():
-        lines.append(f"- {name}: {', '.join(ranking)}")
+        w = OTHER_WEIGHTINGS.get(name, (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed))
+        lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {', '.join(ranking)}")
     lines += ["", "## Students as a fraction of the teacher", "",
               "| model | perplexity ratio | pass-rate ratio | speedup | size ratio |", "|---|---|---|---|---|"]
     for n in sizes:
@@ -155,8 +163,10 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
                      f"(R^2 {fit['r2']:.3f} on log scale).")
         lines.append(f"Doubling the data lowers the fitted perplexity by less than {rp.doubling_gain_threshold:.0%} "
                      + (f"beyond about N = {at:,.0f} samples." if at else "nowhere below 10^9 samples."))
-    else:
+    elif len(sizes) < 3:
         lines.append("Too few sizes for a fit (at least 3 are needed).")
+    else:
+        lines.append("No saturating fit: perplexity does not fall with the sample count.")
     lines += ["", "## Cost", "", "| step | seconds |", "|---|---|",
               f"| teacher generation ({generation['answers']} answers, {generation['generated_tokens']} tokens) | "
               f"{generation['generation_seconds']:.0f} |"]
@@ -197,6 +207,8 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
     return {
         "weights": {"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
         "max_tokens_per_sec": max(m["tokens_per_sec"] for m in models.values()),
+        "normalisation": "q_ppl = 1 / perplexity; q_speed = tokens_per_sec / max_tokens_per_sec (the fastest "
+                         "model of the study, teacher included); pass_rate as measured",
         "combined_score": scores,
         "best_student_size": best,
         "rankings": rankings,
@@ -238,6 +250,8 @@ def main(argv=None) -> None:
         tracking.log_metrics({f"combined_score.{k}": v for k, v in summary["combined_score"].items()})
         for name in ["scaling.png", "report.md", "summary.json"]:
             tracking.log_artifact(paths.REPORTS_DIR / name)
+        tracking.retry(mlflow.log_text, "\n".join(["# Answers side by side", ""] + side_by_side(
+            teacher_samples, student_samples)) + "\n", "side_by_side.md")
     print(f"report: {paths.REPORTS_DIR / 'report.md'}; best combined score: n={summary['best_student_size']}")
 
 
