@@ -28,7 +28,8 @@ def run(main, argv=None) -> None:
     try:
         main(argv)
     except UserError as e:
-        print(f"kdscale: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split("\n"))  # one line, even when it quotes a library's multi-line error
+        print(f"kdscale: error: {message}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("kdscale: interrupted; finished work is kept, run the stage again to resume", file=sys.stderr)

@@ -172,7 +172,10 @@ def _coerce(value, hint, key: str, where: str):
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
             raise bad
-        return [_coerce(v, item, key, where) for v in value]
+        try:
+            return [_coerce(v, item, key, where) for v in value]
+        except UserError:
+            raise bad from None  # name the list's type, not its item's
     if hint is bool:
         if not isinstance(value, bool):
             raise bad
@@ -196,7 +199,8 @@ def _coerce(value, hint, key: str, where: str):
 
 def _describe(hint) -> str:
     if typing.get_origin(hint) is list:
-        return f"a list of {_describe(typing.get_args(hint)[0])}s"
+        item = typing.get_args(hint)[0]
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(item, str(item))
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 

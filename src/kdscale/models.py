@@ -11,10 +11,6 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-from transformers.utils import logging as hf_logging
-
 from kdscale.errors import UserError
 
 EMBEDDED = "embedded"
@@ -23,7 +19,15 @@ EMBEDDED_EOS = "<|im_end|>"
 SCRATCH = "scratch"
 SOURCE_FILE = "kdscale_source.json"  # where a materialised model came from
 
-hf_logging.disable_progress_bar()  # per-shard bars would drown the stage's own progress
+
+def _transformers():
+    """transformers, imported on first use: a wrong path or an unreachable hub is reported
+    before the 5-20 s it takes to import torch and transformers on a small CPU."""
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-shard bars would drown the stage's own progress
+    return transformers
 
 
 def embedded_gguf_folder() -> Path:
@@ -39,17 +43,23 @@ def is_local(spec: str) -> bool:
     return Path(spec).expanduser().is_dir()
 
 
-def _from_pretrained(loader, spec: str, key: str, revision: str = "", **kwargs):
-    """Load from a local folder, the HF cache, or the hub; a one-line error otherwise."""
+def _from_pretrained(loader: str, spec: str, key: str, revision: str = "", **kwargs):
+    """Load with transformers' `loader` class from a local folder, the HF cache, or the hub;
+    a one-line error otherwise."""
     if is_local(spec):
-        return loader.from_pretrained(str(Path(spec).expanduser()), **kwargs)
+        try:
+            return getattr(_transformers(), loader).from_pretrained(str(Path(spec).expanduser()), **kwargs)
+        except (OSError, ValueError) as e:  # a folder without the files save_pretrained writes
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(": ")
+            raise UserError(f"{key}: cannot load the folder {spec} ({reason}); give a folder written by "
+                            f"save_pretrained (config, tokenizer, safetensors weights) or a hub id") from None
     if spec.startswith((".", "/", "~")):
         raise UserError(f"{key}: folder not found: {spec}; give an existing model folder or a hub id")
     from kdscale.hub import prepare_hub_access
 
     prepare_hub_access(spec, "model", key)
     try:
-        return loader.from_pretrained(spec, revision=revision or None, **kwargs)
+        return getattr(_transformers(), loader).from_pretrained(spec, revision=revision or None, **kwargs)
     except OSError as e:
         raise UserError(f"{key}: cannot load '{spec}' ({str(e).splitlines()[0]}); check the id or give a folder") \
             from None
@@ -62,7 +72,7 @@ def ensure_pad_token(tokenizer) -> None:
 
 
 def load_tokenizer(spec: str, key: str, revision: str = "", trust_remote_code: bool = False):
-    tokenizer = _from_pretrained(AutoTokenizer, spec, key, revision, trust_remote_code=trust_remote_code)
+    tokenizer = _from_pretrained("AutoTokenizer", spec, key, revision, trust_remote_code=trust_remote_code)
     if tokenizer.eos_token is None:
         raise UserError(f"{key}: the tokenizer of '{spec}' has no EOS token; the study needs one to end answers")
     ensure_pad_token(tokenizer)
@@ -71,8 +81,10 @@ def load_tokenizer(spec: str, key: str, revision: str = "", trust_remote_code: b
 
 def load_model(spec: str, key: str, revision: str = "", trust_remote_code: bool = False):
     """A causal LM and its tokenizer, in float32 (bf16 is far slower than fp32 on CPUs)."""
-    tokenizer = load_tokenizer(spec, key, revision, trust_remote_code)
-    model = _from_pretrained(AutoModelForCausalLM, spec, key, revision, dtype=torch.float32,
+    tokenizer = load_tokenizer(spec, key, revision, trust_remote_code)  # checks the path or the hub first
+    import torch
+
+    model = _from_pretrained("AutoModelForCausalLM", spec, key, revision, dtype=torch.float32,
                              use_safetensors=True, trust_remote_code=trust_remote_code)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -81,9 +93,12 @@ def load_model(spec: str, key: str, revision: str = "", trust_remote_code: bool 
 
 def convert_embedded(out_dir: Path) -> dict:
     """Dequantise the GGUF teacher once into a safetensors folder (about 40 s)."""
+    import torch
+
     folder = embedded_gguf_folder()
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=EMBEDDED_GGUF)
-    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=EMBEDDED_GGUF, dtype=torch.float32)
+    transformers = _transformers()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=EMBEDDED_GGUF)
+    gguf_model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=EMBEDDED_GGUF, dtype=torch.float32)
     if tokenizer.eos_token != EMBEDDED_EOS or tokenizer.pad_token != EMBEDDED_EOS:
         raise RuntimeError(f"embedded teacher: expected eos and pad {EMBEDDED_EOS!r}, "
                            f"got {tokenizer.eos_token!r} / {tokenizer.pad_token!r}")
@@ -91,7 +106,7 @@ def convert_embedded(out_dir: Path) -> dict:
     config = gguf_model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(gguf_model.state_dict())
     model.generation_config = gguf_model.generation_config
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -104,15 +119,23 @@ def materialize(spec: str, key: str, out_dir: Path, revision: str = "", trust_re
     """Write the model named by `spec` as a safetensors folder; returns where it came from."""
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if spec == EMBEDDED:
-        source = convert_embedded(tmp)
-    else:
-        model, tokenizer = load_model(spec, key, revision, trust_remote_code)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        source = {"model": spec, "revision": getattr(model.config, "_commit_hash", None) or revision or "local"}
-    (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as e:
+        raise UserError(f"{out_dir.parent}: cannot write there ({e.strerror}); "
+                        f"remove whatever blocks that folder or make it writable") from None
+    try:  # a failed load leaves no half-written folder behind
+        if spec == EMBEDDED:
+            source = convert_embedded(tmp)
+        else:
+            model, tokenizer = load_model(spec, key, revision, trust_remote_code)
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            source = {"model": spec, "revision": getattr(model.config, "_commit_hash", None) or revision or "local"}
+        (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return source
@@ -120,6 +143,8 @@ def materialize(spec: str, key: str, out_dir: Path, revision: str = "", trust_re
 
 def scratch_student(tokenizer, student) -> LlamaForCausalLM:
     """A small Llama with the teacher's vocabulary, randomly initialised."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=student.hidden_size,
@@ -139,6 +164,8 @@ def scratch_student(tokenizer, student) -> LlamaForCausalLM:
 def load_student_base(student, teacher_dir: Path, seed: int):
     """The student before training: from scratch with the teacher's tokenizer, or pretrained."""
     if student.model == SCRATCH:
+        import torch
+
         tokenizer = load_tokenizer(str(teacher_dir), "teacher.model")
         torch.manual_seed(seed)
         return scratch_student(tokenizer, student), tokenizer

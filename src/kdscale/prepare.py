@@ -8,6 +8,7 @@ adherence set are excluded from both, so evaluation never tests on training data
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sklearn.model_selection import train_test_split
 
@@ -39,6 +40,9 @@ def main(argv=None) -> None:
             f"data.source '{data.source}' has {len(records)} distinct prompts but data.pool_size + "
             f"data.heldout_size = {needed}; lower them (and scaling.sizes) or use a larger source"
         )
+    if duplicates:
+        print(f"prepare: warning: {data.source} has {duplicates} duplicate records (same instruction and input); "
+              f"kept the first of each (counted in {paths.PREPARE_STATS})", file=sys.stderr)
     pool, heldout = split_prompts(records, data.pool_size, data.heldout_size, data.split_seed)
     write_jsonl(paths.POOL_PROMPTS, pool)
     write_jsonl(paths.HELDOUT_PROMPTS, heldout)

@@ -43,11 +43,16 @@ def _read_local(path: Path) -> list[dict]:
         return rows
     if path.suffix == ".parquet":
         import datasets
+        from datasets.utils import logging as datasets_logging
 
+        verbosity = datasets_logging.get_verbosity()
+        datasets_logging.set_verbosity(datasets_logging.CRITICAL)  # its own log line would repeat ours
         try:
             return datasets.Dataset.from_parquet(str(path)).to_list()
         except Exception as e:  # pyarrow raises several types for a broken file
             raise UserError(f"{path}: cannot read as Parquet ({e}); check the file") from None
+        finally:
+            datasets_logging.set_verbosity(verbosity)
     raise UserError(f"data.source: unsupported file type {path.suffix!r}; use .json, .jsonl or .parquet")
 
 
@@ -67,10 +72,10 @@ def _read_hub(dataset_id: str) -> list[dict]:
 def to_prompt(row: dict, where: str) -> dict:
     instruction = row.get("instruction")
     if not isinstance(instruction, str) or not instruction.strip():
-        raise UserError(f"{where}: record has no 'instruction' (or it is empty); every record needs one")
+        raise UserError(f"{where}: no 'instruction' (or it is empty); give every record one, or remove the record")
     input = row.get("input") or ""
     if not isinstance(input, str):
-        raise UserError(f"{where}: 'input' must be a string")
+        raise UserError(f"{where}: 'input' must be a string; use \"\" or leave it out when there is none")
     record = {"id": prompt_id(instruction, input), "instruction": instruction.strip(), "input": input.strip()}
     output = row.get("output")
     if isinstance(output, str) and output.strip():

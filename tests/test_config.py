@@ -1,0 +1,256 @@
+"""params.yaml: parsing into typed objects, validation messages, and the packaged profiles."""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdscale import config
+from kdscale.cli import main
+from kdscale.config import CHOICES, POSITIVE, Params, check_size, load_params, parse_params, to_dict
+from kdscale.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = sorted((REPO / "src/kdscale/profiles").glob("*.yaml"))
+
+
+def embedded() -> dict:
+    return yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text(encoding="utf-8"))
+
+
+def with_value(key: str, value) -> dict:
+    """The embedded profile with one dotted key set."""
+    raw = copy.deepcopy(embedded())
+    *sections, last = key.split(".")
+    node = raw
+    for section in sections:
+        node = node[section]
+    node[last] = value
+    return raw
+
+
+def error(raw) -> str:
+    with pytest.raises(UserError) as e:
+        parse_params(raw)
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: ")  # names the file
+    return message
+
+
+# -----------------------------------------------------------------------------
+# what parses
+
+
+def test_defaults_parse():
+    assert parse_params({}) == Params()
+    assert parse_params(None) == Params()
+    assert parse_params({"data": None}) == Params()  # an empty section keeps its defaults
+
+
+def test_profiles_are_packaged_and_validate():
+    names = [p.stem for p in PROFILES]
+    assert names == ["embedded", "paper"]
+    packaged = sorted(p.name for p in (resources.files("kdscale") / "profiles").iterdir() if p.name.endswith(".yaml"))
+    assert packaged == [p.name for p in PROFILES]
+    for path in PROFILES:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = parse_params(raw, path.name)
+        # every key is spelled out, so the file documents the whole configuration
+        assert set(config.flatten(raw)) == set(config.flatten(to_dict(params)))
+
+
+def test_params_yaml_is_the_embedded_profile():
+    assert (REPO / "params.yaml").read_bytes() == (REPO / "src/kdscale/profiles/embedded.yaml").read_bytes()
+    # and the embedded profile is what the dataclass defaults say
+    assert to_dict(parse_params(embedded())) == to_dict(Params())
+
+
+def test_paper_profile_is_the_paper_setting():
+    params = parse_params(yaml.safe_load((REPO / "src/kdscale/profiles/paper.yaml").read_text()))
+    assert params.scaling.sizes == [500, 2000, 5000, 10000, 15000]
+    assert (params.teacher.model, params.student.model) == ("gpt2-xl", "gpt2")
+    assert (params.train.epochs, params.train.learning_rate, params.train.batch_size) == (2.0, 5e-5, 16)
+    assert params.data.source == "tatsu-lab/alpaca"
+
+
+def test_ints_are_accepted_as_floats_and_null_strings_as_empty():
+    params = parse_params(with_value("train.learning_rate", 1))
+    assert params.train.learning_rate == 1.0 and isinstance(params.train.learning_rate, float)
+    assert parse_params(with_value("teacher.revision", None)).teacher.revision == ""
+
+
+# -----------------------------------------------------------------------------
+# what does not
+
+
+@pytest.mark.parametrize("raw, named, suggestion", [
+    ({"data": {"poolsize": 3}}, "'data.poolsize'", "did you mean 'data.pool_size'?"),
+    ({"trian": {}}, "'trian'", "did you mean 'train'?"),
+    ({"teacher": {"filters": {"emtpy": True}}}, "'teacher.filters.emtpy'", "did you mean 'teacher.filters.empty'?"),
+    ({"scaling": {"size": [1]}}, "'scaling.size'", "did you mean 'scaling.sizes'?"),
+])
+def test_unknown_key_is_named_with_the_closest_suggestion(raw, named, suggestion):
+    message = error(raw)
+    assert f"unknown key {named}" in message
+    assert suggestion in message
+
+
+def test_unknown_key_without_a_close_match_lists_the_known_keys():
+    message = error({"report": {"zzz": 1}})
+    assert "unknown key 'report.zzz'" in message
+    assert "known keys: weight_perplexity, weight_pass_rate, weight_speed" in message
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("data.pool_size", "many", "must be an integer, got 'many'"),
+    ("data.pool_size", 440.0, "must be an integer, got 440.0"),
+    ("data.pool_size", True, "must be an integer, got True"),
+    ("seed", "0", "must be an integer, got '0'"),
+    ("scaling.sizes", 100, "must be a list of integers, got 100"),
+    ("scaling.sizes", [25, "50"], "must be a list of integers, got [25, '50']"),
+    ("teacher.do_sample", "yes", "must be true or false, got 'yes'"),
+    ("train.learning_rate", "fast", "must be a number, got 'fast'"),
+    ("data.source", 5, "must be a string, got 5"),
+    ("data", 5, "'data' must be a mapping, got 5"),
+    ("teacher.filters", [], "'teacher.filters' must be a mapping, got []"),
+])
+def test_wrong_type_names_the_key_and_the_type(key, value, expected):
+    message = error(with_value(key, value))
+    assert f"'{key}'" in message
+    assert expected in message
+
+
+def test_whole_file_must_be_a_mapping():
+    assert "must be a mapping" in error(["seed", 0])
+
+
+@pytest.mark.parametrize("key, allowed", sorted(CHOICES.items()))
+def test_invalid_choice_lists_the_allowed_values(key, allowed):
+    message = error(with_value(key, "nope"))
+    assert f"'{key}' must be one of {sorted(allowed)}, got 'nope'" in message
+
+
+@pytest.mark.parametrize("key", sorted(POSITIVE))
+def test_non_positive_values(key):
+    assert f"'{key}' must be positive, got 0" in error(with_value(key, 0))
+
+
+@pytest.mark.parametrize("sizes, expected", [
+    ([], "'scaling.sizes' is empty"),
+    ([0, 50], "'scaling.sizes' must be positive sample counts, got 0"),
+    ([25, -50], "'scaling.sizes' must be positive sample counts, got -50"),
+    ([25, 50, 25], "'scaling.sizes' repeats 25; list each sample count once"),
+])
+def test_bad_sizes(sizes, expected):
+    assert expected in error(with_value("scaling.sizes", sizes))
+
+
+def test_size_larger_than_the_pool():
+    message = error(with_value("scaling.sizes", [25, 441]))
+    assert "asks for 441 samples but 'data.pool_size' is 440" in message
+    assert "raise data.pool_size or lower the largest size" in message
+    parse_params(with_value("scaling.sizes", [25, 440]))  # equal is fine
+
+
+def test_negative_source_cap():
+    assert "'data.max_source_records' must be 0 (no cap) or positive" in error(
+        with_value("data.max_source_records", -1))
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.5, 0.5), (0.3, 0.3, 0.3), (1.2, -0.1, -0.1)])
+def test_weights_must_be_non_negative_and_sum_to_one(weights):
+    raw = embedded()
+    raw["report"].update(weight_perplexity=weights[0], weight_pass_rate=weights[1], weight_speed=weights[2])
+    message = error(raw)
+    assert "must be non-negative and sum to 1" in message
+    assert "'report.weight_speed'" in message
+
+
+def test_weights_summing_to_one_in_floating_point():
+    raw = embedded()
+    raw["report"].update(weight_perplexity=0.1, weight_pass_rate=0.7, weight_speed=0.2)  # 0.9999999999999999
+    parse_params(raw)
+
+
+def test_cross_field_rules():
+    assert "'train.schedule: steps' needs a positive 'train.max_steps'" in error(with_value("train.schedule", "steps"))
+    assert "multiple of 'student.num_heads'" in error(with_value("student.num_heads", 3))
+
+
+def test_check_size():
+    params = Params()
+    assert check_size(params, 25) == 25
+    with pytest.raises(UserError, match=r"--size 30 is not in scaling.sizes \[25, 50, 100, 200, 400\]"):
+        check_size(params, 30)
+
+
+# -----------------------------------------------------------------------------
+# the file itself
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 0\ndata:\n  source: builtin\n  pool_size: [440\nteacher: {}\n", encoding="utf-8")
+    with pytest.raises(UserError) as e:
+        load_params(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}:5: not valid YAML")
+    assert "fix the syntax" in message and "\n" not in message
+
+
+def test_tab_indented_yaml(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 0\ndata:\n\tsource: builtin\n", encoding="utf-8")
+    with pytest.raises(UserError, match=rf"^{path}:3: not valid YAML"):
+        load_params(path)
+
+
+def test_params_not_utf8(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes("data:\n  source: caf\u00e9.json\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8 text; save it as UTF-8"):
+        load_params(path)
+
+
+def test_params_missing(tmp_path):
+    with pytest.raises(UserError, match="params.yaml: not found; run from the project root"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_error_names_the_file_it_read(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text("data:\n  pool_size: -1\n")
+    with pytest.raises(UserError, match=rf"^{path}: 'data.pool_size' must be positive"):
+        load_params(path)
+
+
+# -----------------------------------------------------------------------------
+# kdscale profile
+
+
+def test_profile_writes_a_valid_params_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["profile", "paper", "--params", "paper-params.yaml"])
+    written = tmp_path / "paper-params.yaml"
+    assert written.read_bytes() == (REPO / "src/kdscale/profiles/paper.yaml").read_bytes()
+    assert load_params(written).teacher.model == "gpt2-xl"
+    assert "'paper' profile" in capsys.readouterr().out
+
+    main(["profile", "embedded"])  # the default target is params.yaml
+    assert (tmp_path / "params.yaml").read_bytes() == (REPO / "params.yaml").read_bytes()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_unknown_profile_fails_and_lists_the_profiles(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["profile", "nope", "--params", "out.yaml"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "kdscale: error: unknown profile 'nope'; choose one of: embedded, paper\n"
+    assert not (tmp_path / "out.yaml").exists()
