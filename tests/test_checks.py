@@ -300,7 +300,7 @@ def test_not_utf8(tmp_path):
 
 def test_malformed_json(tmp_path):
     msg = _error(_write(tmp_path, [GOOD, GOOD | {"id": "a-2"}, '{"id": "a-3", "instruction": }']))
-    assert ":3: not valid JSON" in msg
+    assert ":3: malformed JSON" in msg
 
 
 def test_not_an_object(tmp_path):

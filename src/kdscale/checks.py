@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from kdscale.errors import UserError
+from kdscale.jsonl import iter_jsonl
 
 WORD_RE = re.compile(r"\w+(?:['’]\w+)*")
 SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
@@ -352,44 +353,30 @@ def load_adherence(path=None):
                 f"adherence file not found: {path}; set eval.adherence_file to an existing .jsonl "
                 "or leave it empty for the built-in set"
             )
-    data = source.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise UserError(f"{name}:{line}: not UTF-8 text (bad byte at offset {e.start}); save the file as UTF-8") from None
-
     records, first_line_of = [], {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue  # blank lines are allowed, e.g. a trailing newline
-        where = f"{name}:{lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); each line must be one JSON object") from None
-        if not isinstance(rec, dict):
-            raise UserError(f"{where}: expected a JSON object, got {type(rec).__name__}; each line must be one JSON object")
-        extra = sorted(set(rec) - RECORD_KEYS)
-        if extra:
-            raise UserError(f"{where}: unexpected key {extra[0]!r}; allowed keys: {', '.join(sorted(RECORD_KEYS))}")
-        rid = rec.get("id")
-        if not _is_text(rid):
-            raise UserError(f"{where}: missing or empty 'id'; give each prompt a unique string id like \"adh-001\"")
-        if rid in first_line_of:
-            raise UserError(f"{where}: duplicate id {rid!r} (first used on line {first_line_of[rid]}); ids must be unique")
-        first_line_of[rid] = lineno
-        if not _is_text(rec.get("instruction")):
-            raise UserError(f"{where}: missing or empty 'instruction' in {rid!r}; give the instruction text the model should follow")
-        rec.setdefault("input", "")
-        if not isinstance(rec["input"], str):
-            raise UserError(f"{where}: 'input' in {rid!r} must be a string (use \"\" for none)")
-        checks = rec.get("checks")
-        if not isinstance(checks, list) or not checks:
-            raise UserError(f'{where}: \'checks\' in {rid!r} must be a non-empty list like [{{"type": "lowercase"}}]')
-        for i, check in enumerate(checks):
-            _validate_check(where, i, check)
-        records.append(rec)
+    with resources.as_file(source) as file:
+        for lineno, rec in iter_jsonl(file, name):
+            where = f"{name}:{lineno}"
+            extra = sorted(set(rec) - RECORD_KEYS)
+            if extra:
+                raise UserError(f"{where}: unexpected key {extra[0]!r}; allowed keys: {', '.join(sorted(RECORD_KEYS))}")
+            rid = rec.get("id")
+            if not _is_text(rid):
+                raise UserError(f"{where}: missing or empty 'id'; give each prompt a unique string id like \"adh-001\"")
+            if rid in first_line_of:
+                raise UserError(f"{where}: duplicate id {rid!r} (first used on line {first_line_of[rid]}); ids must be unique")
+            first_line_of[rid] = lineno
+            if not _is_text(rec.get("instruction")):
+                raise UserError(f"{where}: missing or empty 'instruction' in {rid!r}; give the instruction text the model should follow")
+            rec.setdefault("input", "")
+            if not isinstance(rec["input"], str):
+                raise UserError(f"{where}: 'input' in {rid!r} must be a string (use \"\" for none)")
+            checks = rec.get("checks")
+            if not isinstance(checks, list) or not checks:
+                raise UserError(f'{where}: \'checks\' in {rid!r} must be a non-empty list like [{{"type": "lowercase"}}]')
+            for i, check in enumerate(checks):
+                _validate_check(where, i, check)
+            records.append(rec)
     if not records:
         raise UserError(f"{name}: no prompts found; add one JSON object per line")
     return records

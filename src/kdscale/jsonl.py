@@ -11,31 +11,36 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from kdscale.errors import UserError
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+def iter_jsonl(path: str | Path, name: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; errors name `name` (default: the path) and the line."""
     path = Path(path)
+    name = name or str(path)
     if not path.is_file():
-        raise UserError(f"{path}: file not found; check the path")
-    records = []
+        raise UserError(f"{name}: file not found; check the path")
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise UserError(f"{path}:{lineno}: not UTF-8 text; re-save the file as UTF-8") from None
+                raise UserError(f"{name}:{lineno}: not UTF-8 text; re-save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: malformed JSON ({e.msg}); fix or remove that line") from None
+                raise UserError(f"{name}:{lineno}: malformed JSON ({e.msg}); fix or remove that line") from None
             if not isinstance(record, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-    return records
+                raise UserError(f"{name}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            yield lineno, record
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [record for _, record in iter_jsonl(path)]
 
 
 def read_json(path: str | Path):
