@@ -1,0 +1,304 @@
+"""The whole pipeline on the tiny configuration: `dvc repro` in a temporary copy of the project.
+
+One reproduced project is shared by the tests of this module and of test_workflow.py
+(`reproduced_project`); a test that changes it works on a copy (`copy_project`).
+The paths test at the top needs no run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, make_project, project_env
+from kdscale import paths
+
+SIZES = [8, 16]  # conftest.tiny_params
+REGISTERED_NAME = "kdscale-student"
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "kdscale tests", "GIT_AUTHOR_EMAIL": "tests@kdscale.invalid",
+                "GIT_COMMITTER_NAME": "kdscale tests", "GIT_COMMITTER_EMAIL": "tests@kdscale.invalid"}
+
+
+# ----------------------------------------------------------------------------- helpers (shared with test_workflow)
+
+def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
+       timeout: float | None = 900) -> subprocess.CompletedProcess:
+    """conftest.run with a git identity and extra environment variables."""
+    full_env = {**project_env(cwd), **GIT_IDENTITY, **(env or {})}
+    result = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def commit_all(project: Path, message: str) -> str:
+    sh(["git", "add", "-A"], project)
+    sh(["git", "-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", message], project)
+    return sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def stages_changed(status_output: str) -> set[str]:
+    """Stage names of `dvc status` (lines `name:` at column 0)."""
+    return {m.group(1) for m in re.finditer(r"^(\S[^\n]*?):\s*$", status_output, re.M)}
+
+
+def assert_up_to_date(project: Path) -> None:
+    status = sh(["dvc", "status"], project).stdout
+    assert "Data and pipelines are up to date." in status, status
+    repro = sh(["dvc", "repro"], project)
+    assert not stages_run(repro.stdout), repro.stdout
+    assert "Data and pipelines are up to date." in repro.stdout, repro.stdout
+
+
+_REPRODUCED: dict[str, tuple[Path, str]] = {}
+
+
+def reproduced_project(tmp_path_factory, teacher_dir: Path) -> tuple[Path, str]:
+    """A tiny project after a full `dvc repro`, committed (dvc.lock included); built once a session.
+
+    Returns the project and the commit the pipeline ran on (its runs carry it as a tag).
+    """
+    if "error" in _REPRODUCED:  # failed once: do not spend minutes failing again in the next module
+        raise _REPRODUCED["error"]
+    if "project" not in _REPRODUCED:
+        try:
+            project = tmp_path_factory.mktemp("reproduced") / "project"
+            project.mkdir()
+            make_project(project, teacher_dir)
+            commit = commit_all(project, "tiny kdscale project")
+            repro = sh(["dvc", "repro"], project, timeout=1800)
+            assert "report" in stages_run(repro.stdout), repro.stdout
+            commit_all(project, "dvc repro")
+        except Exception as e:
+            _REPRODUCED["error"] = e
+            raise
+        _REPRODUCED["project"] = (project, commit)
+    return _REPRODUCED["project"]
+
+
+def copy_project(project: Path, dest: Path, fresh_store: bool = True) -> Path:
+    """A copy to change (git, DVC cache and all). fresh_store drops the copied MLflow store: its
+    experiment's artifact location is absolute and points into the original."""
+    shutil.copytree(project, dest, symlinks=True)
+    if fresh_store:
+        for p in dest.glob("mlflow.db*"):
+            p.unlink()
+        shutil.rmtree(dest / "mlartifacts", ignore_errors=True)
+    return dest
+
+
+def mlflow_client(db: Path):
+    from mlflow.tracking import MlflowClient
+
+    assert db.is_file(), f"no MLflow store at {db}"
+    return MlflowClient(f"sqlite:///{db}")
+
+
+def all_runs(client) -> list:
+    exps = client.search_experiments()
+    return client.search_runs([e.experiment_id for e in exps], max_results=1000) if exps else []
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- paths.py and dvc.yaml agree
+
+def _out_paths(entries) -> set[str]:
+    out = set()
+    for entry in entries or []:
+        out.update([entry] if isinstance(entry, str) else entry.keys())
+    return out
+
+
+def declared(size: int) -> dict[str, dict[str, set[str]]]:
+    """Per stage of dvc.yaml (matrix stages for one size): outputs (outs, metrics, plots) and data deps."""
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    stages = {}
+    for name, stage in spec["stages"].items():
+        sub = (lambda s: s.replace("${item.size}", str(size)))
+        if "matrix" in stage:
+            assert stage["matrix"] == {"size": "${scaling.sizes}"}, name
+        outs = {sub(p) for key in ("outs", "metrics", "plots") for p in _out_paths(stage.get(key))}
+        deps = {sub(p) for p in _out_paths(stage.get("deps")) if not p.startswith("src/")}
+        stages[name] = {"outs": outs, "deps": deps}
+    return stages
+
+
+def test_paths_agree_with_dvc_yaml():
+    n = 8
+    s = lambda *ps: {str(p) for p in ps}  # noqa: E731
+    expected = {
+        "prepare": {"outs": s(paths.POOL_PROMPTS.parent), "deps": set()},
+        "teacher_model": {"outs": s(paths.TEACHER_DIR), "deps": set()},
+        "teacher": {"outs": s(paths.TEACHER_POOL.parent, paths.TEACHER_METRICS),
+                    "deps": s(paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR)},
+        "subsets": {"outs": s(paths.subset_file(n)), "deps": s(paths.TEACHER_POOL)},
+        "train": {"outs": s(paths.student_dir(n)), "deps": s(paths.subset_file(n), paths.TEACHER_DIR)},
+        "evaluate": {"outs": s(paths.student_samples(n), paths.student_metrics(n), paths.loss_plot(n)),
+                     "deps": s(paths.student_dir(n), paths.TEACHER_HELDOUT)},
+        "evaluate_teacher": {"outs": s(paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_METRICS),
+                             "deps": s(paths.TEACHER_DIR, paths.TEACHER_HELDOUT)},
+        "report": {"outs": s(*(paths.REPORTS_DIR / f for f in ("report.md", "scaling.png", "summary.json")),
+                             paths.PLOTS_DIR / "scaling.json"),
+                   "deps": s(paths.METRICS_DIR, paths.SAMPLES_DIR)},
+    }
+    assert declared(n) == expected
+    # Files that live inside a declared folder output
+    prompts_dir = {paths.POOL_PROMPTS.parent, paths.HELDOUT_PROMPTS.parent, paths.PREPARE_STATS.parent}
+    assert prompts_dir == {Path("data/prompts")}
+    assert paths.TEACHER_HELDOUT.parent == paths.TEACHER_POOL.parent
+    for p in (paths.student_metrics(n), paths.TEACHER_EVAL_METRICS, paths.TEACHER_METRICS):
+        assert p.parent == paths.METRICS_DIR
+    for p in (paths.student_samples(n), paths.TEACHER_SAMPLES):
+        assert p.parent == paths.SAMPLES_DIR
+    # Resume state is nobody's output (dvc repro deletes outputs before it reruns a stage) and git ignores it
+    outs = {Path(o) for stage in expected.values() for o in stage["outs"]}
+    for state in (paths.PROGRESS_DIR, paths.CHECKPOINTS_DIR):
+        assert not any(state == o or o in state.parents or state in o.parents for o in outs), state
+        assert subprocess.run(["git", "check-ignore", "-q", str(state / "x")], cwd=REPO).returncode == 0, state
+    # Top-level plot definitions name the files the report and evaluate stages write
+    plot_files = set()
+    for entry in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]:
+        name, spec = (entry, None) if isinstance(entry, str) else next(iter(entry.items()))
+        ys = (spec or {}).get("y")
+        plot_files.update(ys.keys() if isinstance(ys, dict) else [name])
+    assert str(paths.PLOTS_DIR / "scaling.json") in plot_files
+    assert str(paths.loss_plot(n).parent) in plot_files
+
+
+# ----------------------------------------------------------------------------- the reproduced pipeline
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory, tiny_gpt2_dir):
+    return reproduced_project(tmp_path_factory, tiny_gpt2_dir)
+
+
+@pytest.mark.slow
+def test_repro_writes_every_output(reproduced):
+    project, _ = reproduced
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["scaling"]["sizes"] == SIZES
+
+    pool, heldout = read_jsonl(project / paths.POOL_PROMPTS), read_jsonl(project / paths.HELDOUT_PROMPTS)
+    assert len(pool) == params["data"]["pool_size"] and len(heldout) == params["data"]["heldout_size"]
+    assert not {r["id"] for r in pool} & {r["id"] for r in heldout}
+    for name in ("config.json", "model.safetensors"):
+        assert (project / paths.TEACHER_DIR / name).is_file(), name
+
+    answers = read_jsonl(project / paths.TEACHER_POOL)
+    assert [r["id"] for r in answers] == [r["id"] for r in pool]
+    assert [r["id"] for r in read_jsonl(project / paths.TEACHER_HELDOUT)] == [r["id"] for r in heldout]
+    for r in answers:
+        assert {"response", "finish_reason", "n_tokens"} <= r.keys() and r["finish_reason"] in {"eos", "stop", "length"}
+    assert json.loads((project / paths.TEACHER_METRICS).read_text())["answers"] == len(pool) + len(heldout)
+
+    subsets = {n: read_jsonl(project / paths.subset_file(n)) for n in SIZES}
+    assert [len(subsets[n]) for n in SIZES] == SIZES
+    assert subsets[8] == subsets[16][:8]  # nested
+
+    for n in SIZES:
+        folder = project / paths.student_dir(n)
+        for name in ("model.safetensors", "config.json", "tokenizer_config.json", "training_log.json",
+                     "mlflow_run.json"):
+            assert (folder / name).is_file(), folder / name
+        assert (folder / "tokenizer.json").is_file() or (folder / "vocab.json").is_file()
+        loss = json.loads((project / paths.loss_plot(n)).read_text())
+        assert loss and all({"step", "loss"} <= row.keys() for row in loss)
+        assert len(read_jsonl(project / paths.student_samples(n))) > 0
+
+    for metrics in [paths.student_metrics(n) for n in SIZES] + [paths.TEACHER_EVAL_METRICS]:
+        m = json.loads((project / metrics).read_text())
+        for key in ("perplexity", "pass_rate", "tokens_per_sec", "model_size_mb"):
+            assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), (metrics, key)
+        assert m["perplexity"] > 1 and 0 <= m["pass_rate"] <= 1 and m["tokens_per_sec"] > 0 and m["model_size_mb"] > 0
+    assert len(read_jsonl(project / paths.TEACHER_SAMPLES)) > 0
+
+    for name in ("report.md", "scaling.png", "summary.json"):
+        assert (project / paths.REPORTS_DIR / name).stat().st_size > 0, name
+    assert (project / paths.REPORTS_DIR / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((project / paths.REPORTS_DIR / "summary.json").read_text())
+    assert set(summary["combined_score"]) >= {f"student-n{n}" for n in SIZES}
+    rows = json.loads((project / paths.PLOTS_DIR / "scaling.json").read_text())
+    assert [r["size"] for r in rows] == SIZES
+    assert all({"perplexity", "pass_rate", "tokens_per_sec"} <= r.keys() for r in rows)
+
+
+@pytest.mark.slow
+def test_repro_records_runs_and_models(reproduced):
+    project, commit = reproduced
+    client = mlflow_client(project / "mlflow.db")
+    runs = all_runs(client)
+    assert runs
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for r in runs:
+        tags = r.data.tags
+        assert tags["kdscale.dvc_exp"] == "workspace" and tags["kdscale.study"] == "workspace", tags
+        assert tags["mlflow.source.git.commit"] == commit, tags
+        assert re.fullmatch(r"[0-9a-f]{32}", tags["kdscale.data_md5"]), tags
+        assert r.info.artifact_uri.startswith((project / "mlartifacts").as_uri()), r.info.artifact_uri
+
+    stages = [r.data.tags["kdscale.stage"] for r in runs]
+    assert stages.count("teacher") == 1 and stages.count("report") == 1 and stages.count("evaluate_teacher") == 1
+    versions = {str(v.version): v for v in client.search_model_versions(f"name='{REGISTERED_NAME}'")}
+    model = client.get_registered_model(REGISTERED_NAME)
+    for n in SIZES:
+        students = [r for r in runs
+                    if r.data.tags["kdscale.stage"] == "train" and r.data.tags.get("kdscale.size") == str(n)]
+        assert len(students) == 1, f"one run for student n{n}, got {len(students)}"
+        run = students[0]
+        # The train stage opened it and wrote its id next to the checkpoint; evaluate reopened it
+        assert json.loads((project / paths.student_dir(n) / "mlflow_run.json").read_text())["run_id"] == run.info.run_id
+        assert run.data.tags.get("kdscale.stage.evaluate") == "evaluate"
+        evaluated = {f"eval/{k}" for k in ("perplexity", "pass_rate", "tokens_per_sec", "model_size_mb")}
+        assert evaluated <= run.data.metrics.keys()
+        assert len(client.get_metric_history(run.info.run_id, "train/loss")) >= 1  # per-step training metrics
+        assert run.data.params["train.learning_rate"] and run.data.params["size"] == str(n)
+        version = model.aliases[f"n{n}"]
+        assert versions[str(version)].run_id == run.info.run_id
+        assert versions[str(version)].tags.get("kdscale.size") == str(n)
+    assert len(versions) == len(SIZES)
+
+
+@pytest.mark.slow
+def test_second_repro_has_nothing_to_do(reproduced):
+    project, _ = reproduced
+    assert_up_to_date(project)
+    assert sh(["git", "status", "--porcelain"], project).stdout == ""
+
+
+@pytest.mark.slow
+def test_adding_a_size_runs_only_that_size(reproduced, tmp_path):
+    project = copy_project(reproduced[0], tmp_path / "project")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["scaling"]["sizes"] = [8, 16, 12]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    new = {"subsets@12", "train@12", "evaluate@12", "report"}
+    status = sh(["dvc", "status"], project).stdout
+    assert stages_changed(status) == new, status
+    repro = sh(["dvc", "repro"], project)
+    assert stages_run(repro.stdout) == new, repro.stdout
+    for n in SIZES:
+        assert f"Stage 'train@{n}' didn't change, skipping" in repro.stdout
+
+    assert read_jsonl(project / paths.subset_file(12)) == read_jsonl(project / paths.subset_file(16))[:12]
+    assert json.loads((project / paths.student_metrics(12)).read_text())["perplexity"] > 1
+    assert [r["size"] for r in json.loads((project / paths.PLOTS_DIR / "scaling.json").read_text())] == [8, 12, 16]
+    client = mlflow_client(project / "mlflow.db")
+    assert {r.data.tags["kdscale.stage"] for r in all_runs(client)} == {"train", "report"}
+    assert "n12" in client.get_registered_model(REGISTERED_NAME).aliases
+    assert_up_to_date(project)

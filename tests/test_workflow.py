@@ -1,0 +1,322 @@
+"""The researcher's workflow around the pipeline (DESIGN.md sections 1 and 5).
+
+Sweeps through the DVC queue with two workers writing to one MLflow store, a push / fresh clone /
+pull round trip, the MLflow UI on 127.0.0.1, `dvc plots show`, MLFLOW_TRACKING_URI, and the default
+remote. They share test_pipeline's reproduced tiny project and change only copies of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import REPO, project_env
+from test_pipeline import (REGISTERED_NAME, SIZES, all_runs, assert_up_to_date, commit_all, copy_project,
+                           mlflow_client, reproduced_project, sh, stages_run)
+
+QUEUE_TIMEOUT_S = 1500  # two tiny experiments take 1-4 minutes on 2 shared cores
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory, tiny_gpt2_dir):
+    return reproduced_project(tmp_path_factory, tiny_gpt2_dir)
+
+
+# ----------------------------------------------------------------------------- sweeps through the queue
+
+def queue_states(project: Path) -> dict[str, str]:
+    """{experiment name: Queued | Running | Success | Failed | ...} from `dvc queue status`."""
+    out = sh(["dvc", "queue", "status"], project).stdout
+    states = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", parts[0]):
+            states[parts[1]] = parts[-1]
+    return states
+
+
+def show_experiments(project: Path) -> dict[str, dict]:
+    """{experiment name: its data} from `dvc exp show --json`."""
+    found = {}
+    for baseline in json.loads(sh(["dvc", "exp", "show", "--json"], project).stdout):
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                found[rev.get("name") or exp.get("name")] = rev
+    return found
+
+
+@pytest.mark.slow
+def test_queued_experiments_with_two_workers(reproduced, tmp_path):
+    project = copy_project(reproduced[0], tmp_path / "project")  # a fresh MLflow store, at the project root
+    baseline = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    assert sh(["git", "status", "--porcelain"], project).stdout == ""
+    rates = {"lr-high": "0.003", "lr-low": "0.0003"}
+    for name, lr in rates.items():
+        sh(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.learning_rate={lr}"], project)
+    assert set(queue_states(project)) == set(rates)
+
+    sh(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    states = {}
+    try:
+        while time.monotonic() < deadline:
+            states = queue_states(project)
+            if all(states.get(n) in {"Success", "Failed"} for n in rates):
+                break
+            time.sleep(10)
+        else:
+            pytest.fail(f"queued experiments did not finish in {QUEUE_TIMEOUT_S}s: {states}")
+    finally:
+        if not all(states.get(n) in {"Success", "Failed"} for n in rates):
+            sh(["dvc", "queue", "kill", *rates], project, check=False)
+            sh(["dvc", "queue", "stop", "--kill"], project, check=False)
+    logs = {n: sh(["dvc", "queue", "logs", n], project, check=False) for n in rates}
+    for name, log in logs.items():
+        text = log.stdout + log.stderr
+        assert states[name] == "Success", f"{name}: {states[name]}\n{text[-4000:]}"
+        assert "database is locked" not in text, text
+        # the stages that depend on the learning rate ran; what it does not touch came from the cache
+        ran = set(re.findall(r"Running stage '([^']+)'", text))
+        assert ran == {f"train@{n}" for n in SIZES} | {f"evaluate@{n}" for n in SIZES} | {"report"}, ran
+
+    experiments = show_experiments(project)
+    assert set(rates) <= set(experiments)
+    for name, lr in rates.items():
+        data = experiments[name]["data"]
+        assert data["params"]["params.yaml"]["data"]["train"]["learning_rate"] == float(lr)
+        for n in SIZES:
+            student = data["metrics"][f"metrics/student-n{n}.json"]["data"]
+            assert {"perplexity", "pass_rate", "tokens_per_sec", "model_size_mb"} <= student.keys()
+        assert "combined_score" in data["metrics"]["reports/summary.json"]["data"]
+    table = sh(["dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep",
+                r"(Experiment|State|train\.learning_rate|.*student-n\d+\.json:(perplexity|pass_rate|tokens_per_sec))$"],
+               project, env={"COLUMNS": "300"})
+    print(table.stdout)
+
+    # Both workers wrote to the store at the project root (DVC_ROOT), not in their temporary copies
+    runs = all_runs(mlflow_client(project / "mlflow.db"))
+    assert {r.info.status for r in runs} == {"FINISHED"}, [(r.info.run_name, r.info.status) for r in runs]
+    assert {r.data.tags["kdscale.dvc_exp"] for r in runs} == set(rates)
+    for name in rates:
+        mine = [r for r in runs if r.data.tags["kdscale.dvc_exp"] == name]
+        assert sorted(r.data.tags["kdscale.stage"] for r in mine) == ["report"] + ["train"] * len(SIZES)
+        assert sorted(int(r.data.tags["kdscale.size"]) for r in mine if "kdscale.size" in r.data.tags) == SIZES
+        for r in mine:
+            assert r.data.tags["mlflow.source.git.commit"] == baseline
+            if r.data.tags["kdscale.stage"] == "train":  # opened by train, reopened by evaluate
+                assert float(r.data.params["train.learning_rate"]) == float(rates[name])
+                assert r.data.tags.get("kdscale.stage.evaluate") == "evaluate" and "eval/perplexity" in r.data.metrics
+            assert r.info.artifact_uri.startswith((project / "mlartifacts").as_uri()), r.info.artifact_uri
+    assert not list((project / ".dvc" / "tmp").rglob("mlflow.db"))
+    client = mlflow_client(project / "mlflow.db")
+    versions = client.search_model_versions(f"name='{REGISTERED_NAME}'")
+    trained = [r.info.run_id for r in runs if r.data.tags["kdscale.stage"] == "train"]
+    assert sorted(v.run_id for v in versions) == sorted(trained)  # every student registered, once
+
+
+# ----------------------------------------------------------------------------- push, fresh clone, pull
+
+@pytest.mark.slow
+def test_push_clone_pull_has_nothing_to_do(reproduced, tmp_path):
+    project = copy_project(reproduced[0], tmp_path / "project")
+    remote = Path(sh(["dvc", "config", "remote.local.url"], project).stdout.strip())
+    assert remote.is_absolute() and remote != Path.home() / ".cache/kdscale/dvc-remote"  # make_project's own
+    sh(["dvc", "push", "--run-cache"], project)
+    assert (remote / "runs").is_dir(), "the run-cache went to the remote"
+    commit_all(project, "pushed")
+
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    sh(["dvc", "remote", "add", "-f", "-d", "local", str(remote)], clone)
+    assert not (clone / "models" / "teacher").exists()
+    sh(["dvc", "pull"], clone)
+    assert_up_to_date(clone)
+    assert sh(["git", "status", "--porcelain"], clone).stdout.strip() == ""
+
+
+def test_default_remote_expands_home(tmp_path):
+    """The committed remote (~/.cache/kdscale/dvc-remote) works on a fresh clone: DVC expands ~ (here a fake HOME)."""
+    config = (REPO / ".dvc" / "config").read_text()
+    assert "~/.cache/kdscale/dvc-remote" in config
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(REPO), str(clone)], tmp_path)
+    (clone / ".dvc" / "config").write_text(config)  # the working copy's, in case it is not committed yet
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    listed = sh(["dvc", "remote", "list"], clone, env=env).stdout
+    assert str(home / ".cache/kdscale/dvc-remote") in "".join(listed.split()), listed  # a narrow table wraps
+    data = clone / "hello.txt"
+    data.write_text("hello\n")
+    sh(["dvc", "add", "hello.txt"], clone, env=env)
+    sh(["dvc", "push", "hello.txt.dvc"], clone, env=env)
+    assert list((home / ".cache/kdscale/dvc-remote/files/md5").rglob("*")), "pushed under HOME"
+    data.unlink()
+    shutil.rmtree(clone / ".dvc" / "cache")
+    sh(["dvc", "pull", "hello.txt.dvc"], clone, env=env)
+    assert data.read_text() == "hello\n"
+
+
+# ----------------------------------------------------------------------------- the MLflow UI
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of LISTEN sockets on a TCP port, from /proc/net/tcp and tcp6 (Linux)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                if len(address) == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+                else:
+                    raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, 32, 8))
+                    found.add(socket.inet_ntop(socket.AF_INET6, raw))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_ui_serves_on_localhost_and_stops_cleanly(reproduced, tmp_path):
+    from kdscale import ui
+
+    project, _ = reproduced
+    port = free_port()
+    assert ui.command("127.0.0.1", port)[ui.command("127.0.0.1", port).index("--host") + 1] == "127.0.0.1"
+    log = open(tmp_path / "ui.log", "w")
+    proc = subprocess.Popen(["kdscale", "ui", "--port", str(port)], cwd=project, env=project_env(project),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    children: set[int] = set()
+    try:
+        deadline, status = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status, _ = get(f"http://127.0.0.1:{port}/", timeout=5)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert status == 200, f"UI did not answer (exit {proc.poll()}):\n{(tmp_path / 'ui.log').read_text()[-3000:]}"
+        status, body = get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10")
+        assert status == 200
+        assert "kdscale" in {e["name"] for e in json.loads(body)["experiments"]}
+
+        # Bound to the loopback interface only: the UI has no authentication
+        addresses = listening_addresses(port)
+        if addresses:  # Linux
+            assert addresses <= {"127.0.0.1"}, addresses
+        children = descendants(proc.pid)
+
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        time.sleep(1)
+        assert not [pid for pid in children if alive(pid)], "the UI left processes behind"
+        with pytest.raises(OSError):
+            get(f"http://127.0.0.1:{port}/", timeout=5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
+
+
+# ----------------------------------------------------------------------------- plots
+
+@pytest.mark.slow
+def test_dvc_plots_show_renders_scaling_curves(reproduced, tmp_path):
+    project, _ = reproduced
+    out = tmp_path / "plots"
+    result = sh(["dvc", "plots", "show", "--json", "-o", str(out)], project)
+    plots = json.loads(result.stdout)["data"]
+    assert "errors" not in json.loads(result.stdout), result.stdout
+    for name, y in (("perplexity", "perplexity"), ("pass_rate", "pass_rate"), ("tokens_per_sec", "tokens_per_sec")):
+        (plot,) = plots[name]
+        assert plot["type"] == "vega"
+        values = plot["content"]["data"]["values"]
+        assert sorted({v["size"] for v in values}) == SIZES and all(y in v for v in values), name
+    # Each curve once: the stage outputs are plotted only through dvc.yaml's top-level definitions
+    assert set(plots) == {"perplexity", "pass_rate", "tokens_per_sec", "reports/scaling.png",
+                          *(f"plots/loss/n{n}.json" for n in SIZES)}
+    for n in SIZES:
+        (plot,) = plots[f"plots/loss/n{n}.json"]
+        assert plot["content"]["encoding"]["x"]["field"] == "step"
+        assert plot["content"]["data"]["values"] and all("loss" in v for v in plot["content"]["data"]["values"])
+    (image,) = plots["reports/scaling.png"]
+    assert image["type"] == "image" and Path(image["url"]).is_file()
+
+    html = tmp_path / "html"
+    sh(["dvc", "plots", "show", "-o", str(html)], project)
+    assert "perplexity" in (html / "index.html").read_text()
+    assert sh(["git", "status", "--porcelain"], project).stdout == ""
+
+
+# ----------------------------------------------------------------------------- MLFLOW_TRACKING_URI
+
+@pytest.mark.slow
+def test_tracking_uri_from_environment(reproduced, tmp_path):
+    project = copy_project(reproduced[0], tmp_path / "project", fresh_store=False)
+    before = len(all_runs(mlflow_client(project / "mlflow.db")))
+    elsewhere = tmp_path / "elsewhere" / "store.db"
+    elsewhere.parent.mkdir()
+    result = sh(["dvc", "repro", "--single-item", "--force", "report"], project,
+                env={"MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}"})
+    assert stages_run(result.stdout) == {"report"}
+    runs = all_runs(mlflow_client(elsewhere))
+    assert [r.data.tags["kdscale.stage"] for r in runs] == ["report"] and runs[0].info.status == "FINISHED"
+    assert runs[0].info.artifact_uri.startswith((elsewhere.parent / "mlartifacts").as_uri()), runs[0].info.artifact_uri
+    assert len(all_runs(mlflow_client(project / "mlflow.db"))) == before
