@@ -1,0 +1,319 @@
+"""Train stage: completion-only labels, overlong policies, step schedules, a tiny student that
+overfits and stops at EOS, the registered pyfunc model, one MLflow run per model, 2-process
+DDP on CPU, and a killed run that resumes. Every project is a tiny copy under tmp_path."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service import utils as mlflow_uri_state
+
+from conftest import make_project, project_env, run, tiny_params
+from kdscale import tracking
+from kdscale.config import parse_params
+from kdscale.examples import CompletionCollator, tokenize_example, tokenize_records
+from kdscale.models import load_model, load_tokenizer
+from kdscale.prompts import alpaca_prompt
+from kdscale.train import LengthGroupedSampler, last_checkpoint, optimizer_steps
+
+# Three answers a tiny student learns by heart.
+MEMORISE = [("Name a colour.", "Blue."), ("Describe the sea.", "The sea is wide and deep."),
+            ("Say hi.", "Hi there!")]
+WORDS = ["sea", "sky", "tree", "stone", "river", "cloud", "sun", "moon"]
+STORE_ENV = ["MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
+             "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "KDSCALE_STUDY"]
+
+
+def record(i: int, instruction: str, response: str) -> dict:
+    return {"id": f"r{i}", "instruction": instruction, "input": "", "response": response,
+            "finish_reason": "eos", "n_tokens": 0, "dropped": False, "drop_reason": None}
+
+
+def varied_records(n: int) -> list[dict]:
+    """Answers of different lengths, so batches need padding."""
+    return [record(i, f"Describe the {WORDS[i % 8]}.", "It is " + " and ".join(WORDS[: i % 6 + 1]) + ".")
+            for i in range(n)]
+
+
+def train_project(tmp_path: Path, teacher: Path, subsets: dict[int, list[dict]], **overrides) -> Path:
+    """A tiny project whose teacher folder and subset files already exist (the stages before train)."""
+    root = tmp_path / "project"
+    root.mkdir()
+    make_project(root, teacher, scaling={"sizes": sorted(subsets)}, **overrides)
+    shutil.copytree(teacher, root / "models" / "teacher")
+    for size, records in subsets.items():
+        path = root / "data" / "subsets" / f"n{size}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root
+
+
+@contextlib.contextmanager
+def in_project(root: Path):
+    """Run stage code in-process inside `root`, with its own MLflow store; nothing leaks out after."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in STORE_ENV:
+            mp.delenv(key, raising=False)
+        mp.setenv("DISABLE_MLFLOW_INTEGRATION", "FALSE")  # main() must turn HF's MLflow callback off itself
+        mp.setenv("HF_MLFLOW_LOG_ARTIFACTS", "FALSE")
+        mp.setattr(tracking, "_setup_uri", None)
+        mp.setattr(mlflow_uri_state, "_tracking_uri", mlflow_uri_state._tracking_uri)
+        mp.chdir(root)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny models: a second thread only spins, ~50x slower on a busy machine
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            while mlflow.active_run():
+                mlflow.end_run()
+            mlflow.set_tracking_uri(None)  # also unsets the MLFLOW_TRACKING_URI that set_tracking_uri exported
+
+
+def training_log(root: Path, size: int) -> dict:
+    return json.loads((root / "models" / f"student-n{size}" / "training_log.json").read_text())
+
+
+def runs_of(root: Path, size: int) -> list:
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("kdscale")
+    return client.search_runs([exp.experiment_id], filter_string=f"tags.`kdscale.size` = '{size}'")
+
+
+# ----------------------------------------------------------------------------- labels
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_tokenizer_dir):
+    return load_tokenizer(str(tiny_tokenizer_dir), "tokenizer")
+
+
+def test_labels_mask_prompt_and_padding_and_keep_eos(tokenizer):
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id  # the case where padding by token id would lose EOS
+    prompts = [alpaca_prompt("Say hi."), alpaca_prompt("Describe the sea in one long sentence.")]
+    responses = ["Hi.", "The sea is wide and deep and blue and full of fish."]
+    examples = [tokenize_example(tokenizer, p, r, 128)[0] for p, r in zip(prompts, responses)]
+    batch = CompletionCollator(tokenizer.pad_token_id)(examples)
+    width = batch["input_ids"].shape[1]
+    assert width == max(len(e["input_ids"]) for e in examples)
+    for row, (prompt, response, e) in enumerate(zip(prompts, responses, examples)):
+        n_prompt, n = len(tokenizer(prompt).input_ids), len(e["input_ids"])
+        labels, ids = batch["labels"][row].tolist(), batch["input_ids"][row].tolist()
+        assert labels[:n_prompt] == [-100] * n_prompt  # prompt
+        assert labels[n:] == [-100] * (width - n)  # padding
+        assert labels[n_prompt:n] == ids[n_prompt:n]  # every response token counts...
+        assert labels[n - 1] == tokenizer.eos_token_id  # ...and the EOS that ends it, though pad == eos
+        assert -100 not in labels[n_prompt:n]
+        assert tokenizer.decode(labels[n_prompt : n - 1]) == response
+        assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (width - n)
+    collator = CompletionCollator(tokenizer.pad_token_id)
+    collator(examples)
+    real = sum(len(e["input_ids"]) for e in examples)
+    assert (collator.real_tokens, collator.padded_tokens) == (real, 2 * width)
+
+
+def test_overlong_truncate_and_drop_are_counted(tokenizer):
+    long = record(0, "Describe the sea.", " ".join(["the sea is wide"] * 30))
+    short = record(1, "Say hi.", "Hi.")
+    prompt_len = len(tokenizer(alpaca_prompt(long["instruction"])).input_ids)
+    max_length = prompt_len + 10
+
+    examples, counts = tokenize_records(tokenizer, [long, short], max_length, "truncate")
+    assert counts == {"prefix_mismatch": 0, "truncated": 1, "dropped": 0}
+    cut = examples[0]
+    assert len(cut["input_ids"]) == cut["length"] == max_length
+    assert cut["labels"][:prompt_len] == [-100] * prompt_len and -100 not in cut["labels"][prompt_len:]
+    assert cut["input_ids"][-1] != tokenizer.eos_token_id  # a cut answer has no EOS to learn
+    assert examples[1]["input_ids"][-1] == tokenizer.eos_token_id
+
+    examples, counts = tokenize_records(tokenizer, [long, short], max_length, "drop")
+    assert counts == {"prefix_mismatch": 0, "truncated": 0, "dropped": 1}
+    assert len(examples) == 1 and examples[0]["labels"][-1] == tokenizer.eos_token_id
+
+    # A prompt that alone fills max_length leaves no answer to learn: dropped even under truncate.
+    short_prompt = len(tokenizer(alpaca_prompt(short["instruction"])).input_ids)
+    examples, counts = tokenize_records(tokenizer, [long, short], short_prompt, "truncate")
+    assert counts["dropped"] == 2 and examples == []
+
+
+# ----------------------------------------------------------------------------- schedules
+
+def test_step_schedules(tiny_gpt2_dir):
+    steps = parse_params(tiny_params(tiny_gpt2_dir, train={"schedule": "steps", "max_steps": 37, "batch_size": 4}))
+    assert optimizer_steps(steps, 8) == optimizer_steps(steps, 16) == optimizer_steps(steps, 16, 2) == 37
+
+    epochs = parse_params(tiny_params(tiny_gpt2_dir, train={"schedule": "epochs", "epochs": 3, "batch_size": 4}))
+    assert optimizer_steps(epochs, 8) == 2 * 3
+    assert optimizer_steps(epochs, 9) == math.ceil(9 / 4) * 3 == 9
+    assert optimizer_steps(epochs, 9, world_size=2) == math.ceil(9 / 8) * 3  # K processes share each epoch
+    half = parse_params(tiny_params(tiny_gpt2_dir, train={"schedule": "epochs", "epochs": 1.5, "batch_size": 4}))
+    assert optimizer_steps(half, 16) == 6
+
+
+def batches_of(sampler: LengthGroupedSampler, epoch: int) -> list[list[int]]:
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i : i + sampler.batch_size] for i in range(0, len(order), sampler.batch_size)]
+
+
+def padding(lengths: list[int], batches: list[list[int]]) -> float:
+    return 1 - sum(lengths) / sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+
+@pytest.mark.parametrize("n", [5, 25, 50, 400])
+def test_length_grouped_batches(n):
+    import random
+
+    rng = random.Random(n)
+    lengths = [rng.randint(40, 220) for _ in range(n)]
+    sampler = LengthGroupedSampler(lengths, 16, seed=0)
+    epoch0 = batches_of(sampler, 0)
+    assert sorted(i for b in epoch0 for i in b) == list(range(n))  # every example once per epoch
+    assert [len(b) for b in epoch0] == [16] * (n // 16) + ([n % 16] if n % 16 else [])  # a short batch last
+    assert max(lengths[i] for i in epoch0[0]) == max(lengths)  # longest first
+    assert batches_of(LengthGroupedSampler(lengths, 16, seed=0), 0) == epoch0  # seed + epoch fix the order
+    if n >= 50:
+        assert batches_of(sampler, 1) != epoch0
+        # Random batches of these lengths pad about 35-40%; grouped ones far less, even with few batches.
+        assert padding(lengths, epoch0) < {50: 0.2, 400: 0.05}[n]
+        assert padding(lengths, epoch0) < padding(lengths, [list(range(i, min(i + 16, n))) for i in range(0, n, 16)])
+
+
+def test_last_checkpoint_skips_one_killed_while_saving(tmp_path):
+    assert last_checkpoint(tmp_path / "missing") is None
+    for step, complete in [(2, True), (10, True), (12, False)]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"")
+        if complete:
+            (folder / "trainer_state.json").write_text('{"global_step": %d}' % step)
+    (tmp_path / "checkpoint-11" / "trainer_state.json").parent.mkdir()
+    (tmp_path / "checkpoint-11" / "trainer_state.json").write_text('{"global_st')  # cut mid-write
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")  # 10 < 11 < 12 numerically, not "1" < "2"
+
+
+# ----------------------------------------------------------------------------- the real Trainer path
+
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory, tiny_gpt2_dir):
+    """`kdscale.train.main` in-process on 3 examples: 120 steps at lr 3e-3 in a tiny project."""
+    tmp = tmp_path_factory.mktemp("memorise")
+    records = [record(i, q, a) for i, (q, a) in enumerate(MEMORISE)]
+    root = train_project(tmp, tiny_gpt2_dir, {3: records, 16: varied_records(16)},
+                         student={"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+                         train={"schedule": "steps", "max_steps": 120, "batch_size": 3, "learning_rate": 3e-3,
+                                "warmup_ratio": 0.0, "logging_steps": 10, "save_steps": 1000})
+    with in_project(root):
+        from kdscale import train
+
+        train.main(["--size", "3"])
+        assert mlflow.active_run() is None
+        yield root, records
+
+
+def test_tiny_student_memorises_and_stops_at_eos(memorised):
+    from kdscale.generation import DecodeParams, generate_all
+
+    root, records = memorised
+    log = training_log(root, 3)["summary"]
+    assert log["optimizer_steps"] == 120 and log["examples"] == 3 and log["final_loss"] < 0.1
+    model, tokenizer = load_model(str(root / "models" / "student-n3"), "student")
+    answers = generate_all(model, tokenizer, [alpaca_prompt(r["instruction"]) for r in records],
+                           DecodeParams(max_new_tokens=24), batch_size=3)
+    assert [a.text for a in answers] == [r["response"] for r in records]
+    assert [a.finish_reason for a in answers] == ["eos"] * 3
+    assert not (root / ".kdscale" / "checkpoints").exists() or not any((root / ".kdscale/checkpoints").iterdir())
+
+
+def test_registered_student_loads_from_mlflow(memorised):
+    root, _ = memorised
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/kdscale-student@n3")
+    answers = model.predict(["Say hi."])
+    assert isinstance(answers, list) and len(answers) == 1 and isinstance(answers[0], str)
+    assert answers == ["Hi there!"]  # the trained student, through serving.py's own prompt
+
+
+def test_one_mlflow_run_per_model(memorised):
+    root, _ = memorised
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    (run_,) = client.search_runs([client.get_experiment_by_name("kdscale").experiment_id])
+    assert run_.info.run_name == "student-n3" and run_.info.status == "FINISHED"
+    assert run_.info.run_id == tracking.read_run_id(root / "models" / "student-n3")
+    params = run_.data.params
+    assert params["train.max_steps"] == "120" and params["optimizer_steps"] == "120"
+    # HF's MLflowCallback would have logged every TrainingArguments field.
+    assert not {"per_device_train_batch_size", "output_dir", "lr_scheduler_type"} & set(params)
+    assert "train/loss" in run_.data.metrics and "train/tokens_per_sec" in run_.data.metrics
+
+
+# ----------------------------------------------------------------------------- processes
+
+def test_torchrun_two_processes_on_cpu(tmp_path, tiny_gpt2_dir):
+    root = train_project(tmp_path, tiny_gpt2_dir, {16: varied_records(16)},
+                         train={"schedule": "epochs", "epochs": 2, "batch_size": 4, "save_steps": 1000})
+    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "kdscale.train", "--size", "16"], root, timeout=300)
+    out = root / "models" / "student-n16"
+    assert {"model.safetensors", "config.json", "tokenizer.json", "training_log.json", "mlflow_run.json"} \
+        <= {p.name for p in out.iterdir()}
+    summary = training_log(root, 16)["summary"]
+    assert summary["world_size"] == 2
+    assert summary["optimizer_steps"] == math.ceil(16 / (4 * 2)) * 2 == 4
+    model, tokenizer = load_model(str(out), "student")
+    assert model(**tokenizer(["Say hi."], return_tensors="pt")).logits.shape[-1] == len(tokenizer)
+    (run_,) = runs_of(root, 16)  # rank 1 opens no run
+    assert run_.info.status == "FINISHED" and run_.info.run_id == tracking.read_run_id(out)
+    assert not (root / "models" / "student-n16.tmp").exists()
+
+
+def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
+    steps = 80
+    root = train_project(tmp_path, tiny_gpt2_dir, {8: varied_records(8)},
+                         train={"schedule": "steps", "max_steps": steps, "batch_size": 4, "save_steps": 2,
+                                "logging_steps": 1})
+    checkpoints = root / ".kdscale" / "checkpoints"
+    env = {**project_env(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(["kdscale", "train", "--size", "8"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(last_checkpoint(folder) for folder in checkpoints.glob("*")):
+            assert proc.poll() is None, "train finished before it could be killed; raise max_steps"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (root / "models" / "student-n8").exists()
+    (folder,) = checkpoints.iterdir()
+    resume_from = Path(last_checkpoint(folder))
+    killed_at = json.loads((resume_from / "trainer_state.json").read_text())["global_step"]
+    assert 0 < killed_at < steps
+
+    with in_project(root):
+        from kdscale import train
+
+        train.main(["--size", "8"])  # in-process: one interpreter start less
+    resumed = [line for line in capsys.readouterr().out.splitlines() if "resuming from" in line]
+    assert resumed and resumed[0].endswith(f"{folder.name}/{resume_from.name}"), "no 'resuming from' line"
+    summary = training_log(root, 8)["summary"]
+    assert summary["optimizer_steps"] == steps
+    assert summary["resumed_from"].endswith(f"{folder.name}/checkpoint-{killed_at}")
+    assert training_log(root, 8)["log_history"][-1]["step"] == steps
+    assert not checkpoints.joinpath(folder.name).exists()  # removed once the model is saved
+    (run_,) = runs_of(root, 8)  # the resumed run reopened the killed one's MLflow run
+    assert run_.info.status == "FINISHED"
+    assert run_.info.run_id == tracking.read_run_id(root / "models" / "student-n8")
