@@ -87,7 +87,7 @@ class TrainParams:
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     lr_scheduler: str = "cosine"
-    logging_steps: int = 5
+    logging_steps: int = 2
     save_steps: int = 25  # checkpoints so that an interrupted run resumes
 
 

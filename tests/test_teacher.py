@@ -1,0 +1,368 @@
+"""Teacher stage and generation engine: filters, how answers end, batch planning, resume after a kill.
+
+Tiny models only. Tiny models gain nothing from a second thread and lose a lot when the
+cores are shared, so this file runs torch (and the stage subprocesses) on one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_project, project_env, run
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+from kdscale import teacher as teacher_stage
+from kdscale.config import FilterParams, TeacherParams
+from kdscale.generation import DecodeParams, finish, generate, generate_batch, plan_batches
+from kdscale.jsonl import read_jsonl
+from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
+from kdscale.sources import load_prompts
+from kdscale.teacher import (answer_records, drop_reason, fingerprint, has_template_leak, is_echo, is_empty,
+                             is_repetitive, read_progress, run_generation)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_tokenizer_dir):
+    return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def records():
+    return load_prompts("builtin")[0][:10]
+
+
+def ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False).input_ids
+
+
+# ----------------------------------------------------------------------------- filters
+
+LOOP = "the cat sat on the mat " * 5
+VARIED = "The sea covers most of the planet and holds many kinds of fish, whales and coral reefs."
+
+
+def test_is_empty():
+    assert is_empty("") and is_empty("  \n\t ") and is_empty(" ... !? ")
+    assert not is_empty("Paris.") and not is_empty("42")
+
+
+def test_is_echo():
+    asked = "Describe the sea."
+    assert is_echo("Describe the sea.", asked)
+    assert is_echo("describe the SEA: it is blue", asked)  # restates, then goes on
+    assert not is_echo(VARIED, asked)
+    assert not is_echo("The sea, described.", asked)
+    assert not is_echo("anything", "")  # nothing asked, nothing echoed
+
+
+def test_has_template_leak():
+    assert has_template_leak("Blue.\n### Instruction:\nName a colour.")
+    assert has_template_leak("Blue.<|im_end|>")
+    assert not has_template_leak("Blue. Use # for headings in Markdown.")
+
+
+def test_is_repetitive():
+    assert is_repetitive(LOOP, 4, 0.5)
+    assert not is_repetitive(VARIED, 4, 0.5)
+    assert not is_repetitive("yes yes yes yes yes", 4, 0.5)  # too short to judge
+    assert not is_repetitive(LOOP, 4, 0.9)  # the threshold is a parameter
+
+
+def answer(response: str, finish_reason: str = "eos", instruction: str = "Describe the sea.") -> dict:
+    return {"instruction": instruction, "input": "", "response": response, "finish_reason": finish_reason}
+
+
+# One answer that trips exactly one filter, per switch.
+TRIPS = {
+    "empty": answer(" ... "),
+    "echo": answer("Describe the sea."),
+    "template_leak": answer("Blue.\n### Instruction: next"),
+    "repetition": answer(LOOP),
+    "truncated": answer(VARIED, finish_reason="length"),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(TRIPS))
+def test_drop_reason_each_filter_and_its_switch(reason):
+    on = FilterParams(truncated="drop")
+    assert drop_reason(TRIPS[reason], on) == reason
+    off = FilterParams(truncated="drop", **{reason: False}) if reason != "truncated" else FilterParams(truncated="keep")
+    assert drop_reason(TRIPS[reason], off) is None
+
+
+def test_drop_reason_keeps_good_answers():
+    on = FilterParams(truncated="drop")
+    assert drop_reason(answer(VARIED), on) is None
+    assert drop_reason(answer(VARIED, "stop"), on) is None  # a stop string is a proper end
+    assert drop_reason(answer(VARIED, "length"), FilterParams()) is None  # truncated: keep is the default
+
+
+def test_answer_records_mark_instead_of_delete():
+    rows = [{"response": r["response"], "finish_reason": r["finish_reason"], "n_tokens": 3} for r in TRIPS.values()]
+    records = [{"id": str(i), "instruction": r["instruction"], "input": ""} for i, r in enumerate(TRIPS.values())]
+    out = answer_records(records, rows, FilterParams(truncated="drop"))
+    assert [a["id"] for a in out] == [r["id"] for r in records]
+    assert [a["drop_reason"] for a in out] == list(TRIPS)
+    assert all(a["dropped"] for a in out)
+
+
+# ----------------------------------------------------------------------------- how an answer ends
+
+def test_finish_eos_with_trailing_pads(tokenizer):
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id  # GPT-2 style, like the tiny teacher
+    text = ids(tokenizer, "Green sea.")
+    done = finish(tokenizer, text + [tokenizer.eos_token_id] * 3, ALPACA_STOP_STRINGS, 20)
+    assert (done.text, done.finish_reason, done.n_tokens) == ("Green sea.", "eos", len(text) + 1)
+
+
+def test_finish_length(tokenizer):
+    text = ids(tokenizer, "The sea is large and deep")
+    done = finish(tokenizer, text, ALPACA_STOP_STRINGS, len(text))
+    assert (done.text, done.finish_reason, done.n_tokens) == ("The sea is large and deep", "length", len(text))
+
+
+@pytest.mark.parametrize("stop", ALPACA_STOP_STRINGS)
+def test_finish_stop_string(tokenizer, stop):
+    text = ids(tokenizer, f"Blue sky.\n{stop}")
+    done = finish(tokenizer, text + [tokenizer.pad_token_id] * 2, ALPACA_STOP_STRINGS, 30)
+    assert (done.text, done.finish_reason, done.n_tokens) == ("Blue sky.", "stop", len(text))
+    # Without stop strings the same row is an answer that ended at its EOS, marker and all.
+    assert finish(tokenizer, text + [tokenizer.eos_token_id], [], 30).finish_reason == "eos"
+
+
+class ScriptedGPT2(GPT2LMHeadModel):
+    """A real tiny GPT-2 whose next-token logits follow a script, row by row.
+
+    Everything else is the real thing: `generate`, left padding, the KV cache, EOS handling
+    and the stop-string criteria, so the engine's decoding path is what is tested.
+    """
+
+    scripts: list[list[int]] = []
+
+    def forward(self, input_ids=None, **kwargs):
+        out = super().forward(input_ids=input_ids, **kwargs)
+        if input_ids.shape[1] > 1:  # prefill: a new generate call
+            self.step = 0
+        logits = torch.full_like(out.logits[:, -1:, :], -1e4)
+        for row in range(input_ids.shape[0]):
+            script = self.scripts[row % len(self.scripts)]
+            logits[row, 0, script[min(self.step, len(script) - 1)]] = 0.0
+        self.step += 1
+        out.logits = logits
+        return out
+
+
+def scripted_model(tokenizer, scripts: list[list[int]]) -> ScriptedGPT2:
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=16, n_layer=1, n_head=2,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    model = ScriptedGPT2(config).eval()
+    model.scripts = scripts
+    return model
+
+
+def test_generate_batch_stops_at_stop_string_eos_and_length(tokenizer):
+    eos = tokenizer.eos_token_id
+    after = ids(tokenizer, " Name a colour.\n\n### Response:\nRed.") + [eos]
+    stopping = ids(tokenizer, "Blue sky.\n### Instruction:")
+    n = 48
+    scripts = [
+        stopping + after,  # a base model running on into the next example
+        ids(tokenizer, "Green sea.") + [eos] + ids(tokenizer, " never seen"),
+        ids(tokenizer, "The sea is wide and deep and old. " * 4),
+        ids(tokenizer, "Red.\n### Response:") + after,
+    ]
+    assert len(stopping + after) <= n < len(scripts[2])
+    model = scripted_model(tokenizer, scripts)
+    prompts = [alpaca_prompt("Name a colour."), alpaca_prompt("Describe the sea in a few words, please."),
+               alpaca_prompt("Describe the sea."), alpaca_prompt("Name a colour", "in one word")]
+    params = DecodeParams(max_new_tokens=n, stop_strings=ALPACA_STOP_STRINGS)
+    got = generate_batch(model, tokenizer, prompts, params, seed=0)
+    assert [(c.finish_reason, c.text) for c in got] == [
+        ("stop", "Blue sky."), ("eos", "Green sea."), ("length", tokenizer.decode(scripts[2][:n]).strip()),
+        ("stop", "Red.")]
+    assert [c.n_tokens for c in got] == [len(stopping), len(ids(tokenizer, "Green sea.")) + 1, n,
+                                         len(ids(tokenizer, "Red.\n### Response:"))]
+    # The stop strings are what ended the first row: without them it runs on, marker and all, to its EOS.
+    free = generate_batch(model, tokenizer, prompts[:1], DecodeParams(max_new_tokens=n), seed=0)[0]
+    assert (free.finish_reason, free.text) == ("eos", tokenizer.decode(stopping + after[:-1]).strip())
+
+
+def test_teacher_alpaca_format_records_stop(tokenizer, tiny_gpt2_dir, records, tmp_path, monkeypatch):
+    """Through the stage: alpaca prompts get the alpaca stop strings, answers say `stop` and keep no marker."""
+    model = scripted_model(tokenizer, [ids(tokenizer, "Blue sky.\n### Instruction:") + [tokenizer.eos_token_id]])
+    monkeypatch.setattr(teacher_stage, "load_model", lambda *args, **kwargs: (model, tokenizer))
+    teacher = TeacherParams(model=str(tiny_gpt2_dir), prompt_format="alpaca", max_new_tokens=32, batch_size=4)
+    rows, _, _ = run_generation(records, teacher, tiny_gpt2_dir, tmp_path)
+    assert {(r["response"], r["finish_reason"]) for r in rows} == {("Blue sky.", "stop")}
+    answers = answer_records(records, rows, teacher.filters)
+    assert not any(a["dropped"] for a in answers)
+
+
+# ----------------------------------------------------------------------------- batch planning
+
+def test_plan_batches_deterministic_and_length_sorted(tokenizer):
+    texts = ["a b", "a much longer prompt than the others, by far", "a b", "medium sized prompt", "x",
+             "medium sized prompt", "another fairly long prompt here", "b a"]
+    lengths = [len(ids(tokenizer, t)) for t in texts]
+    plan = plan_batches(tokenizer, texts, 3)
+    assert plan == plan_batches(tokenizer, list(texts), 3)
+    assert [len(b) for b in plan] == [3, 3, 2]
+    order = [i for batch in plan for i in batch]
+    assert sorted(order) == list(range(len(texts)))
+    assert order == sorted(range(len(texts)), key=lambda i: (-lengths[i], i))  # longest first, ties by position
+    assert all(lengths[a] >= lengths[b] for a, b in zip(order, order[1:]))
+
+
+def test_generate_skips_done_batches_and_keeps_their_seeds(tiny_model, records):
+    model, tokenizer = tiny_model
+    prompts = [alpaca_prompt(r["instruction"], r["input"]) for r in records]
+    params = DecodeParams(max_new_tokens=6, do_sample=True, temperature=1.0, top_p=1.0, seed=3)
+    full = list(generate(model, tokenizer, prompts, params, 3))
+    plan = plan_batches(tokenizer, prompts, 3)
+    assert [b for b, _ in full] == plan
+    done = set(plan[0]) | set(plan[2]) | {plan[1][0]}  # batch 1 only partly done: it runs again
+    resumed = list(generate(model, tokenizer, prompts, params, 3, done=done))
+    assert [b for b, _ in resumed] == [plan[1], plan[3]]
+    # Each batch samples with its own seed, so a resumed batch gives what the full run gave.
+    assert [c for _, cs in resumed for c in cs] == [c for _, cs in (full[1], full[3]) for c in cs]
+
+
+# ----------------------------------------------------------------------------- resume
+
+def teacher_params(teacher_dir: Path, **overrides) -> TeacherParams:
+    return TeacherParams(**{"model": str(teacher_dir), "prompt_format": "alpaca", "max_new_tokens": 8,
+                            "batch_size": 3, **overrides})
+
+
+def answers_of(rows: list[dict]) -> list[tuple]:
+    return [(r["index"], r["response"], r["finish_reason"], r["n_tokens"]) for r in rows]
+
+
+def test_read_progress_cuts_a_torn_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    good = "".join(json.dumps({"index": i, "response": f"r{i}"}) + "\n" for i in range(3))
+    for torn in ['{"index": 3, "resp', '{"index": 3, "response": "r3"}']:  # cut mid-line, or before its newline
+        path.write_text(good + torn)
+        assert sorted(read_progress(path)) == [0, 1, 2]
+        assert path.read_text() == good
+    assert read_progress(tmp_path / "missing.jsonl") == {}
+
+
+def test_torn_progress_regenerated_and_fingerprint_change_starts_afresh(tiny_gpt2_dir, records, tmp_path):
+    teacher = teacher_params(tiny_gpt2_dir)
+    reference, timing, progress = run_generation(records, teacher, tiny_gpt2_dir, tmp_path / "a")
+    assert timing["resumed_answers"] == 0 and len(reference) == len(records)
+
+    # A kill mid-write: four whole lines (batch 0 and part of batch 1) and half of the fifth.
+    lines = progress.read_bytes().splitlines(keepends=True)
+    torn = tmp_path / "b" / progress.name
+    torn.parent.mkdir()
+    torn.write_bytes(b"".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
+    rows, timing, again = run_generation(records, teacher, tiny_gpt2_dir, tmp_path / "b")
+    assert again == torn and timing["resumed_answers"] == 4
+    assert answers_of(rows) == answers_of(reference)
+    indices = [json.loads(line)["index"] for line in torn.read_text().splitlines()]
+    assert sorted(indices) == list(range(len(records)))  # every answer once: none lost, none twice
+
+    # Anything that shapes the answers changes the fingerprint: the old progress is not reused.
+    shorter = teacher_params(tiny_gpt2_dir, max_new_tokens=5)
+    rows, timing, fresh = run_generation(records, shorter, tiny_gpt2_dir, tmp_path / "a")
+    assert fresh != progress and progress.exists()
+    assert timing["resumed_answers"] == 0 and all(r["n_tokens"] <= 5 for r in rows)
+
+
+def test_fingerprint_covers_prompts_weights_and_decoding(tiny_gpt2_dir, tmp_path):
+    prompts = ["one", "two"]
+    base = fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
+    assert base == fingerprint(list(prompts), tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
+    assert base != fingerprint(["one", "three"], tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
+    assert base != fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, do_sample=True))
+    assert base != fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, max_new_tokens=9))
+    # Filters only mark answers afterwards: changing them must not throw generated answers away.
+    assert base == fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, filters=FilterParams(echo=False)))
+    other = shutil.copytree(tiny_gpt2_dir, tmp_path / "other")
+    model = GPT2LMHeadModel.from_pretrained(other)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(2)
+    model.save_pretrained(other)
+    assert base != fingerprint(prompts, other, teacher_params(tiny_gpt2_dir))
+
+
+@pytest.fixture()
+def one_thread_env(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # project_env() passes the environment on
+
+
+def kill_after_first_batch(root: Path, total: int) -> int:
+    """Start `kdscale teacher`, SIGKILL it once some answers are on disk; returns how many."""
+    proc = subprocess.Popen(["kdscale", "teacher"], cwd=root, env=project_env(root),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, lines = time.monotonic() + 120, 0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            files = list((root / ".kdscale/progress").glob("teacher-*.jsonl"))
+            lines = files[0].read_bytes().count(b"\n") if files else 0
+            if lines:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.005)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"the stage ended before it could be killed:\n{err.decode()[-2000:]}"
+    (progress,) = (root / ".kdscale/progress").glob("teacher-*.jsonl")
+    done = progress.read_bytes().count(b"\n")
+    assert 0 < done < total, done
+    return done
+
+
+def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, one_thread_env):
+    # Small batches and longer answers leave a wide window between the first batch and the last.
+    base = make_project(tmp_path / "a", tiny_gpt2_dir, teacher={"batch_size": 2, "max_new_tokens": 24})
+    shutil.copytree(tiny_gpt2_dir, base / "models/teacher")
+    run(["kdscale", "prepare"], base)
+    killed = tmp_path / "b"
+    shutil.copytree(base, killed, symlinks=True)
+    outputs = ["data/teacher/pool.jsonl", "data/teacher/heldout.jsonl"]
+
+    total = sum(len(read_jsonl(base / name)) for name in ["data/prompts/pool.jsonl", "data/prompts/heldout.jsonl"])
+
+    # The uninterrupted reference runs beside the run that gets killed (each on one thread).
+    reference = subprocess.Popen(["kdscale", "teacher"], cwd=base, env=project_env(base),
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        done = kill_after_first_batch(killed, total)
+    finally:
+        out, _ = reference.communicate(timeout=300)
+    assert reference.returncode == 0, out.decode()[-3000:]
+    assert not (killed / "data/teacher").exists()
+    resumed = run(["kdscale", "teacher"], killed)
+    assert f"resuming, {done}/{total} answers" in resumed.stdout
+    for name in outputs:
+        assert (killed / name).read_bytes() == (base / name).read_bytes(), name
+    ids_ = [a["id"] for name in outputs for a in read_jsonl(killed / name)]
+    prompt_ids = [p["id"] for name in ["data/prompts/pool.jsonl", "data/prompts/heldout.jsonl"]
+                  for p in read_jsonl(killed / name)]
+    assert ids_ == prompt_ids and len(set(ids_)) == total  # none lost, none repeated
+    metrics = json.loads((killed / "metrics/teacher_generation.json").read_text())
+    assert metrics["resumed_answers"] == done and metrics["answers"] == total
+    assert not list((killed / ".kdscale/progress").glob("*.jsonl"))  # finished: the progress file is gone
