@@ -10,8 +10,13 @@ import importlib.util
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kdscale.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import LlamaForCausalLM
 
 EMBEDDED = "embedded"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
