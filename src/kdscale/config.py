@@ -6,7 +6,6 @@ value stops the stage before it writes anything, with one line naming the key.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import typing
@@ -246,15 +245,6 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
             f"must be non-negative and sum to 1, got {weights}"
         )
     return params
-
-
-def load_size_stage(prog: str, description: str, argv=None) -> tuple[Params, int]:
-    """Params and the --size of a per-size stage (subsets@N, train@N)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--size", type=int, required=True, help="one of scaling.sizes")
-    size = parser.parse_args(argv).size
-    params = load_params()
-    return params, check_size(params, size)
 
 
 def check_size(params: Params, size: int) -> int:

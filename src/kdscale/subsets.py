@@ -7,10 +7,11 @@ regenerating the teacher's answers.
 
 from __future__ import annotations
 
+import argparse
 import random
 
 from kdscale import paths
-from kdscale.config import load_size_stage
+from kdscale.config import check_size, load_params
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_jsonl
 
@@ -22,7 +23,11 @@ def nested_order(answers: list[dict], seed: int) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    params, size = load_size_stage("kdscale subsets", __doc__, argv)
+    parser = argparse.ArgumentParser(prog="kdscale subsets", description=__doc__)
+    parser.add_argument("--size", type=int, required=True)
+    size = parser.parse_args(argv).size
+    params = load_params()
+    check_size(params, size)
     kept = nested_order(read_jsonl(paths.TEACHER_POOL), params.seed)
     if len(kept) < size:
         raise UserError(

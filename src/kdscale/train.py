@@ -9,6 +9,7 @@ kdscale.train --size N`; checkpoints outside DVC's outputs let a killed run resu
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -23,7 +24,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdscale import paths, tracking
-from kdscale.config import Params, load_size_stage, to_dict
+from kdscale.config import check_size, Params, load_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
 from kdscale.models import count_parameters, load_student_base, max_context
@@ -163,7 +164,11 @@ def run_fingerprint(params: Params, size: int) -> str:
 
 
 def main(argv=None) -> None:
-    params, size = load_size_stage("kdscale train", __doc__, argv)
+    parser = argparse.ArgumentParser(prog="kdscale train", description=__doc__)
+    parser.add_argument("--size", type=int, required=True)
+    size = parser.parse_args(argv).size
+    params = load_params()
+    check_size(params, size)
     tracking.disable_hf_integrations()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     is_main = int(os.environ.get("RANK", "0")) == 0
