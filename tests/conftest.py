@@ -96,11 +96,17 @@ def tiny_params(teacher_dir: Path, **overrides) -> dict:
     return params
 
 
+STUDY_OUTPUTS = ("metrics/", "plots/", "reports/", "samples/")
+
+
 def make_project(dest: Path, teacher_dir: Path, **overrides) -> Path:
     """A copy of the project's tracked files with tiny params, its own git repo and DVC."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
+        # The repository's own study results (lock, metrics, plots) belong to its params, not the tiny ones.
+        if name == "dvc.lock" or name.startswith(STUDY_OUTPUTS):
+            continue
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
