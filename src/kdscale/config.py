@@ -284,5 +284,5 @@ def flatten(d: dict, prefix: str = "") -> dict:
         if isinstance(value, dict):
             out.update(flatten(value, f"{prefix}{key}."))
         else:
-            out[prefix + key] = value
+            out[f"{prefix}{key}"] = value
     return out

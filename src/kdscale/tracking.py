@@ -39,6 +39,8 @@ import mlflow.pyfunc  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from kdscale.config import flatten  # noqa: E402
+
 try:
     import fcntl
 except ImportError:  # Windows: no lock, and MLflow's own retries only
@@ -261,17 +263,6 @@ def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None):
     retry(mlflow.end_run, "FINISHED")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def is_secret(key: str) -> bool:
     """HF_TOKEN, api_key, db.password... but not max_new_tokens or pad_token."""
     words = [w for w in re.split(r"[^A-Za-z0-9]+", key.upper()) if w]
@@ -282,14 +273,14 @@ def is_secret(key: str) -> bool:
 def log_params(d: dict) -> None:
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-    params = {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in _flatten(d).items() if not is_secret(k)}
+    params = {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in flatten(d).items() if not is_secret(k)}
     if params:
         retry(mlflow.log_params, params)
 
 
 def log_metrics(d: dict, step: int | None = None) -> None:
     metrics = {}
-    for k, v in _flatten(d).items():
+    for k, v in flatten(d).items():
         try:
             x = float(v)
         except (TypeError, ValueError):
