@@ -151,10 +151,10 @@ def test_bad_sizes(sizes, expected):
 
 
 def test_size_larger_than_the_pool():
-    message = error(with_value("scaling.sizes", [25, 441]))
-    assert "asks for 441 samples but 'data.pool_size' is 440" in message
+    message = error(with_value("scaling.sizes", [20, 351]))
+    assert "asks for 351 samples but 'data.pool_size' is 350" in message
     assert "raise data.pool_size or lower the largest size" in message
-    parse_params(with_value("scaling.sizes", [25, 440]))  # equal is fine
+    parse_params(with_value("scaling.sizes", [20, 350]))  # equal is fine
 
 
 def test_negative_source_cap():
@@ -184,8 +184,8 @@ def test_cross_field_rules():
 
 def test_check_size():
     params = Params()
-    assert check_size(params, 25) == 25
-    with pytest.raises(UserError, match=r"--size 30 is not in scaling.sizes \[25, 50, 100, 200, 400\]"):
+    assert check_size(params, 20) == 20
+    with pytest.raises(UserError, match=r"--size 30 is not in scaling.sizes \[20, 40, 80, 160, 320\]"):
         check_size(params, 30)
 
 

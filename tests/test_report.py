@@ -54,6 +54,7 @@ def samples(who: str) -> list[dict]:
 def raw_params() -> dict:
     raw = yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text())
     raw["scaling"]["sizes"] = SIZES
+    raw["data"]["pool_size"] = max(SIZES)
     return raw
 
 

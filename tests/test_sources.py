@@ -64,7 +64,7 @@ def prepare(folder: Path, monkeypatch, **data) -> tuple[list[dict], list[dict], 
 def test_builtin_source():
     records, duplicates = load_prompts("builtin")
     assert duplicates == 0
-    assert len(records) >= 480  # the default pool (440) + held-out (40) with room to spare
+    assert len(records) >= 480  # the default pool (350) + held-out (40) with room to spare
     ids = [r["id"] for r in records]
     assert len(set(ids)) == len(ids)
     for r in records:

@@ -22,7 +22,7 @@ PARAMS_FILE = "params.yaml"
 @dataclass
 class DataParams:
     source: str = "builtin"  # builtin | a hub dataset id | a local .json/.jsonl/.parquet
-    pool_size: int = 440  # prompts the teacher answers; >= the largest size, with slack for filters
+    pool_size: int = 350  # prompts the teacher answers; >= the largest size, with slack for filters
     heldout_size: int = 40  # prompts kept out of training, for perplexity
     max_source_records: int = 0  # 0: read the whole source (a cap keeps huge sources fast)
     split_seed: int = 0  # fixes the pool/held-out split, so sweeping `seed` never regenerates teacher data
@@ -72,7 +72,7 @@ class StudentParams:
 
 @dataclass
 class ScalingParams:
-    sizes: list[int] = field(default_factory=lambda: [25, 50, 100, 200, 400])
+    sizes: list[int] = field(default_factory=lambda: [20, 40, 80, 160, 320])
 
 
 @dataclass

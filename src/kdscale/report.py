@@ -217,7 +217,6 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
         "doubling_gain_below_threshold_at": doubling_threshold(fit, rp.doubling_gain_threshold) if fit else None,
         "teacher_generation_seconds": generation["generation_seconds"],
         "total_train_seconds": sum(students[n]["train_seconds"] for n in sizes),
-        "models": models,
     }
 
 
