@@ -2,7 +2,7 @@
 
 Logged as "models from code" (this file is the model's code, the checkpoint folder its
 artifact), because mlflow.transformers.log_model fails with transformers 5 here.
-    mlflow.pyfunc.load_model("models:/kdscale-student@n400").predict(["Name three colours."])
+    mlflow.pyfunc.load_model("models:/kdscale-student@n320").predict(["Name three colours."])
 """
 
 import mlflow
