@@ -128,7 +128,7 @@ def test_summarize_ranks_and_compares_with_the_teacher(study):
     # adherence only: by pass rate, the teacher (0.6) first, then the largest student
     assert s["rankings"]["adherence_only"][:2] == ["teacher", "student-n400"]
     speed_heavy = {k: 0.2 / m["perplexity"] + 0.2 * m["pass_rate"] + 0.6 * m["tokens_per_sec"] / 120.0
-                   for k, m in s["models"].items()}
+                   for k, m in ({f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}).items()}
     assert s["rankings"]["speed_heavy"] == sorted(names, key=lambda k: -speed_heavy[k])
     assert s["best_student_size"] == max(SIZES, key=lambda n: scores[f"student-n{n}"])
     r = s["vs_teacher"]["student-n100"]
@@ -180,7 +180,7 @@ def test_report_says_why_there_is_no_fit(study):
     assert "No saturating fit" in text
 
 
-def test_main_writes_every_output(tmp_path, monkeypatch):
+def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     import mlflow
 
     from kdscale import paths
@@ -197,8 +197,13 @@ def test_main_writes_every_output(tmp_path, monkeypatch):
     paths.TEACHER_EVAL_METRICS.write_text(json.dumps(TEACHER))
     paths.TEACHER_METRICS.write_text(json.dumps(GENERATION))
     paths.TEACHER_SAMPLES.write_text("".join(json.dumps(r) + "\n" for r in samples("teacher")))
+    paths.student_metrics(7).write_text(json.dumps(student_metrics(7, 0)))  # left by an earlier scaling.sizes
 
     report.main([])
+
+    warning = capsys.readouterr().err
+    assert "results of sizes no longer in scaling.sizes are still in the workspace" in warning
+    assert "`git rm metrics/student-n7.json`" in warning
 
     text = (tmp_path / "reports/report.md").read_text()
     assert text.startswith("# kdscale report") and "## Answers side by side" in text

@@ -17,6 +17,7 @@ METRICS_DIR = Path("metrics")
 SAMPLES_DIR = Path("samples")
 REPORTS_DIR = Path("reports")
 PLOTS_DIR = Path("plots")
+LOSS_PLOTS_DIR = PLOTS_DIR / "loss"
 # Resume state lives outside DVC's outputs, so `dvc repro` does not delete it before a rerun.
 PROGRESS_DIR = Path(".kdscale/progress")
 CHECKPOINTS_DIR = Path(".kdscale/checkpoints")
@@ -39,7 +40,7 @@ def student_samples(size: int) -> Path:
 
 
 def loss_plot(size: int) -> Path:
-    return PLOTS_DIR / "loss" / f"n{size}.json"
+    return LOSS_PLOTS_DIR / f"n{size}.json"
 
 
 TEACHER_EVAL_METRICS = METRICS_DIR / "teacher.json"

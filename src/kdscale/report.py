@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -220,10 +222,22 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
     }
 
 
+def stale_size_files(sizes: list[int]) -> list[Path]:
+    """Metrics and loss curves of sizes no longer in scaling.sizes: DVC never deletes them, and
+    `dvc metrics show` and `dvc exp show` would go on listing them beside the current study."""
+    current = {paths.student_metrics(n) for n in sizes} | {paths.loss_plot(n) for n in sizes}
+    found = [*paths.METRICS_DIR.glob("student-n*.json"), *paths.LOSS_PLOTS_DIR.glob("n*.json")]
+    return sorted(p for p in found if p not in current)
+
+
 def main(argv=None) -> None:
     argparse.ArgumentParser(prog="kdscale report", description=__doc__).parse_args(argv)
     params = load_params()
     sizes = sorted(params.scaling.sizes)
+    stale = stale_size_files(sizes)
+    if stale:
+        print(f"report: warning: results of sizes no longer in scaling.sizes are still in the workspace; "
+              f"remove them with `git rm {' '.join(map(str, stale))}`", file=sys.stderr)
     students = {n: read_json(paths.student_metrics(n)) for n in sizes}
     teacher = read_json(paths.TEACHER_EVAL_METRICS)
     generation = read_json(paths.TEACHER_METRICS)
