@@ -50,8 +50,10 @@ def answer_tokens(row: list[int], eos: int) -> int:
 
 
 @torch.inference_mode()
-def naive(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tuple[int, float, list[str]]:
-    """`model.generate` on one prompt at a time: no padding, no batching."""
+def naive(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tuple[int, float, float, list[str]]:
+    """`model.generate` on one prompt at a time: no padding, no batching.
+
+    Returns (answer tokens, wall seconds, CPU seconds, answers)."""
     tokens, texts, start, cpu = 0, [], time.perf_counter(), time.process_time()
     for prompt in prompts:
         enc = tokenizer(prompt, return_tensors="pt")
