@@ -1,8 +1,8 @@
 """Student training throughput: padding every batch to the dataset's longest example against
 the project's batching (length-grouped batches, each padded to its own longest example).
 
-Both runs train the embedded student (params.yaml's `student` section, from scratch, with
-the teacher's tokenizer from models/teacher) on the kept teacher answers of
+Both runs train the study's student (the student before training, models/student-init, prepared
+as kdscale.train prepares it) on the kept teacher answers of
 data/teacher/pool.jsonl, with the same seed, initial weights, batch size, learning-rate
 schedule and number of optimizer steps, through kdscale.train's Trainer and arguments:
 
@@ -14,9 +14,9 @@ Tokens are real (non-pad) tokens of the batches the optimizer stepped on; the pa
 fraction is the share of pad positions in those batches.
 
     python benchmarks/train_throughput.py [--steps 20] [--data data/teacher/pool.jsonl]
-        [--teacher models/teacher] [--batch-size 16]
+        [--student models/student-init] [--batch-size 16]
 
-Run from the project root after `dvc repro teacher` (exit 2 when its outputs are missing).
+Run from the project root after `dvc repro student_init` (exit 2 when its outputs are missing).
 Exit 1 when the project's batching misses its targets (speedup >= 1.5, padding < 15%).
 """
 
@@ -39,8 +39,8 @@ from kdscale import paths, tracking
 from kdscale.config import load_params
 from kdscale.examples import CompletionCollator, tokenize_records
 from kdscale.jsonl import read_jsonl
-from kdscale.models import count_parameters, load_student_base, max_context
-from kdscale.train import StudentTrainer, training_arguments
+from kdscale.models import count_parameters, load_model, max_context
+from kdscale.train import StudentTrainer, freeze_embeddings, training_arguments
 
 MIN_SPEEDUP = 1.5
 MAX_PADDING = 0.15
@@ -86,9 +86,10 @@ class Clock(TrainerCallback):
         self.seconds = time.perf_counter() - self.start
 
 
-def train_once(name: str, params, teacher: Path, examples: list[dict], collator, steps: int, **overrides):
+def train_once(name: str, params, student: Path, examples: list[dict], collator, steps: int, **overrides):
     """Train a fresh student with kdscale.train's Trainer and arguments, changed by `overrides`."""
-    model, _ = load_student_base(params.student, teacher, params.seed)  # the same initial weights each time
+    model, _ = load_model(str(student), "student")  # the same initial weights each time
+    freeze_embeddings(model, params)
     recorder, clock = Recorder(collator), Clock()
     with tempfile.TemporaryDirectory(prefix="kdscale-bench-") as out:
         args = dataclasses.replace(training_arguments(params, Path(out), steps), save_strategy="no",
@@ -111,21 +112,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps of each run")
     parser.add_argument("--data", type=Path, default=paths.TEACHER_POOL, help="teacher answers (kept ones are used)")
-    parser.add_argument("--teacher", type=Path, default=paths.TEACHER_DIR, help="the teacher folder (its tokenizer)")
+    parser.add_argument("--student", type=Path, default=paths.STUDENT_INIT_DIR, help="the student before training")
     parser.add_argument("--batch-size", type=int, default=0, help="per-step batch size (default: train.batch_size)")
     args = parser.parse_args(argv)
 
     params = load_params()
     if args.batch_size:
         params.train.batch_size = args.batch_size
-    for path, stage in [(args.teacher, "teacher_model"), (args.data, "teacher")]:
+    for path, stage in [(args.student, "student_init"), (args.data, "teacher")]:
         if not path.exists():
-            print(f"{path} not found: run `dvc repro {stage}` first (or pass --teacher / --data)", file=sys.stderr)
+            print(f"{path} not found: run `dvc repro {stage}` first (or pass --student / --data)", file=sys.stderr)
             return 2
     tracking.disable_hf_integrations()
 
     records = [r for r in read_jsonl(args.data) if not r.get("dropped")]
-    model, tokenizer = load_student_base(params.student, args.teacher, params.seed)
+    model, tokenizer = load_model(str(args.student), "student")
     max_length = min(params.train.max_length, max_context(model, tokenizer))
     examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
     lengths = [e["length"] for e in examples]
@@ -142,9 +143,9 @@ def main(argv=None) -> int:
     del model
 
     pad = tokenizer.pad_token_id
-    padded_rate, padded_frac = train_once("padded", params, args.teacher, examples, PadToCollator(pad, width),
+    padded_rate, padded_frac = train_once("padded", params, args.student, examples, PadToCollator(pad, width),
                                           args.steps, train_sampling_strategy="random")
-    project_rate, project_frac = train_once("project", params, args.teacher, examples, CompletionCollator(pad),
+    project_rate, project_frac = train_once("project", params, args.student, examples, CompletionCollator(pad),
                                             args.steps)
     speedup = project_rate / padded_rate
     print(f"padded:  {padded_rate:.1f} real tokens/s, padding fraction {padded_frac:.1%}")

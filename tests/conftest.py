@@ -83,7 +83,8 @@ def tiny_params(teacher_dir: Path, **overrides) -> dict:
     params["data"].update(pool_size=24, heldout_size=6)
     params["teacher"].update(model=str(teacher_dir), prompt_format="alpaca", max_new_tokens=12, batch_size=8)
     params["teacher"]["filters"].update(empty=False, repetition=False, echo=False)  # a random teacher babbles
-    params["student"].update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+    # The default student, pruned from the teacher: one of the tiny GPT-2's two layers.
+    params["student"].update(model="pruned", num_layers=1, hidden_size=32, num_heads=2, intermediate_size=64,
                              max_position_embeddings=512)
     params["scaling"]["sizes"] = [8, 16]
     params["train"].update(max_length=128, logging_steps=1, save_steps=2)

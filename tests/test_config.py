@@ -72,7 +72,7 @@ def test_params_yaml_is_the_embedded_profile():
 
 def test_paper_profile_is_the_paper_setting():
     params = parse_params(yaml.safe_load((REPO / "src/kdscale/profiles/paper.yaml").read_text()))
-    assert params.scaling.sizes == [500, 2000, 5000, 10000, 15000]
+    assert params.scaling.sizes == [0, 500, 2000, 5000, 10000, 15000]  # and the untrained student
     assert (params.teacher.model, params.student.model) == ("gpt2-xl", "gpt2")
     assert (params.train.epochs, params.train.learning_rate, params.train.batch_size) == (2.0, 5e-5, 16)
     assert params.data.source == "tatsu-lab/alpaca"
@@ -142,8 +142,7 @@ def test_non_positive_values(key):
 
 @pytest.mark.parametrize("sizes, expected", [
     ([], "'scaling.sizes' is empty"),
-    ([0, 50], "'scaling.sizes' must be positive sample counts, got 0"),
-    ([25, -50], "'scaling.sizes' must be positive sample counts, got -50"),
+    ([25, -50], "'scaling.sizes' must be sample counts >= 0 (0: the untrained student), got -50"),
     ([25, 50, 25], "'scaling.sizes' repeats 25; list each sample count once"),
 ])
 def test_bad_sizes(sizes, expected):
@@ -185,7 +184,7 @@ def test_cross_field_rules():
 def test_check_size():
     params = Params()
     assert check_size(params, 20) == 20
-    with pytest.raises(UserError, match=r"--size 30 is not in scaling.sizes \[20, 40, 80, 160, 320\]"):
+    with pytest.raises(UserError, match=r"--size 30 is not in scaling.sizes \[0, 20, 40, 80, 160, 320\]"):
         check_size(params, 30)
 
 

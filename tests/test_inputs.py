@@ -315,13 +315,13 @@ def test_hub_teacher_without_network_fails_fast(project, fails, no_hub):
 
 
 def test_hub_student_without_network_fails_fast(no_hub, tmp_path):
-    """What `kdscale train` calls first to build the student (before it writes anything)."""
+    """What `kdscale student_init` calls to build the student (before it writes anything)."""
     from kdscale.config import StudentParams
-    from kdscale.models import load_student_base
+    from kdscale.models import initial_student
 
     start = time.perf_counter()
     with pytest.raises(UserError) as e:
-        load_student_base(StudentParams(model="nobody/no-such-student"), tmp_path / "teacher", seed=0)
+        initial_student(StudentParams(model="nobody/no-such-student"), tmp_path / "teacher", seed=0, calibration=[])
     assert time.perf_counter() - start < 10
     assert str(e.value) == (
         "cannot reach the Hugging Face hub to fetch model 'nobody/no-such-student' (student.model); "

@@ -57,6 +57,13 @@ def train_project(tmp_path: Path, teacher: Path, subsets: dict[int, list[dict]],
         path = root / "data" / "subsets" / f"n{size}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    pool = root / "data" / "teacher" / "pool.jsonl"  # the pruned student calibrates on the teacher's answers
+    pool.parent.mkdir(parents=True, exist_ok=True)
+    pool.write_text("".join(json.dumps(r) + "\n" for r in subsets[max(subsets)]))
+    with in_project(root):
+        from kdscale import student_init
+
+        student_init.main([])
     return root
 
 
@@ -121,6 +128,19 @@ def test_labels_mask_prompt_and_padding_and_keep_eos(tokenizer):
     collator(examples)
     real = sum(len(e["input_ids"]) for e in examples)
     assert (collator.real_tokens, collator.padded_tokens) == (real, 2 * width)
+
+
+def test_no_eos_label_where_the_teacher_was_cut_off(tokenizer):
+    ended = record(0, "Describe the sea.", "The sea is wide.")
+    cut = {**record(1, "Describe the sky.", "The sky is blue and"), "finish_reason": "length"}
+    stopped = {**record(2, "Say hi.", "Hi."), "finish_reason": "stop"}  # a base model's stop string ends it too
+    examples, _ = tokenize_records(tokenizer, [ended, cut, stopped], 128)
+    assert [e["labels"][-1] == tokenizer.eos_token_id for e in examples] == [True, False, True]
+    assert tokenizer.decode(examples[1]["labels"][-3:]) .endswith("and")
+    # A source's reference output is complete, whatever the teacher's answer did.
+    reference = {**cut, "reference": "The sky is blue."}
+    (example,), _ = tokenize_records(tokenizer, [reference], 128, response_key="reference")
+    assert example["labels"][-1] == tokenizer.eos_token_id
 
 
 def test_overlong_truncate_and_drop_are_counted(tokenizer):
@@ -211,7 +231,8 @@ def memorised(tmp_path_factory, tiny_gpt2_dir):
     tmp = tmp_path_factory.mktemp("memorise")
     records = [record(i, q, a) for i, (q, a) in enumerate(MEMORISE)]
     root = train_project(tmp, tiny_gpt2_dir, {3: records, 16: varied_records(16)},
-                         student={"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+                         student={"model": "scratch", "hidden_size": 64, "num_layers": 2, "num_heads": 4,
+                                  "intermediate_size": 128},
                          train={"schedule": "steps", "max_steps": 120, "batch_size": 3, "learning_rate": 3e-3,
                                 "warmup_ratio": 0.0, "logging_steps": 10, "save_steps": 1000})
     with in_project(root):
@@ -234,6 +255,47 @@ def test_tiny_student_memorises_and_stops_at_eos(memorised):
     assert [a.text for a in answers] == [r["response"] for r in records]
     assert [a.finish_reason for a in answers] == ["eos"] * 3
     assert not (root / ".kdscale" / "checkpoints").exists() or not any((root / ".kdscale/checkpoints").iterdir())
+
+
+def test_size_zero_is_the_untrained_student(tmp_path, tiny_gpt2_dir):
+    root = train_project(tmp_path, tiny_gpt2_dir, {0: [], 8: varied_records(8)})
+    with in_project(root):
+        from kdscale import train
+
+        train.main(["--size", "0"])
+    summary = training_log(root, 0)["summary"]
+    assert summary["optimizer_steps"] == 0 and summary["examples"] == 0
+    init, _ = load_model(str(root / "models" / "student-init"), "student")
+    untrained, _ = load_model(str(root / "models" / "student-n0"), "student")
+    assert untrained.config.n_layer == 1  # pruned from the 2-layer tiny teacher (conftest.tiny_params)
+    assert all(torch.equal(a, b) for a, b in zip(init.state_dict().values(), untrained.state_dict().values()))
+    (run_,) = runs_of(root, 0)
+    assert run_.info.status == "FINISHED" and run_.info.run_id == tracking.read_run_id(root / "models/student-n0")
+
+
+def test_frozen_embeddings_stay_and_the_layers_learn(tmp_path, tiny_gpt2_dir):
+    root = train_project(tmp_path, tiny_gpt2_dir, {8: varied_records(8)},
+                         train={"schedule": "steps", "max_steps": 3, "batch_size": 4, "learning_rate": 1e-2,
+                                "save_steps": 1000})
+    with in_project(root):
+        from kdscale import train
+
+        train.main(["--size", "8"])
+    init, _ = load_model(str(root / "models" / "student-init"), "student")
+    trained, _ = load_model(str(root / "models" / "student-n8"), "student")
+    assert torch.equal(trained.get_input_embeddings().weight, init.get_input_embeddings().weight)
+    assert not torch.equal(trained.transformer.h[0].mlp.c_fc.weight, init.transformer.h[0].mlp.c_fc.weight)
+
+
+def test_answer_only_head_gives_the_models_own_loss(tiny_model, tokenizer):
+    from kdscale.train import StudentTrainer
+
+    model, _ = tiny_model
+    examples, _ = tokenize_records(tokenizer, varied_records(4), 128)
+    batch = CompletionCollator(tokenizer.pad_token_id)(examples)
+    ours = StudentTrainer.compute_loss(None, model, batch)
+    theirs = model(**batch).loss  # the full-vocabulary head at every position, HF's shifted mean
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
 
 
 def test_registered_student_loads_from_mlflow(memorised):

@@ -15,6 +15,7 @@ COMMANDS = {
     "teacher_model": "materialise the teacher as a safetensors folder",
     "teacher": "generate the teacher's answers (resumable)",
     "subsets": "cut nested training subsets from the teacher's answers",
+    "student_init": "build the student before training (pruned teacher, scratch or pretrained)",
     "train": "fine-tune one student: kdscale train --size N",
     "evaluate": "evaluate a student (--size N) or the teacher (--teacher)",
     "report": "summary, scaling curves and the report",

@@ -58,13 +58,17 @@ class TeacherParams:
 
 @dataclass
 class StudentParams:
-    model: str = "scratch"  # scratch (a small Llama with the teacher's tokenizer) | hub id | folder
+    # pruned (the teacher cut to num_layers of its layers) | scratch (a small random Llama with the
+    # teacher's tokenizer) | hub id | folder
+    model: str = "pruned"
     registered_name: str = "kdscale-student"  # MLflow model registry name
     revision: str = ""
     trust_remote_code: bool = False
-    # Shape of the from-scratch student; ignored for a pretrained one.
+    # pruned: the teacher layers to keep; [] = the num_layers of highest block influence
+    keep_layers: list[int] = field(default_factory=list)
+    num_layers: int = 10  # pruned and scratch: the student's depth
+    # Shape of the from-scratch student; ignored for the others.
     hidden_size: int = 256
-    num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 768
     max_position_embeddings: int = 512
@@ -72,7 +76,7 @@ class StudentParams:
 
 @dataclass
 class ScalingParams:
-    sizes: list[int] = field(default_factory=lambda: [20, 40, 80, 160, 320])
+    sizes: list[int] = field(default_factory=lambda: [0, 20, 40, 80, 160, 320])  # 0: the untrained student
 
 
 @dataclass
@@ -83,6 +87,7 @@ class TrainParams:
     schedule: str = "epochs"  # epochs | steps (the same optimizer steps for every size)
     max_steps: int = 0  # with schedule: steps
     max_length: int = 256  # tokens of prompt + response + EOS
+    freeze_embeddings: bool = True  # keep the (tied) embeddings and head of a pretrained start as they are
     overlong: str = "truncate"  # truncate the response | drop the example
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
@@ -223,9 +228,10 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
     sizes = params.scaling.sizes
     if not sizes:
         raise UserError(f"{where}: 'scaling.sizes' is empty; give at least one sample count, e.g. [25, 50, 100]")
-    bad = [s for s in sizes if s <= 0]
+    bad = [s for s in sizes if s < 0]
     if bad:
-        raise UserError(f"{where}: 'scaling.sizes' must be positive sample counts, got {bad[0]}")
+        raise UserError(f"{where}: 'scaling.sizes' must be sample counts >= 0 (0: the untrained student), "
+                        f"got {bad[0]}")
     repeated = sorted({s for s in sizes if sizes.count(s) > 1})
     if repeated:
         raise UserError(f"{where}: 'scaling.sizes' repeats {repeated[0]}; list each sample count once")

@@ -1,7 +1,8 @@
 """Prompt + response examples as token ids with completion-only labels, and their collator.
 
 Training and perplexity build examples here, so both count exactly the same tokens:
-the response and the EOS that ends it; prompt and padding labels are -100.
+the response and the EOS that ends it (only where the teacher ended it); prompt and padding
+labels are -100.
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ from kdscale.prompts import build_prompt
 
 
 def tokenize_example(tokenizer, prompt: str, response: str, max_length: int,
-                     overlong: str = "truncate") -> tuple[dict | None, dict]:
-    """input_ids and labels for prompt + response + EOS; returns (example or None, what happened)."""
+                     overlong: str = "truncate", ended: bool = True) -> tuple[dict | None, dict]:
+    """input_ids and labels for prompt + response (+ EOS when the answer `ended`); returns
+    (example or None, what happened).
+
+    An answer the teacher did not finish (cut at its max_new_tokens) gets no EOS label: the student
+    must not learn to stop mid-sentence, and perplexity must not score an EOS the teacher never wrote."""
     prompt_ids = tokenizer(prompt).input_ids
     full_ids = tokenizer(prompt + response).input_ids
     events = {"prefix_mismatch": full_ids[: len(prompt_ids)] != prompt_ids, "truncated": False, "dropped": False}
     if events["prefix_mismatch"]:
         # A merge across the prompt/response boundary: tokenize the parts apart so labels stay aligned.
         full_ids = prompt_ids + tokenizer(response, add_special_tokens=False).input_ids
-    input_ids = full_ids + [tokenizer.eos_token_id]
+    input_ids = full_ids + [tokenizer.eos_token_id] if ended else full_ids
     if len(input_ids) > max_length:
         if overlong == "drop" or len(prompt_ids) >= max_length:
             events["dropped"] = True
@@ -38,7 +43,9 @@ def tokenize_records(tokenizer, records: list[dict], max_length: int, overlong: 
     examples, counts = [], {"prefix_mismatch": 0, "truncated": 0, "dropped": 0}
     for record in records:
         prompt = build_prompt(record, prompt_format, tokenizer)
-        example, events = tokenize_example(tokenizer, prompt, record[response_key], max_length, overlong)
+        # A source's own reference output is complete; a teacher answer ended unless cut at its length limit.
+        ended = response_key != "response" or record.get("finish_reason") != "length"
+        example, events = tokenize_example(tokenizer, prompt, record[response_key], max_length, overlong, ended)
         for key, happened in events.items():
             counts[key] += happened
         if example is not None:

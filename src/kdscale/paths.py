@@ -9,6 +9,7 @@ POOL_PROMPTS = Path("data/prompts/pool.jsonl")
 HELDOUT_PROMPTS = Path("data/prompts/heldout.jsonl")
 PREPARE_STATS = Path("data/prompts/stats.json")
 TEACHER_DIR = Path("models/teacher")
+STUDENT_INIT_DIR = Path("models/student-init")  # the student before training: every size starts here
 TEACHER_POOL = Path("data/teacher/pool.jsonl")
 TEACHER_HELDOUT = Path("data/teacher/heldout.jsonl")
 TEACHER_METRICS = Path("metrics/teacher_generation.json")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -27,7 +28,7 @@ from kdscale import paths, tracking
 from kdscale.config import check_size, Params, load_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
-from kdscale.models import count_parameters, load_student_base, max_context
+from kdscale.models import SCRATCH, count_parameters, load_model, max_context
 from kdscale.examples import CompletionCollator, tokenize_records
 
 TRAINING_LOG = "training_log.json"
@@ -94,8 +95,28 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         return iter([i for batch in batches + short for i in batch])
 
 
+def answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Sequence positions whose next token is labelled in some row of the batch: the only positions
+    whose logits the loss reads. Skipping the LM head elsewhere (the prompts) saves its cost there;
+    with a 49k vocabulary the head is as large as a third of the embedded student's layers."""
+    return (labels[:, 1:] != -100).any(dim=0).nonzero().flatten()
+
+
 class StudentTrainer(Trainer):
-    """Trainer whose `group_by_length` sampling is the LengthGroupedSampler above."""
+    """Trainer with the LengthGroupedSampler above and a completion-only loss that applies the LM
+    head only at answer positions (the same mean token NLL as the model's own loss)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        keep = answer_positions(labels)
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                        logits_to_keep=keep)
+        targets = labels[:, keep + 1]
+        loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                               reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
+        loss = loss / count
+        return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -104,6 +125,13 @@ class StudentTrainer(Trainer):
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         return LengthGroupedSampler(dataset["length"], self.args.train_batch_size
                                     * self.args.gradient_accumulation_steps, seed)
+
+
+def freeze_embeddings(model, params: Params) -> None:
+    """A pretrained start keeps its (tied) embeddings and head: a few hundred answers would mostly nudge
+    the rows of the tokens they happen to contain in a 49k-row table. A scratch student learns them."""
+    if params.train.freeze_embeddings and params.student.model != SCRATCH:
+        model.get_input_embeddings().weight.requires_grad_(False)
 
 
 def optimizer_steps(params: Params, n_examples: int, world_size: int = 1) -> int:
@@ -174,7 +202,11 @@ def main(argv=None) -> None:
     is_main = int(os.environ.get("RANK", "0")) == 0
 
     records = read_jsonl(paths.subset_file(size))
-    model, tokenizer = load_student_base(params.student, paths.TEACHER_DIR, params.seed)
+    model, tokenizer = load_model(str(paths.STUDENT_INIT_DIR), "student.model",
+                                  trust_remote_code=params.student.trust_remote_code)
+    if size == 0:
+        return save_untrained(params, model, tokenizer)
+    freeze_embeddings(model, params)
     max_length = min(params.train.max_length, max_context(model, tokenizer))
     examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
     if not examples:
@@ -230,6 +262,31 @@ def main(argv=None) -> None:
     shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved; the checkpoints served resume only
     print(f"train: n{size}: {summary['optimizer_steps']} steps in {seconds:.0f}s, "
           f"loss {summary['final_loss']:.3f}, padding {summary['padding_fraction']:.1%} -> {out}")
+
+
+def save_untrained(params: Params, model, tokenizer) -> None:
+    """Size 0, the start of the curve: the initial student as it is, with a training log of no steps,
+    registered like every other size."""
+    out = paths.student_dir(0)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    summary = {"size": 0, "examples": 0, "optimizer_steps": 0, "train_seconds": 0.0, "resumed_from": None,
+               "train_loss": None, "final_loss": None, "real_tokens": 0, "real_tokens_per_sec": 0.0,
+               "padding_fraction": 0.0, "parameters": count_parameters(model), "world_size": 1}
+    write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": []})
+    tracking.setup()
+    tags = tracking.common_tags("train", 0, [paths.subset_file(0), paths.STUDENT_INIT_DIR])
+    with tracking.start_run("train", "student-n0", tags) as active:
+        tracking.log_params({"size": 0, "seed": params.seed, "student": to_dict(params.student),
+                             "train": to_dict(params.train), "optimizer_steps": 0,
+                             "parameters": count_parameters(model)})
+        tracking.write_run_id(tmp, active.info.run_id)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        tracking.log_student_model(out, params.student.registered_name, 0)
+    print(f"train: n0: the untrained student ({summary['parameters'] / 1e6:.1f}M parameters) -> {out}")
 
 
 def _last_loss(history: list[dict], fallback: float) -> float:

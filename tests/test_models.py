@@ -1,0 +1,105 @@
+"""Model building: the depth-pruned student keeps the teacher's layers bit for bit, renumbers them so
+the KV cache works, and chooses layers by block influence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kdscale.config import StudentParams
+from kdscale.errors import UserError
+from kdscale.models import block_influence, decoder_layers, load_tokenizer, prune_layers, pruned_student
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, tiny_tokenizer_dir):
+    """A random 6-layer Llama with tied embeddings: the embedded teacher's architecture in miniature."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = load_tokenizer(str(tiny_tokenizer_dir), "tokenizer")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=6,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config).eval()
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder, model, tokenizer
+
+
+def test_pruned_layers_are_the_teachers_bit_for_bit(tiny_llama):
+    _, teacher, _ = tiny_llama
+    keep = [0, 3, 5]
+    student = prune_layers(teacher, keep)
+    assert student.config.num_hidden_layers == 3 and teacher.config.num_hidden_layers == 6
+    _, teacher_layers = decoder_layers(teacher)
+    _, student_layers = decoder_layers(student)
+    for new, old in enumerate(keep):
+        a, b = student_layers[new].state_dict(), teacher_layers[old].state_dict()
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert student_layers[new].self_attn.layer_idx == new  # renumbered: each layer gets its own cache slot
+    assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
+    assert torch.equal(student.model.norm.weight, teacher.model.norm.weight)
+    assert student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()
+
+
+def test_keeping_every_layer_gives_the_teacher(tiny_llama):
+    _, teacher, tokenizer = tiny_llama
+    student = prune_layers(teacher, list(range(6)))
+    ids = tokenizer(["Describe the sea."], return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.equal(student(**ids).logits, teacher(**ids).logits)
+
+
+def test_pruned_student_generates_with_a_kv_cache(tiny_llama, tmp_path):
+    _, teacher, tokenizer = tiny_llama
+    student = prune_layers(teacher, [1, 4])
+    student.save_pretrained(tmp_path)  # a plain transformers folder: evaluation and serving load it as is
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = tokenizer(["Describe the sea."], return_tensors="pt")
+    args = dict(max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    with_cache = reloaded.generate(**ids, use_cache=True, **args)
+    without = reloaded.generate(**ids, use_cache=False, **args)
+    assert with_cache.shape[1] == ids["input_ids"].shape[1] + 12
+    assert torch.equal(with_cache, without)
+
+
+def test_gpt2_layers_are_found_too(tiny_gpt2_dir):
+    from kdscale.models import load_model
+
+    teacher, _ = load_model(str(tiny_gpt2_dir), "teacher")
+    student = prune_layers(teacher, [1])
+    assert student.config.n_layer == 1
+    assert torch.equal(student.transformer.h[0].mlp.c_fc.weight, teacher.transformer.h[1].mlp.c_fc.weight)
+
+
+def test_block_influence_picks_the_layers_that_turn_the_hidden_state(tiny_llama):
+    _, teacher, tokenizer = tiny_llama
+    _, layers = decoder_layers(teacher)
+    with torch.no_grad():  # layer 2 becomes an identity: its influence must be the lowest
+        layers[2].self_attn.o_proj.weight.zero_()
+        layers[2].mlp.down_proj.weight.zero_()
+    influence = block_influence(teacher, tokenizer, ["Describe the sea.", "Name a colour and a tree."])
+    assert len(influence) == 6
+    assert influence[2] == pytest.approx(0.0, abs=1e-6)
+    assert min(range(6), key=influence.__getitem__) == 2
+
+
+def test_pruned_student_by_influence_or_by_list(tiny_llama):
+    folder, _, _ = tiny_llama
+    texts = ["Describe the sea.", "Name a colour."]
+    model, _, source = pruned_student(StudentParams(model="pruned", num_layers=2), folder, texts)
+    assert len(source["keep_layers"]) == 2 and len(source["block_influence"]) == 6
+    ranked = sorted(range(6), key=lambda i: -source["block_influence"][i])
+    assert source["keep_layers"] == sorted(ranked[:2])
+    _, _, source = pruned_student(StudentParams(model="pruned", keep_layers=[5, 0]), folder, texts)
+    assert source["keep_layers"] == [0, 5] and source["block_influence"] is None
+    with pytest.raises(UserError, match="keep_layers"):
+        pruned_student(StudentParams(model="pruned", keep_layers=[0, 6]), folder, texts)
+    with pytest.raises(UserError, match="num_layers"):
+        pruned_student(StudentParams(model="pruned", num_layers=6), folder, texts)
