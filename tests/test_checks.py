@@ -2,8 +2,6 @@
 
 import inspect
 import json
-from collections import Counter
-
 import pytest
 
 from kdscale.checks import (
@@ -14,6 +12,7 @@ from kdscale.checks import (
     load_adherence,
     loose_variants,
     split_sentences,
+    type_counts,
     wilson_interval,
 )
 from kdscale.errors import UserError
@@ -35,7 +34,7 @@ CASES = [
     ("sentence_count", {"relation": "exactly", "n": 2}, "One. Two. Three.", False),
     ("sentence_count", {"relation": "exactly", "n": 2}, "", False),
     ("sentence_count", {"relation": "at_most", "n": 2}, "Just one sentence.", True),
-    ("sentence_count", {"relation": "at_most", "n": 2}, "A. B. C.", False),
+    ("sentence_count", {"relation": "at_most", "n": 2}, "Sun. Rain. Snow.", False),
     ("sentence_count", {"relation": "at_most", "n": 2}, "\n\n", False),
     ("sentence_count", {"relation": "at_most", "n": 2}, "...", False),
     ("sentence_count", {"relation": "at_least", "n": 3}, "A cat. A dog? A bird!", True),
@@ -111,6 +110,65 @@ CASES = [
     ("start_word", {"word": "Bees"}, "Honey is made by bees.", False),
     ("start_word", {"word": "Bees"}, "Beeswax and honey.", False),
     ("start_word", {"word": "Bees"}, "", False),
+    ("keyword_frequency", {"word": "river", "relation": "at_least", "n": 3}, "A River, a river; RIVER!", True),
+    ("keyword_frequency", {"word": "river", "relation": "at_least", "n": 3}, "A river and two rivers, riverside.", False),
+    ("keyword_frequency", {"word": "river", "relation": "at_most", "n": 1}, "The river rose.", True),
+    ("keyword_frequency", {"word": "river", "relation": "at_most", "n": 1}, "River, river.", False),
+    ("keyword_frequency", {"word": "river", "relation": "exactly", "n": 2}, "*river* and **river**", True),
+    ("keyword_frequency", {"word": "river", "relation": "at_least", "n": 1}, "", False),
+    ("letter_frequency", {"letter": "s", "relation": "at_least", "n": 5}, "Sunny summer days pass so fast.", True),
+    ("letter_frequency", {"letter": "s", "relation": "at_least", "n": 5}, "Hot days in July.", False),
+    ("letter_frequency", {"letter": "z", "relation": "at_most", "n": 1}, "A quiet zoo.", True),
+    ("letter_frequency", {"letter": "z", "relation": "at_most", "n": 1}, "Zebras at the zoo.", False),
+    ("letter_frequency", {"letter": "z", "relation": "at_most", "n": 1}, " ", False),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "First part.\n***\nSecond part.", True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "***\nFirst part. *** Second part.\n***", True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "First part.\n\nSecond part.", False),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "First.\n***\n***\nSecond.", False),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "***Bold italic*** stays one paragraph.", False),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\n\nSummer.\n  \n\nWinter.", True),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\nSummer.\nWinter.", False),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "", False),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\n**Flowers** bloom.", True),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\n\n\"Flowers,\" she said.", True),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\nBirds sing.", False),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring.\n\nFlowers bloom.\n\nBees hum.", False),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring. Flowers bloom.", False),
+    ("paragraph_first_word", {"n": 2, "nth": 1, "word": "My"}, "", False),
+    ("highlighted_sections", {"n": 2}, "Turn off the *tap* and fix **leaks** today.", True),
+    ("highlighted_sections", {"n": 2}, "Use ***less*** water and *shorter* showers.", True),
+    ("highlighted_sections", {"n": 2}, "* tap\n* leaks\n* showers", False),
+    ("highlighted_sections", {"n": 2}, "Compute 2*3*4 and ** ** here.", False),
+    ("highlighted_sections", {"n": 1}, "", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1\nPack food.\nSECTION 2\nFind a park.", True),
+    ("section_count", {"marker": "SECTION", "n": 2}, "## **Section 1**: food\n## Section 2: games", True),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1\nPack food and find a park.", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1 food\nSECTION 2 park\nSECTION 3 games", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "Food, see section 1. Park, see section 2.", False),
+    ("section_count", {"marker": "Part", "n": 1}, "", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "What is the largest ocean on Earth? The Pacific.", True),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "**What is the largest ocean on earth?**\nThe Pacific.", True),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "The Pacific is the largest ocean on Earth.", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "Sure! What is the largest ocean on Earth? The Pacific.", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "What is the largest ocean? The Pacific.", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "", False),
+    ("two_responses", {}, "Goldie\n******\nBubbles", True),
+    ("two_responses", {}, "******\nGoldie\n******\nBubbles\n", True),
+    ("two_responses", {}, "Goldie\n******\ngoldie", False),
+    ("two_responses", {}, "Goldie\n******\nBubbles\n******\nFinn", False),
+    ("two_responses", {}, "Goldie\n******\n******\nBubbles", False),
+    ("two_responses", {}, "Goldie\n*******\nBubbles", False),
+    ("two_responses", {}, "", False),
+    ("capital_word_frequency", {"relation": "at_least", "n": 2}, "ALWAYS wear a HELMET.", True),
+    ("capital_word_frequency", {"relation": "at_least", "n": 2}, "I wear A helmet, Always.", False),
+    ("capital_word_frequency", {"relation": "at_most", "n": 2}, "Bring WATER. I mean it, DON'T forget.", True),
+    ("capital_word_frequency", {"relation": "at_most", "n": 2}, "BRING WATER AND SNACKS.", False),
+    ("capital_word_frequency", {"relation": "at_most", "n": 2}, "", False),
+    ("response_language", {"language": "fr"}, "J'aime l'automne. Les feuilles sont belles et il fait frais.", True),
+    ("response_language", {"language": "fr"}, "I love autumn. The leaves are pretty and it is cool.", False),
+    ("response_language", {"language": "es"}, "Hoy hace sol y la temperatura es muy agradable.", True),
+    ("response_language", {"language": "es"}, "Hoje está sol e a temperatura é muito agradável para nós.", False),
+    ("response_language", {"language": "es"}, "", False),
 ]
 
 
@@ -134,7 +192,8 @@ def test_blank_fails_every_check(kind, blank):
     # even checks that would pass vacuously (lowercase, no_commas, max_words, forbidden_words, ...)
     args = {
         "max": 100, "min": 1, "relation": "at_most", "n": 1, "phrase": "end", "marker": "P.S.",
-        "words": ["zebra"], "options": ["yes", "no"], "word": "yes",
+        "words": ["zebra"], "options": ["yes", "no"], "word": "yes", "letter": "e", "separator": "***", "nth": 1,
+        "prompt": "Say hi.", "language": "en",
     }
     kwargs = {k: args[k] for k in REQUIRED_ARGS[kind]}
     assert CHECKS[kind](blank, **kwargs) is False
@@ -236,9 +295,9 @@ def test_packaged_set():
     assert len(records) == 50
     ids = [r["id"] for r in records]
     assert len(set(ids)) == 50
-    counts = Counter(c["type"] for r in records for c in r["checks"])
-    used = [t for t, k in counts.items() if k >= 3]
-    assert len(used) >= 15, counts
+    counts = type_counts(records)
+    covered = [t for t, k in counts.items() if k >= 2]
+    assert len(covered) >= 20 and set(covered) == set(CHECKS), counts  # every type, each on 2+ prompts
     for r in records:
         assert r["instruction"].strip() and isinstance(r["input"], str)
         assert 1 <= len(r["checks"]) <= 2
