@@ -161,8 +161,9 @@ def split_sentences(text):
     for block in _blocks(text):
         start = 0
         for m in SENTENCE_END_RE.finditer(block):
-            after = block[m.end():].lstrip()
-            if after and not _ends_sentence(block[start:m.start()], m.group(0), after, cased):
+            after = block[m.end():m.end() + 40].lstrip()
+            before = block[max(start, m.start() - 40):m.start()]  # the last word is enough; keeps this linear
+            if after and not _ends_sentence(before, m.group(0), after, cased):
                 continue
             sentences.append(block[start:m.end()].strip())
             start = m.end()
@@ -207,13 +208,20 @@ SCRIPTS = [
 ]
 # the commonest short words of each Latin-script language; a text is the language with the most hits
 STOP_WORDS = {
-    "en": "the and is are of to in it that this with for was you have not be on they what which can will from your my we he she".split(),
-    "es": "el la los las de que y en un una es por con para no se su al lo como más pero del muy está son también yo tiene".split(),
-    "fr": "le la les de des et est un une du que qui en dans pour pas sur avec ce il elle nous vous je sont au mais très ne".split(),
-    "de": "der die das und ist nicht ein eine zu den mit sich auf für von dem im es auch sie ich wir sind wird aber oder bei nach".split(),
-    "it": "il la le di che e è un una per non con sono del della gli lo si nel anche ma più questo come io molto".split(),
-    "pt": "o a os as de que e do da em um uma é não para com se no na por mais mas dos das ao muito também eu você são".split(),
-    "nl": "de het een en van is dat niet op te zijn met voor ik je die er maar ook wat hij we naar bij dit".split(),
+    "en": ("the and is are of to in it that this with for was you have not be on they what which can "
+           "will from your my we he she so should at as but or if an has had were been their there would").split(),
+    "es": ("el la los las de que y en un una es por con para no se su al lo "
+           "como más pero del muy está son también yo tiene hay este esta porque cuando sobre entre ya todo así").split(),
+    "fr": ("le la les de des et est un une du que qui en dans pour pas sur avec ce il "
+           "elle nous vous je sont au mais très ne aux ces cette été ont donc leur ou mon ma mes").split(),
+    "de": ("der die das und ist nicht ein eine zu den mit sich auf für von dem im es auch sie "
+           "ich wir sind wird aber oder bei nach um also einen einem dass wenn noch nur schon war hat haben").split(),
+    "it": ("il la le di che e è un una per non con sono del della gli lo si nel anche ma "
+           "più questo come io molto alla alle allo ai agli dei delle degli nella sul quindi perché ci ho ha hanno essere").split(),
+    "pt": ("o a os as de que e do da em um uma é não para com se no na por "
+           "mais mas dos das ao muito também eu você são às então foi tem ser seu sua nos pelo pela").split(),
+    "nl": ("de het een en van is dat niet op te zijn met voor ik je die er maar "
+           "ook wat hij we naar bij dit om dus worden heeft hebben nog al als ze aan uit over").split(),
 }
 STOP_SETS = {lang: set(words) for lang, words in STOP_WORDS.items()}
 LANGUAGES = sorted(set(STOP_WORDS) | {lang for lang, _, _ in SCRIPTS})
@@ -230,7 +238,7 @@ def detect_language(text):
         if not ch.isalpha():
             continue
         code, script = ord(ch), "latin"
-        for lang, lo, hi in SCRIPTS:
+        for lang, lo, hi in SCRIPTS if code >= 0x0370 else ():
             if lo <= code <= hi:
                 script = lang
                 break
@@ -351,8 +359,9 @@ def check_postscript(response, marker):
     if _blank(response):
         return False
     text = _norm(response)
+    body_starts = re.search(ALNUM, text).start()
     pattern = r"^[ \t]*(?:>[ \t]*)*(?:#{1,6}[ \t]*)?[*_]*" + _marker_pattern(marker)
-    return any(not _blank(text[:m.start()]) for m in re.finditer(pattern, text, re.IGNORECASE | re.MULTILINE))
+    return any(m.start() > body_starts for m in re.finditer(pattern, text, re.IGNORECASE | re.MULTILINE))
 
 
 def check_keywords(response, words):
@@ -387,8 +396,9 @@ def check_placeholders(response, n):
 def _states(text, start, end):
     """True if the option at text[start:end] is given as an answer: it opens a sentence or line, and
     punctuation or the end follows it ("Yes, ..." or "My answer is no." but not "there is no doubt")."""
-    head = text[:start].rstrip(LEAD_CHARS)
-    opens = not head or head[-1] in ".!?:" or "\n" in text[len(head):start]
+    window = text[max(0, start - 200):start]  # a bounded look back keeps long answers linear
+    head = window.rstrip(LEAD_CHARS)
+    opens = not head or head[-1] in ".!?:" or "\n" in window[len(head):]
     closes = not text[end - 1].isalnum() or re.match(r"\s*(?:\Z|[^\w\s])", text[end:end + 50]) is not None
     return opens and closes
 
@@ -399,10 +409,12 @@ def check_choice(response, options):
         return False
     text = _text(response)
     spans = []  # (start, end, option); longer options claim their text first ("not sure" before "sure")
+    claimed = bytearray(len(text))
     for i in sorted(range(len(options)), key=lambda i: -len(options[i])):
         for m in re.finditer(_phrase_pattern(options[i]), text, re.IGNORECASE):
-            if all(m.end() <= s or m.start() >= e for s, e, _ in spans):
+            if claimed.find(1, m.start(), m.end()) == -1:
                 spans.append((m.start(), m.end(), i))
+                claimed[m.start():m.end()] = b"\x01" * (m.end() - m.start())
     found = {i for _, _, i in spans}
     if len(found) <= 1:
         return len(found) == 1
