@@ -148,6 +148,7 @@ CASES = [
     ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1\nPack food and find a park.", False),
     ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1 food\nSECTION 2 park\nSECTION 3 games", False),
     ("section_count", {"marker": "SECTION", "n": 2}, "Food, see section 1. Park, see section 2.", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1: pack food. SECTION 2: find a park.", True),
     ("section_count", {"marker": "Part", "n": 1}, "", False),
     ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "What is the largest ocean on Earth? The Pacific.", True),
     ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "**What is the largest ocean on earth?**\nThe Pacific.", True),
@@ -516,6 +517,8 @@ ISSUE_13 = [
     ("postscript", {"marker": "P.S."}, "Ride safe.\nP.S.A. wear a helmet", False),
     ("postscript", {"marker": "P.S."}, "P.S. I missed you.\nSee you soon.", False),
     ("postscript", {"marker": "P.P.S."}, "Hi.\nP.S. one\nP. P. S. two", True),
+    ("postscript", {"marker": "P.S."}, "See you soon.\nP.S I miss you.", True),
+    ("postscript", {"marker": "P.S."}, "See you soon.\nPS I miss you.", False),
     # bullets: + and • lists count; a * * * rule and a lone - line do not
     ("bullet_count", {"n": 3}, "+ sun\n+ rain\n+ snow", True),
     ("bullet_count", {"n": 3}, "• sun\n• rain\n• snow", True),
@@ -531,6 +534,7 @@ ISSUE_13 = [
     ("title", {}, "Use a << b >> c here.", False),
     ("title", {}, "<<>> and then text", False),
     ("title", {}, "<< The Sea >>\nWaves roll.", True),
+    ("title", {}, "<<1984>> is a novel.", True),
     # commas of other scripts
     ("no_commas", {}, "نعم، شكرا", False),
     ("no_commas", {}, "はい、どうぞ", False),
@@ -542,6 +546,7 @@ ISSUE_13 = [
     ("keywords", {"words": ["café"]}, "A cafe\u0301 on the corner.", True),
     ("forbidden_words", {"words": ["cafe\u0301"]}, "A café on the corner.", False),
     ("keywords", {"words": ["don"]}, "I don't know.", False),
+    ("keywords", {"words": ["well-known"]}, "A well\u2011known song.", True),
 ]
 
 

@@ -45,7 +45,8 @@ BEFORE = rf"(?<!{ALNUM})(?<!{ALNUM}')"
 AFTER = rf"(?!{ALNUM})(?!'{ALNUM})"
 EMPHASIS_RE = re.compile(rf"(?<!{ALNUM})[*_]+|[*_]+(?!{ALNUM})")  # only at word edges
 HEADING_RE = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.MULTILINE)
-QUOTES = str.maketrans({"’": "'", "‘": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"'})
+QUOTES = str.maketrans({"’": "'", "‘": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
+                        "\u2010": "-", "\u2011": "-"})  # and Unicode hyphens, so "well‑known" is "well-known"
 # every Unicode punctuation mark named COMMA (ASCII, Arabic ،, ideographic 、, full-width ，, ...)
 COMMAS = set(",\u055d\u060c\u07f8\u1363\u1802\u1808\u2e32\u2e34\u2e41\u2e49\u2e4c\u3001\ua4fe\ua60d\ua6f5"
              "\ufe10\ufe11\ufe50\ufe51\uff0c\uff64\U0001144d\U0001145a\U00016e97\U0001da87")
@@ -188,10 +189,11 @@ def _first_word(text):
 
 
 def _marker_pattern(marker):
-    """P.S. and P.P.S. with optional spaces after the dots (P. S.); other markers as written."""
+    """P.S. and P.P.S. with optional spaces after the dots (P. S.) and the last dot optional (P.S);
+    other markers as written."""
     marker = _norm(marker).strip()
     if re.fullmatch(r"(?:[^\W\d_]\.\s*)+", marker):
-        body = r"\.\s?".join(re.findall(r"[^\W\d_]", marker)) + r"\."
+        body = r"\.\s?".join(re.findall(r"[^\W\d_]", marker)) + rf"\.?(?!\.?{ALNUM})"  # not P.S.A.
     else:
         body = r"\s+".join(re.escape(w) for w in marker.split())
     return body + AFTER
@@ -335,7 +337,7 @@ def check_title(response):
         return False
     for m in TITLE_RE.finditer(response):
         inner = m.group(1)
-        if re.search(r"[^\W\d_]", inner) is None:
+        if _blank(inner):
             continue
         start = response.rfind("\n", 0, m.start()) + 1
         end = response.find("\n", m.end())
@@ -465,11 +467,12 @@ def check_highlighted_sections(response, n):
 
 
 def check_section_count(response, marker, n):
-    """Exactly `n` sections, each opened by a line starting with `marker` and a number (SECTION 1, ## Section 2)."""
+    """Exactly `n` sections, each opened by `marker` and a number at the start of a line or sentence (SECTION 1)."""
     if _blank(response):
         return False
     words = r"\s+".join(re.escape(w) for w in _norm(marker).split())
-    pattern = r"^[ \t]*(?:#{1,6}[ \t]*)?[*_]*" + words + r"[ \t]*\d+(?!\d)"
+    # "## **Section 2**" or "...done. SECTION 2" open a section; "see section 2" in a sentence does not
+    pattern = r"(?:^[ \t]*|(?<=[.!?:])[ \t]+)(?:#{1,6}[ \t]*)?[*_]*" + words + r"[ \t]*\d+(?!\d)"
     return len(re.findall(pattern, _norm(response), re.IGNORECASE | re.MULTILINE)) == n
 
 
