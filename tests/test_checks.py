@@ -140,6 +140,7 @@ CASES = [
     ("paragraph_first_word", {"n": 2, "nth": 1, "word": "My"}, "", False),
     ("highlighted_sections", {"n": 2}, "Turn off the *tap* and fix **leaks** today.", True),
     ("highlighted_sections", {"n": 2}, "Use ***less*** water and *shorter* showers.", True),
+    ("highlighted_sections", {"n": 2}, "Fix _leaks_ and take __short__ showers.", True),
     ("highlighted_sections", {"n": 2}, "* tap\n* leaks\n* showers", False),
     ("highlighted_sections", {"n": 2}, "Compute 2*3*4 and ** ** here.", False),
     ("highlighted_sections", {"n": 1}, "", False),
@@ -485,6 +486,8 @@ ISSUE_13 = [
     ("choice", {"options": YNS}, "yes or no, who knows", False),
     ("choice", {"options": YNS}, "Yes. No.", False),
     ("choice", {"options": YNM}, "Sure! My answer is yes. It is no secret.", True),
+    ("choice", {"options": YNM}, "My answer is yes, because tomatoes have seeds.", True),
+    ("choice", {"options": YNM}, "My answer is maybe", True),
     # json: an object or a list, never a bare value, and deep nesting does not crash
     ("json", {}, "42", False),
     ("json", {}, '"France"', False),
@@ -509,6 +512,7 @@ ISSUE_13 = [
     ("forbidden_words", {"words": ["fur"]}, "She wore a fur_coat.", False),
     ("forbidden_words", {"words": ["fur"]}, "A fur-lined hood.", False),
     ("forbidden_words", {"words": ["fur"]}, "A furry friend.", True),
+    ("forbidden_words", {"words": ["wolf"]}, "The Wolf's den.", False),
     ("start_word", {"word": "snake_case"}, "snake_case is a naming style.", True),
     # postscript: spaced and quoted forms count; P.S.A. and a P.S. before the body do not
     ("postscript", {"marker": "P.S."}, "See you soon.\nP. S. Bring cake.", True),
@@ -632,6 +636,9 @@ def test_detect_language_on_real_sentences(lang):
 def test_detect_language_unsure():
     assert detect_language("12345 !!!") is None
     assert detect_language("Ok") is None  # no stop word: unsure, so the check fails
+    assert detect_language("Hace sol. ¡Qué bien!") == "es"  # short answers: common words and own letters
+    assert detect_language("Bonjour ! Comment ça va ?") == "fr"
+    assert detect_language("Schöne Grüße") == "de"
     assert detect_language("**The** cat is *on* the mat, and it sleeps.") == "en"
     assert REAL_SENTENCES.keys() <= set(LANGUAGES)
 

@@ -42,7 +42,7 @@ WORD_RE = re.compile(r"\w+(?:['’]\w+)*")
 ALNUM = r"[^\W_]"  # a letter or digit
 # phrase edges: no letter/digit (or an apostrophe inside a word) right outside the phrase
 BEFORE = rf"(?<!{ALNUM})(?<!{ALNUM}')"
-AFTER = rf"(?!{ALNUM})(?!'{ALNUM})"
+AFTER = rf"(?!{ALNUM})(?!'(?!s\b){ALNUM})"  # "wolf's" has the word wolf; "don't" has no "don"
 EMPHASIS_RE = re.compile(rf"(?<!{ALNUM})[*_]+|[*_]+(?!{ALNUM})")  # only at word edges
 HEADING_RE = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.MULTILINE)
 QUOTES = str.maketrans({"’": "'", "‘": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
@@ -59,7 +59,7 @@ LIST_MARK_RE = re.compile(r"^[ \t]*(?:>[ \t]*)*(?:[-*+•‣◦▪]|\(?\d{1,3}[.
 STAR_DIVIDER_RE = re.compile(r"^[ \t]*\*[ \t]+\*[ \t]+\*[ \t]*$|(?<!\S)\*{3,}(?!\S)", re.MULTILINE)
 BLANK_LINE_RE = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
 TWO_RESPONSES_RE = re.compile(r"(?<!\*)\*{6}(?!\*)")
-HIGHLIGHT_RE = re.compile(r"(?<![\w*])(\*{1,3})(?=[^\s*])([^\n*]*?[^\s*])\1(?![\w*])")
+HIGHLIGHT_RE = re.compile(r"(?<![\w*])(\*{1,3}|_{1,3})(?=[^\s*_])([^\n*_]*?[^\s*_])\1(?![\w*])")
 SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 # words whose final "." is not a sentence end: titles before a name, and Latin abbreviations
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "mt", "capt", "lt", "col", "gen", "gov",
@@ -211,21 +211,23 @@ SCRIPTS = [
 # the commonest short words of each Latin-script language; a text is the language with the most hits
 STOP_WORDS = {
     "en": ("the and is are of to in it that this with for was you have not be on they what which can "
-           "will from your my we he she so should at as but or if an has had were been their there would").split(),
+           "will from your my we he she so should at as but or if an has had were been their there would today hello thanks yes am").split(),
     "es": ("el la los las de que y en un una es por con para no se su al lo "
-           "como más pero del muy está son también yo tiene hay este esta porque cuando sobre entre ya todo así").split(),
+           "como más pero del muy está son también yo tiene hay este esta porque cuando sobre entre ya todo así hace hoy hola gracias sí estoy soy mi").split(),
     "fr": ("le la les de des et est un une du que qui en dans pour pas sur avec ce il "
-           "elle nous vous je sont au mais très ne aux ces cette été ont donc leur ou mon ma mes").split(),
+           "elle nous vous je sont au mais très ne aux ces cette été ont donc leur ou mon ma mes fait c'est j'ai aujourd'hui bonjour merci oui").split(),
     "de": ("der die das und ist nicht ein eine zu den mit sich auf für von dem im es auch sie "
-           "ich wir sind wird aber oder bei nach um also einen einem dass wenn noch nur schon war hat haben").split(),
+           "ich wir sind wird aber oder bei nach um also einen einem dass wenn noch nur schon war hat haben heute hallo danke ja nein mein").split(),
     "it": ("il la le di che e è un una per non con sono del della gli lo si nel anche ma "
-           "più questo come io molto alla alle allo ai agli dei delle degli nella sul quindi perché ci ho ha hanno essere").split(),
+           "più questo come io molto alla alle allo ai agli dei delle degli nella sul quindi perché ci ho ha hanno essere oggi ciao grazie sì fa mio").split(),
     "pt": ("o a os as de que e do da em um uma é não para com se no na por "
-           "mais mas dos das ao muito também eu você são às então foi tem ser seu sua nos pelo pela").split(),
+           "mais mas dos das ao muito também eu você são às então foi tem ser seu sua nos pelo pela hoje olá obrigado sim meu").split(),
     "nl": ("de het een en van is dat niet op te zijn met voor ik je die er maar "
-           "ook wat hij we naar bij dit om dus worden heeft hebben nog al als ze aan uit over").split(),
+           "ook wat hij we naar bij dit om dus worden heeft hebben nog al als ze aan uit over vandaag hallo dank nee mijn").split(),
 }
 STOP_SETS = {lang: set(words) for lang, words in STOP_WORDS.items()}
+# letters only one of them uses, each worth one stop word (short answers may have no stop word at all)
+LETTERS = {"es": set("ñ¿¡"), "pt": set("ãõ"), "de": set("ßäöü"), "fr": set("œîû")}
 LANGUAGES = sorted(set(STOP_WORDS) | {lang for lang, _, _ in SCRIPTS})
 
 
@@ -233,7 +235,8 @@ def detect_language(text):
     """ISO 639-1 code of the text's language, or None when unsure.
 
     The script with the most letters decides (Cyrillic -> ru, Han with kana -> ja, Han alone -> zh, ...);
-    Latin-script text is the language whose stop words (STOP_WORDS) it uses most, None on a tie or no hit.
+    Latin-script text is the language whose stop words (STOP_WORDS) and own letters (LETTERS, like ñ or ß)
+    it uses most, None on a tie or no hit.
     """
     counts = {}
     for ch in _norm(text):
@@ -254,6 +257,9 @@ def detect_language(text):
     if script != "latin":
         return script
     scores = dict.fromkeys(STOP_SETS, 0)
+    for ch in _norm(text[:20_000]).lower():
+        for lang, letters in LETTERS.items():
+            scores[lang] += ch in letters
     for i, m in enumerate(WORD_RE.finditer(_norm(text).lower())):
         if i >= 5000:
             break
@@ -413,7 +419,8 @@ def check_choice(response, options):
     spans = []  # (start, end, option); longer options claim their text first ("not sure" before "sure")
     claimed = bytearray(len(text))
     for i in sorted(range(len(options)), key=lambda i: -len(options[i])):
-        for m in re.finditer(_phrase_pattern(options[i]), text, re.IGNORECASE):
+        # the option's closing punctuation is optional: "My answer is yes, because ..." gives "My answer is yes."
+        for m in re.finditer(_phrase_pattern(options[i].strip().rstrip(".!?")), text, re.IGNORECASE):
             if claimed.find(1, m.start(), m.end()) == -1:
                 spans.append((m.start(), m.end(), i))
                 claimed[m.start():m.end()] = b"\x01" * (m.end() - m.start())
@@ -460,7 +467,7 @@ def check_paragraph_first_word(response, n, nth, word):
 
 
 def check_highlighted_sections(response, n):
-    """At least `n` sections highlighted with markdown, like *this* or **this**."""
+    """At least `n` sections highlighted with markdown, like *this*, **this** or _this_."""
     if _blank(response):
         return False
     return sum(not _blank(m.group(2)) for m in HIGHLIGHT_RE.finditer(response)) >= n
