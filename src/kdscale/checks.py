@@ -14,10 +14,14 @@ grader would sign where IFEval's are too literal. Deliberate differences from IF
 - markdown emphasis is not part of a word: `*`/`_` at word edges, backticks and
   heading marks are removed before words, sentences and keywords are read
   ("**bold**" is one word), while `snake_case` and `C#` keep their marks;
-- words and phrases match whole: "any" is not found in "many"; "fur" is found in
-  "fur_coat" and "fur-lined" (`_` and `-` join words but do not hide them);
+- words and phrases match whole: "any" is not found in "many", "don" not in "don't";
+  "fur" is found in "fur_coat", "fur-lined" and "fur's" (`_`, `-` and a possessive
+  join words but do not hide them); "don't" counts as one word;
+- `keyword_frequency` counts whole words and `section_count` wants exactly `n`
+  sections (IFEval counts substrings, and at least `n` sections);
 - `choice` passes when the answer gives one option, even if it mentions another
-  ("yes, there is no doubt"); `json` wants an object or array, as the prompts ask;
+  ("yes, there is no doubt") or drops the option's closing period; `json` wants an
+  object or array (not a bare 42 or "France", nor NaN), as the prompts ask;
 - sentences do not end at abbreviations (Dr., e.g., Oct. and), list numbers
   ("1.") are not sentences, and a closing quote or bracket does not hide an end;
 - a postscript starts a line after the body; placeholders, titles, bullets and
