@@ -739,3 +739,37 @@ def test_wilson_interval_contains_the_rate(n):
     for k in range(0, n + 1, max(1, n // 20)):
         low, high = wilson_interval(k, n)
         assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+# an answer a good model could write passes each prompt that uses the new families: the set is not impossible
+GOOD_ANSWERS = {
+    "adh-004": "Sunny summer days pass slowly by the sea.",
+    "adh-011": ("My ideal weekend starts with a slow breakfast and a long walk in the park with my dog.\n***\n"
+                "In the afternoon I read a good book, then I cook a big dinner with old friends and we all watch a funny film."),
+    "adh-017": "A river starts small in the hills. The river grows as streams join it, and every river ends at the sea.",
+    "adh-019": "The sea sparkles under the evening sun. Gentle waves meet the shore.",
+    "adh-020": "Spring brings warm days and longer evenings.\n\nFlowers open in every garden.",
+    "adh-023": "1. Fix *dripping taps* quickly.\n2. Take **shorter showers**.\n3. Water plants in the evening.",
+    "adh-024": "Mars is the fourth planet from the Sun. *It has the tallest volcano in the solar system.*",
+    "adh-025": "SECTION 1\nPack sandwiches, fruit and water.\n\nSECTION 2\nPick a shady spot in the park.",
+    "adh-026": "Name three animals that live in the ocean.\nDolphins, octopuses and sharks.",
+    "adh-027": "What is the largest ocean on Earth? The Pacific Ocean.",
+    "adh-030": "Goldie\n******\nBubbles",
+    "adh-032": "ALWAYS wear a helmet and NEVER ride without lights at night.",
+    "adh-033": "J'aime l'automne. Les feuilles sont rouges et le vent est frais.",
+    "adh-037": "Gravity is a force that pulls objects toward each other. It keeps us on the ground. "
+               "It also keeps the Moon in orbit around Earth.",
+    "adh-038": "My favorite food is pizza.\n\nI like it with cheese and tomatoes.",
+    "adh-042": "Part 1: Wake up and drink water.\nPart 2: Stretch for five minutes.\nPart 3: Eat breakfast.",
+    "adh-044": "Hoy hace sol y el cielo está despejado. La temperatura es muy agradable.",
+    "adh-046": "Spring is fresh and green.\n\nSummer is hot and bright.\n\nAutumn and winter are cool and calm.",
+    "adh-047": "Hi Sam, please bring WATER to the hike tomorrow. See you at eight!",
+    "adh-048": "Why did the cat sit on the computer? To keep an eye on the mouse.\n******\n"
+               "What do cats eat for breakfast? Mice Krispies.",
+}
+
+
+def test_new_prompts_can_be_passed():
+    by_id = {r["id"]: r for r in load_adherence()}
+    for rid, answer in GOOD_ANSWERS.items():
+        assert evaluate_response(by_id[rid]["checks"], answer)["strict"], rid
