@@ -773,3 +773,24 @@ def test_new_prompts_can_be_passed():
     by_id = {r["id"]: r for r in load_adherence()}
     for rid, answer in GOOD_ANSWERS.items():
         assert evaluate_response(by_id[rid]["checks"], answer)["strict"], rid
+
+
+BAD_VALUE = {  # one wrong value per argument name
+    "max": "40", "min": 0, "n": True, "nth": 0, "relation": "less than", "phrase": "  ", "marker": "...",
+    "prompt": 7, "words": "sunlight", "options": ["yes"], "word": "two words", "letter": "ab",
+    "separator": "\n\n", "language": "english",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CHECKS))
+def test_bad_args_of_every_type(tmp_path, kind):
+    good = {"type": kind, **ARGS[kind]}
+    loaded = load_adherence(_write(tmp_path, [_rec(instruction="Name a river.", checks=[good])]))
+    assert loaded[0]["checks"] == [good]
+    msg = _error(_write(tmp_path, [_rec(checks=[{**good, "bogus": 1}])]))
+    assert "unexpected arg 'bogus'" in msg
+    for name in REQUIRED_ARGS[kind]:
+        missing = {k: v for k, v in good.items() if k != name}
+        assert f"missing arg {name!r}" in _error(_write(tmp_path, [_rec(checks=[missing])]))
+        msg = _error(_write(tmp_path, [_rec(checks=[{**good, name: BAD_VALUE[name]}])]))
+        assert f"arg {name!r} must be" in msg
