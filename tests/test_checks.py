@@ -131,6 +131,7 @@ CASES = [
     ("paragraph_count", {"n": 2, "separator": "***"}, "***Bold italic*** stays one paragraph.", False),
     ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\n\nSummer.\n  \n\nWinter.", True),
     ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\nSummer.\nWinter.", False),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\r\n\r\nSummer.\r\n\r\nWinter.", True),
     ("paragraph_count", {"n": 3, "separator": "blank_line"}, "", False),
     ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\n**Flowers** bloom.", True),
     ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\n\n\"Flowers,\" she said.", True),
@@ -639,6 +640,7 @@ def test_detect_language_unsure():
     assert detect_language("Hace sol. ¡Qué bien!") == "es"  # short answers: common words and own letters
     assert detect_language("Bonjour ! Comment ça va ?") == "fr"
     assert detect_language("Schöne Grüße") == "de"
+    assert detect_language("Բարեւ, ինչպես ես") is None  # Armenian: a script the detector does not know
     assert detect_language("**The** cat is *on* the mat, and it sleeps.") == "en"
     assert REAL_SENTENCES.keys() <= set(LANGUAGES)
 

@@ -61,10 +61,10 @@ PLACEHOLDER_RE = re.compile(r"\[([^\[\]\n]*)\](?![(\[:])")
 JSON_FENCE_RE = re.compile(r"```(?:json)?[ \t]*\n?(.*?)\s*```", re.DOTALL | re.IGNORECASE)
 LIST_MARK_RE = re.compile(r"^[ \t]*(?:>[ \t]*)*(?:[-*+•‣◦▪]|\(?\d{1,3}[.)]|[a-z][.)])[ \t]+")
 STAR_DIVIDER_RE = re.compile(r"^[ \t]*\*[ \t]+\*[ \t]+\*[ \t]*$|(?<!\S)\*{3,}(?!\S)", re.MULTILINE)
-BLANK_LINE_RE = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
+BLANK_LINE_RE = re.compile(r"\n[^\S\n]*(?:\n[^\S\n]*)+")  # one or more blank lines, \r\n too
 TWO_RESPONSES_RE = re.compile(r"(?<!\*)\*{6}(?!\*)")
 HIGHLIGHT_RE = re.compile(r"(?<![\w*])(\*{1,3}|_{1,3})(?=[^\s*_])([^\n*_]*?[^\s*_])\1(?![\w*])")
-SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
+SENTENCE_END_RE = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")  # read after _norm: quotes are straight
 # words whose final "." is not a sentence end: titles before a name, and Latin abbreviations
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "mt", "capt", "lt", "col", "gen", "gov",
                  "sen", "rev", "fr", "hon", "vs", "e.g", "i.e", "cf", "viz", "approx", "incl", "fig"}
@@ -246,11 +246,8 @@ def detect_language(text):
     for ch in _norm(text):
         if not ch.isalpha():
             continue
-        code, script = ord(ch), "latin"
-        for lang, lo, hi in SCRIPTS if code >= 0x0370 else ():
-            if lo <= code <= hi:
-                script = lang
-                break
+        code = ord(ch)
+        script = "latin" if code < 0x0370 else next((lang for lang, lo, hi in SCRIPTS if lo <= code <= hi), "other")
         counts[script] = counts.get(script, 0) + 1
     if not counts:
         return None
@@ -259,7 +256,7 @@ def detect_language(text):
         counts["ja"] = counts.pop("zh", 0) + kana
     script = max(counts, key=counts.get)
     if script != "latin":
-        return script
+        return None if script == "other" else script
     scores = dict.fromkeys(STOP_SETS, 0)
     for ch in _norm(text[:20_000]).lower():
         for lang, letters in LETTERS.items():
