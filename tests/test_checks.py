@@ -497,7 +497,8 @@ ISSUE_13 = [
     ("json", {}, "Infinity", False),
     ("json", {}, '{"temperature": NaN}', False),
     ("json", {}, "[" * 100_000 + "]" * 100_000, False),
-    ("json", {}, "```JSON\n[]\n```", True),
+    ("json", {}, "```JSON\n[1]\n```", True),
+    ("json", {}, "```json\n{}\n```", False),
     # end_phrase: whole words, and closing quotes or markdown after the phrase are fine
     ("end_phrase", {"phrase": "any other questions?"}, "...do you have many other questions?", False),
     ("end_phrase", {"phrase": "any other questions?"}, "Rainbows are light. any other questions?", True),

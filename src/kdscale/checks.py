@@ -331,6 +331,8 @@ def check_json(response):
     fenced = JSON_FENCE_RE.fullmatch(text)
     if fenced:
         text = fenced.group(1)
+    if _blank(text):  # an empty {} or [] says nothing, fenced or not
+        return False
     try:
         value = json.loads(text, parse_constant=_not_a_number)  # NaN and Infinity are not JSON
     except (ValueError, RecursionError):  # RecursionError: deeply nested brackets
@@ -339,7 +341,7 @@ def check_json(response):
 
 
 def check_title(response):
-    """Contains a title in double angular brackets, like <<my title>>, with a letter in it."""
+    """Contains a title in double angular brackets, like <<my title>>, with a letter or digit in it."""
     if _blank(response):
         return False
     for m in TITLE_RE.finditer(response):
