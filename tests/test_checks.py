@@ -670,7 +670,7 @@ PIECES = ["", " ", "\n", "\n\n", "\t", "*", "**", "***", "******", "_", "`", "#"
           "한", "Солнце", "שלום", "مرحبا", "नमस्ते", "That is all.", "Name a river.", "word", "WORD", "My"]
 
 
-def _nasty_strings(seed=13, n=150):
+def _nasty_strings(seed=13, n=100):
     rng = random.Random(seed)
     out = [
         "", " ", "\n" * 1000, "[" * 20_000, "{" * 20_000 + "}" * 20_000, '{"a": ' * 5_000, "*" * 10_000,
