@@ -2,18 +2,20 @@
 
 import inspect
 import json
-from collections import Counter
-
+import random
 import pytest
 
 from kdscale.checks import (
     CHECKS,
+    LANGUAGES,
     REQUIRED_ARGS,
     count_words,
+    detect_language,
     evaluate_response,
     load_adherence,
     loose_variants,
     split_sentences,
+    type_counts,
     wilson_interval,
 )
 from kdscale.errors import UserError
@@ -35,7 +37,7 @@ CASES = [
     ("sentence_count", {"relation": "exactly", "n": 2}, "One. Two. Three.", False),
     ("sentence_count", {"relation": "exactly", "n": 2}, "", False),
     ("sentence_count", {"relation": "at_most", "n": 2}, "Just one sentence.", True),
-    ("sentence_count", {"relation": "at_most", "n": 2}, "A. B. C.", False),
+    ("sentence_count", {"relation": "at_most", "n": 2}, "Sun. Rain. Snow.", False),
     ("sentence_count", {"relation": "at_most", "n": 2}, "\n\n", False),
     ("sentence_count", {"relation": "at_most", "n": 2}, "...", False),
     ("sentence_count", {"relation": "at_least", "n": 3}, "A cat. A dog? A bird!", True),
@@ -111,6 +113,68 @@ CASES = [
     ("start_word", {"word": "Bees"}, "Honey is made by bees.", False),
     ("start_word", {"word": "Bees"}, "Beeswax and honey.", False),
     ("start_word", {"word": "Bees"}, "", False),
+    ("keyword_frequency", {"word": "river", "relation": "at_least", "n": 3}, "A River, a river; RIVER!", True),
+    ("keyword_frequency", {"word": "river", "relation": "at_least", "n": 3}, "A river and two rivers, riverside.", False),
+    ("keyword_frequency", {"word": "river", "relation": "at_most", "n": 1}, "The river rose.", True),
+    ("keyword_frequency", {"word": "river", "relation": "at_most", "n": 1}, "River, river.", False),
+    ("keyword_frequency", {"word": "river", "relation": "exactly", "n": 2}, "*river* and **river**", True),
+    ("keyword_frequency", {"word": "river", "relation": "at_least", "n": 1}, "", False),
+    ("letter_frequency", {"letter": "s", "relation": "at_least", "n": 5}, "Sunny summer days pass so fast.", True),
+    ("letter_frequency", {"letter": "s", "relation": "at_least", "n": 5}, "Hot days in July.", False),
+    ("letter_frequency", {"letter": "z", "relation": "at_most", "n": 1}, "A quiet zoo.", True),
+    ("letter_frequency", {"letter": "z", "relation": "at_most", "n": 1}, "Zebras at the zoo.", False),
+    ("letter_frequency", {"letter": "z", "relation": "at_most", "n": 1}, " ", False),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "First part.\n***\nSecond part.", True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "***\nFirst part. *** Second part.\n***", True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "First part.\n\nSecond part.", False),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "First.\n***\n***\nSecond.", False),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "***Bold italic*** stays one paragraph.", False),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\n\nSummer.\n  \n\nWinter.", True),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\nSummer.\nWinter.", False),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "Spring.\r\n\r\nSummer.\r\n\r\nWinter.", True),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"}, "", False),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\n**Flowers** bloom.", True),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\n\n\"Flowers,\" she said.", True),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring is here.\n\nBirds sing.", False),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring.\n\nFlowers bloom.\n\nBees hum.", False),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "Flowers"}, "Spring. Flowers bloom.", False),
+    ("paragraph_first_word", {"n": 2, "nth": 1, "word": "My"}, "", False),
+    ("highlighted_sections", {"n": 2}, "Turn off the *tap* and fix **leaks** today.", True),
+    ("highlighted_sections", {"n": 2}, "Use ***less*** water and *shorter* showers.", True),
+    ("highlighted_sections", {"n": 2}, "Fix _leaks_ and take __short__ showers.", True),
+    ("highlighted_sections", {"n": 2}, "* tap\n* leaks\n* showers", False),
+    ("highlighted_sections", {"n": 2}, "Compute 2*3*4 and ** ** here.", False),
+    ("highlighted_sections", {"n": 1}, "", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1\nPack food.\nSECTION 2\nFind a park.", True),
+    ("section_count", {"marker": "SECTION", "n": 2}, "## **Section 1**: food\n## Section 2: games", True),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1\nPack food and find a park.", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1 food\nSECTION 2 park\nSECTION 3 games", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "Food, see section 1. Park, see section 2.", False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1: pack food. SECTION 2: find a park.", True),
+    ("section_count", {"marker": "Part", "n": 1}, "", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "What is the largest ocean on Earth? The Pacific.", True),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "**What is the largest ocean on earth?**\nThe Pacific.", True),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "The Pacific is the largest ocean on Earth.", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "Sure! What is the largest ocean on Earth? The Pacific.", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "What is the largest ocean? The Pacific.", False),
+    ("repeat_prompt", {"prompt": "What is the largest ocean on Earth?"}, "", False),
+    ("two_responses", {}, "Goldie\n******\nBubbles", True),
+    ("two_responses", {}, "******\nGoldie\n******\nBubbles\n", True),
+    ("two_responses", {}, "Goldie\n******\ngoldie", False),
+    ("two_responses", {}, "Goldie\n******\nBubbles\n******\nFinn", False),
+    ("two_responses", {}, "Goldie\n******\n******\nBubbles", False),
+    ("two_responses", {}, "Goldie\n*******\nBubbles", False),
+    ("two_responses", {}, "", False),
+    ("capital_word_frequency", {"relation": "at_least", "n": 2}, "ALWAYS wear a HELMET.", True),
+    ("capital_word_frequency", {"relation": "at_least", "n": 2}, "I wear A helmet, Always.", False),
+    ("capital_word_frequency", {"relation": "at_most", "n": 2}, "Bring WATER. I mean it, DON'T forget.", True),
+    ("capital_word_frequency", {"relation": "at_most", "n": 2}, "BRING WATER AND SNACKS.", False),
+    ("capital_word_frequency", {"relation": "at_most", "n": 2}, "", False),
+    ("response_language", {"language": "fr"}, "J'aime l'automne. Les feuilles sont belles et il fait frais.", True),
+    ("response_language", {"language": "fr"}, "I love autumn. The leaves are pretty and it is cool.", False),
+    ("response_language", {"language": "es"}, "Hoy hace sol y la temperatura es muy agradable.", True),
+    ("response_language", {"language": "es"}, "Hoje está sol e a temperatura é muito agradável para nós.", False),
+    ("response_language", {"language": "es"}, "", False),
 ]
 
 
@@ -134,7 +198,8 @@ def test_blank_fails_every_check(kind, blank):
     # even checks that would pass vacuously (lowercase, no_commas, max_words, forbidden_words, ...)
     args = {
         "max": 100, "min": 1, "relation": "at_most", "n": 1, "phrase": "end", "marker": "P.S.",
-        "words": ["zebra"], "options": ["yes", "no"], "word": "yes",
+        "words": ["zebra"], "options": ["yes", "no"], "word": "yes", "letter": "e", "separator": "***", "nth": 1,
+        "prompt": "Say hi.", "language": "en",
     }
     kwargs = {k: args[k] for k in REQUIRED_ARGS[kind]}
     assert CHECKS[kind](blank, **kwargs) is False
@@ -236,9 +301,9 @@ def test_packaged_set():
     assert len(records) == 50
     ids = [r["id"] for r in records]
     assert len(set(ids)) == 50
-    counts = Counter(c["type"] for r in records for c in r["checks"])
-    used = [t for t, k in counts.items() if k >= 3]
-    assert len(used) >= 15, counts
+    counts = type_counts(records)
+    covered = [t for t, k in counts.items() if k >= 2]
+    assert len(covered) >= 20 and set(covered) == set(CHECKS), counts  # every type, each on 2+ prompts
     for r in records:
         assert r["instruction"].strip() and isinstance(r["input"], str)
         assert 1 <= len(r["checks"]) <= 2
@@ -385,3 +450,351 @@ def test_empty_file(tmp_path):
     path = tmp_path / "adherence.jsonl"
     path.write_text("\n\n", encoding="utf-8")
     assert "no prompts found" in _error(path)
+
+
+# -----------------------------------------------------------------------------
+# issue 13: each defect, with the verdict a careful human grader gives (True = the check passes)
+
+SENTENCES = [  # (answer, sentences a grader counts)
+    ("Leaves turn red in Oct. and fall by Nov. every year.", 1),
+    ("Eat fruit, e.g. apples. Dr. Smith agrees.", 2),
+    ("The U.S. is large. Mr. Smith lives there.", 2),
+    ("J. K. Rowling wrote it. It sold well.", 2),
+    ("1. Gravity pulls.\n2. It bends light.", 2),
+    ("Steps:\n(1) Mix the flour\n(2) Bake it", 3),
+    ('He shouted "Stop!" Then he ran.', 2),
+    ("He shouted “Stop!” Then he ran.", 2),
+    ('"Stop!" he said. Then he ran.', 2),
+    ("It was late (almost midnight.) We left.", 2),
+    ("it rains. it pours. i stay in.", 3),  # an all-lowercase answer still has sentence ends
+    ("# The Moon\n\nThe moon is bright. It has no light of its own.", 2),  # a heading is not a sentence
+    ("Wait... Really? Yes!", 3),
+]
+
+
+@pytest.mark.parametrize("text,n", SENTENCES)
+def test_sentence_count_as_a_grader_counts(text, n):
+    assert len(split_sentences(text)) == n, split_sentences(text)
+    assert CHECKS["sentence_count"](text, relation="exactly", n=n) is True
+
+
+YNS = ["yes", "no", "not sure"]
+ISSUE_13 = [
+    # choice: mentioning another option is not choosing it
+    ("choice", {"options": YNS}, "yes, there is no doubt about it.", True),
+    ("choice", {"options": YNS}, "No. I checked, and yes, the shop is closed.", True),
+    ("choice", {"options": YNS}, "Not sure, but maybe.", True),
+    ("choice", {"options": YNS}, "yes or no, who knows", False),
+    ("choice", {"options": YNS}, "Yes. No.", False),
+    ("choice", {"options": YNM}, "Sure! My answer is yes. It is no secret.", True),
+    ("choice", {"options": YNM}, "My answer is yes, because tomatoes have seeds.", True),
+    ("choice", {"options": YNM}, "My answer is maybe", True),
+    # json: an object or a list, never a bare value, and deep nesting does not crash
+    ("json", {}, "42", False),
+    ("json", {}, '"France"', False),
+    ("json", {}, "null", False),
+    ("json", {}, "NaN", False),
+    ("json", {}, "Infinity", False),
+    ("json", {}, '{"temperature": NaN}', False),
+    ("json", {}, '{"a": ' * 100_000 + "1" + "}" * 100_000, False),  # valid, but too deep to read: no crash
+    ("json", {}, "[1, " * 100_000, False),
+    ("json", {}, "```JSON\n[1]\n```", True),
+    ("json", {}, "```json\n{}\n```", False),
+    # end_phrase: whole words, and closing quotes or markdown after the phrase are fine
+    ("end_phrase", {"phrase": "any other questions?"}, "...do you have many other questions?", False),
+    ("end_phrase", {"phrase": "any other questions?"}, "Rainbows are light. any other questions?", True),
+    ("end_phrase", {"phrase": "That is all."}, "“Great movie. That is all.”", True),
+    ("end_phrase", {"phrase": "That is all."}, "Great movie. **That is all.**", True),
+    ("end_phrase", {"phrase": "That is all."}, "Great movie. That is all.**", True),
+    ("end_phrase", {"phrase": "That is all."}, "Great movie. That is\nall.", True),
+    # keywords / forbidden / start word: markdown marks inside a keyword are part of it
+    ("keywords", {"words": ["snake_case"]}, "Python names use snake_case.", True),
+    ("keywords", {"words": ["snake_case"]}, "Python names use snake case.", False),
+    ("forbidden_words", {"words": ["C#"]}, "I write C# at work.", False),
+    ("forbidden_words", {"words": ["C#"]}, "I write C at work.", True),
+    ("forbidden_words", {"words": ["fur"]}, "She wore a fur_coat.", False),
+    ("forbidden_words", {"words": ["fur"]}, "A fur-lined hood.", False),
+    ("forbidden_words", {"words": ["fur"]}, "A furry friend.", True),
+    ("forbidden_words", {"words": ["wolf"]}, "The Wolf's den.", False),
+    ("start_word", {"word": "snake_case"}, "snake_case is a naming style.", True),
+    # postscript: spaced and quoted forms count; P.S.A. and a P.S. before the body do not
+    ("postscript", {"marker": "P.S."}, "See you soon.\nP. S. Bring cake.", True),
+    ("postscript", {"marker": "P.S."}, "See you soon.\n> P.S. Bring cake.", True),
+    ("postscript", {"marker": "P.S."}, "See you soon.\n## P.S.\nBring cake.", True),
+    ("postscript", {"marker": "P.S."}, "Ride safe.\nP.S.A. wear a helmet", False),
+    ("postscript", {"marker": "P.S."}, "P.S. I missed you.\nSee you soon.", False),
+    ("postscript", {"marker": "P.P.S."}, "Hi.\nP.S. one\nP. P. S. two", True),
+    ("postscript", {"marker": "P.S."}, "See you soon.\nP.S I miss you.", True),
+    ("postscript", {"marker": "P.S."}, "See you soon.\nPS I miss you.", False),
+    # bullets: + and • lists count; a * * * rule and a lone - line do not
+    ("bullet_count", {"n": 3}, "+ sun\n+ rain\n+ snow", True),
+    ("bullet_count", {"n": 3}, "• sun\n• rain\n• snow", True),
+    ("bullet_count", {"n": 3}, "* sun\n* * *\n* rain\n* snow", True),
+    ("bullet_count", {"n": 3}, "* sun\n- - -\n* rain", False),
+    ("bullet_count", {"n": 2}, "-\nsun\n* rain\n* snow", True),
+    # placeholders: citations, checkboxes and links are not placeholders
+    ("placeholders", {"n": 1}, "As shown [1], tick [x] and click [here](https://example.com).", False),
+    ("placeholders", {"n": 1}, '["milk", "eggs"]', False),
+    ("placeholders", {"n": 2}, "Dear [Your Name], see you at [time].", True),
+    # titles: shifts in code and empty brackets are not titles
+    ("title", {}, "Compute x << 2 >> 1 first.", False),
+    ("title", {}, "Use a << b >> c here.", False),
+    ("title", {}, "<<>> and then text", False),
+    ("title", {}, "<< The Sea >>\nWaves roll.", True),
+    ("title", {}, "<<1984>> is a novel.", True),
+    # commas of other scripts
+    ("no_commas", {}, "نعم، شكرا", False),
+    ("no_commas", {}, "はい、どうぞ", False),
+    ("no_commas", {}, "はい。どうぞ", True),
+    # phrases: curly apostrophes, line breaks and Unicode forms
+    ("keywords", {"words": ["don't"]}, "I don’t know.", True),
+    ("keywords", {"words": ["don’t"]}, "I don't know.", True),
+    ("keywords", {"words": ["ice cream"]}, "I love ice\ncream.", True),
+    ("keywords", {"words": ["café"]}, "A cafe\u0301 on the corner.", True),
+    ("forbidden_words", {"words": ["cafe\u0301"]}, "A café on the corner.", False),
+    ("keywords", {"words": ["don"]}, "I don't know.", False),
+    ("keywords", {"words": ["well-known"]}, "A well\u2011known song.", True),
+]
+
+
+@pytest.mark.parametrize("kind,args,response,expected", ISSUE_13)
+def test_issue_13_verdicts(kind, args, response, expected):
+    assert CHECKS[kind](response, **args) is expected
+
+
+# -----------------------------------------------------------------------------
+# the loose variants, per type: (type, args, response, strict, loose)
+
+LOOSE = [
+    ("max_words", {"max": 5}, "Sure, here is my short answer:\none two three", False, True),
+    ("min_words", {"min": 5}, "Sure!\none two three", False, False),  # dropping lines never adds words
+    ("sentence_count", {"relation": "exactly", "n": 1}, "Sure! Here you go.\nLeaves fall.", False, True),
+    ("lowercase", {}, "Sure!\nall lowercase here", False, True),
+    ("uppercase", {}, "Sure!\nALL CAPITALS HERE", False, True),
+    ("no_commas", {}, "Sure, here it is:\nno commas here", False, True),
+    ("end_phrase", {"phrase": "That is all."}, "Nice film. That is all.\nHope this helps!", False, True),
+    ("quoted", {}, '**"Bread you can trust."**', False, True),
+    ("json", {}, 'Here is the JSON:\n{"a": 1}', False, True),
+    ("title", {}, "Ode to the Tide\nWaves roll in.", False, False),
+    ("bullet_count", {"n": 2}, "* Here are two:\n* sun\n* rain", False, True),
+    ("postscript", {"marker": "P.S."}, "P.S. I forgot the body.", False, False),
+    ("keywords", {"words": ["sunlight"]}, "Plants need sun*light.", False, True),
+    ("forbidden_words", {"words": ["fur"]}, "Sure, no fur here:\nA soft cat.", False, True),
+    ("placeholders", {"n": 2}, "Hi [name],\nsee you soon.", False, False),
+    ("choice", {"options": YNM}, "My answer is yes.\nMy answer is no.", False, True),
+    ("start_word", {"word": "Bees"}, "Sure!\nBees make honey.", False, True),
+    ("keyword_frequency", {"word": "sun", "relation": "at_most", "n": 1}, "The sun, the sun!\nThe sun rises.", False, True),
+    ("letter_frequency", {"letter": "z", "relation": "at_most", "n": 1}, "Zzz\nA zebra.", False, True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "Sure!\n***\nOne.\n***\nTwo.", False, True),
+    ("paragraph_first_word", {"n": 2, "nth": 1, "word": "Bees"}, "Sure!\n\nBees hum.\n\nThey fly.", False, True),
+    ("highlighted_sections", {"n": 2}, "No highlights\nat all", False, False),
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION 1 food\nSECTION 2 park\nSECTION 3 notes", False, True),
+    ("repeat_prompt", {"prompt": "Name a river."}, "Sure!\nName a river. The Nile.", False, True),
+    ("two_responses", {}, "Here are two:\n******\nGoldie\n******\nBubbles", False, True),
+    ("capital_word_frequency", {"relation": "at_most", "n": 1}, "NOTE: READ THIS\nOnly ONE loud word.", False, True),
+    ("response_language", {"language": "fr"}, "Sure! Here is the answer that you asked for, in French:\n"
+                                              "Le soleil est une étoile.", False, True),
+]
+
+
+def test_loose_cases_cover_every_type():
+    assert {c[0] for c in LOOSE} == set(CHECKS)
+
+
+@pytest.mark.parametrize("kind,args,response,strict,loose", LOOSE)
+def test_loose_variant_per_type(kind, args, response, strict, loose):
+    verdict = evaluate_response([{"type": kind, **args}], response)
+    assert (verdict["strict"], verdict["loose"]) == (strict, loose)
+
+
+# -----------------------------------------------------------------------------
+# the built-in language detector, on real sentences
+
+REAL_SENTENCES = {
+    "en": "The train leaves at seven, so we should have breakfast early.",
+    "es": "El tren sale a las siete, así que debemos desayunar temprano.",
+    "fr": "Le train part à sept heures, donc nous devons déjeuner tôt.",
+    "de": "Der Zug fährt um sieben Uhr ab, also sollten wir früh frühstücken.",
+    "it": "Il treno parte alle sette, quindi dobbiamo fare colazione presto.",
+    "pt": "O trem sai às sete, então precisamos tomar o café da manhã cedo.",
+    "nl": "De trein vertrekt om zeven uur, dus we moeten vroeg ontbijten.",
+    "ru": "Поезд отправляется в семь, поэтому нам нужно рано позавтракать.",
+    "el": "Το τρένο φεύγει στις επτά, οπότε πρέπει να φάμε πρωινό νωρίς.",
+    "ar": "يغادر القطار في السابعة، لذلك يجب أن نتناول الفطور مبكرا.",
+    "he": "הרכבת יוצאת בשבע, אז אנחנו צריכים לאכול ארוחת בוקר מוקדם.",
+    "hi": "ट्रेन सात बजे निकलती है, इसलिए हमें जल्दी नाश्ता करना चाहिए।",
+    "zh": "火车七点出发，所以我们应该早点吃早饭。",
+    "ja": "電車は七時に出発するので、早めに朝ごはんを食べましょう。",
+    "ko": "기차가 일곱 시에 출발하니까 아침을 일찍 먹어야 해요.",
+    "th": "รถไฟออกเวลาเจ็ดโมง เราจึงควรกินข้าวเช้าแต่เนิ่นๆ",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(REAL_SENTENCES))
+def test_detect_language_on_real_sentences(lang):
+    assert detect_language(REAL_SENTENCES[lang]) == lang
+    assert CHECKS["response_language"](REAL_SENTENCES[lang], language=lang) is True
+
+
+def test_detect_language_unsure():
+    assert detect_language("12345 !!!") is None
+    assert detect_language("Ok") is None  # no stop word: unsure, so the check fails
+    assert detect_language("Hace sol. ¡Qué bien!") == "es"  # short answers: common words and own letters
+    assert detect_language("Bonjour ! Comment ça va ?") == "fr"
+    assert detect_language("Schöne Grüße") == "de"
+    assert detect_language("Բարեւ, ինչպես ես") is None  # Armenian: a script the detector does not know
+    assert detect_language("**The** cat is *on* the mat, and it sleeps.") == "en"
+    assert REAL_SENTENCES.keys() <= set(LANGUAGES)
+
+
+# -----------------------------------------------------------------------------
+# a check never raises: seeded random and adversarial text, every type
+
+ARGS = {  # one valid set of args per type
+    "max_words": {"max": 5}, "min_words": {"min": 2}, "sentence_count": {"relation": "exactly", "n": 2},
+    "lowercase": {}, "uppercase": {}, "no_commas": {}, "end_phrase": {"phrase": "That is all."}, "quoted": {},
+    "json": {}, "title": {}, "bullet_count": {"n": 2}, "postscript": {"marker": "P.S."},
+    "keywords": {"words": ["snake_case", "ice cream"]}, "forbidden_words": {"words": ["C#", "fur"]},
+    "placeholders": {"n": 1}, "choice": {"options": ["yes", "no", "not sure"]}, "start_word": {"word": "Bees"},
+    "keyword_frequency": {"word": "sun", "relation": "at_least", "n": 2},
+    "letter_frequency": {"letter": "e", "relation": "at_most", "n": 3},
+    "paragraph_count": {"n": 2, "separator": "***"}, "paragraph_first_word": {"n": 2, "nth": 2, "word": "My"},
+    "highlighted_sections": {"n": 1}, "section_count": {"marker": "SECTION", "n": 2},
+    "repeat_prompt": {"prompt": "Name a river."}, "two_responses": {},
+    "capital_word_frequency": {"relation": "at_most", "n": 1}, "response_language": {"language": "de"},
+}
+PIECES = ["", " ", "\n", "\n\n", "\t", "*", "**", "***", "******", "_", "`", "#", "# ", "- ", "+ ", "• ", "1. ", ">",
+          "<<", ">>", "[", "]", "(", ")", "{", "}", '"', "“", "”", "’", ",", "،", "、", ".", "...", "!", "?", "P.S.",
+          "SECTION 1", "yes", "no", "not sure", "Bees", "sun", "C#", "snake_case", "e.g.", "Dr.", "NaN", "null",
+          "é", "e\u0301", "\u200d", "\u202e", "\ufeff", "\x00", "\ud800", "🙂", "👩‍👩‍👧", "ß", "İ", "ﬁ", "火", "は",
+          "한", "Солнце", "שלום", "مرحبا", "नमस्ते", "That is all.", "Name a river.", "word", "WORD", "My"]
+
+
+def _nasty_strings(seed=13, n=100):
+    rng = random.Random(seed)
+    out = [
+        "", " ", "\n" * 1000, "[" * 20_000, "{" * 20_000 + "}" * 20_000, '{"a": ' * 5_000, "*" * 10_000,
+        "<<" * 2_000 + ">>" * 2_000, "(" * 10_000, "P.S. " * 2_000, "yes no " * 2_000, "Dr. " * 3_000,
+        "*a " * 3_000, "a. " * 3_000, "******\n" * 1_000, "word " * 5_000, "".join(map(chr, range(0x20, 0x3000))),
+    ]
+    for _ in range(n):
+        out.append("".join(rng.choice(PIECES) for _ in range(rng.randint(1, 40))))
+    return out
+
+
+def test_checks_never_raise():
+    assert set(ARGS) == set(CHECKS)
+    for text in _nasty_strings():
+        for kind, check in CHECKS.items():
+            assert check(text, **ARGS[kind]) in (True, False), (kind, text[:80])
+        if len(text) < 2_000:
+            assert set(evaluate_response([{"type": k, **a} for k, a in ARGS.items()], text)) == {"strict", "loose", "checks"}
+
+
+# -----------------------------------------------------------------------------
+# bad args for the new types, and keywords that could never match
+
+@pytest.mark.parametrize(
+    "check,fix",
+    [
+        ({"type": "keywords", "words": ["**bold**"]}, "markdown"),
+        ({"type": "forbidden_words", "words": ["_fur_"]}, "markdown"),
+        ({"type": "keywords", "words": ["..."]}, "letter or digit"),
+        ({"type": "choice", "options": ["Yes", "yes"]}, "distinct"),
+        ({"type": "start_word", "word": "*Bees*"}, "single word"),
+        ({"type": "keyword_frequency", "word": "river", "relation": "less than", "n": 3}, '"at_most"'),
+        ({"type": "keyword_frequency", "word": "two words", "relation": "at_least", "n": 3}, "single word"),
+        ({"type": "letter_frequency", "letter": "ab", "relation": "at_least", "n": 3}, "single letter"),
+        ({"type": "letter_frequency", "letter": "7", "relation": "at_least", "n": 3}, "single letter"),
+        ({"type": "paragraph_count", "n": 2, "separator": "---"}, '"blank_line"'),
+        ({"type": "paragraph_count", "n": 0, "separator": "***"}, "positive integer"),
+        ({"type": "paragraph_first_word", "n": 2, "nth": 3, "word": "My"}, "at most 'n'"),
+        ({"type": "highlighted_sections", "n": -1}, "positive integer"),
+        ({"type": "section_count", "marker": " ", "n": 2}, "letter or digit"),
+        ({"type": "repeat_prompt", "prompt": ""}, "instruction"),
+        ({"type": "two_responses", "n": 2}, "unexpected arg 'n'"),
+        ({"type": "capital_word_frequency", "relation": "at_least"}, "missing arg 'n'"),
+        ({"type": "response_language", "language": "english"}, "ISO 639-1"),
+    ],
+)
+def test_bad_args_of_new_types(tmp_path, check, fix):
+    msg = _error(_write(tmp_path, [GOOD, _rec(checks=[check])]))
+    assert ":2: checks[0]:" in msg and fix in msg
+
+
+def test_repeat_prompt_must_come_from_the_instruction(tmp_path):
+    ok = _rec(instruction="Repeat this request first, then answer it: Name a river.",
+              checks=[{"type": "repeat_prompt", "prompt": "name a  river."}])
+    assert load_adherence(_write(tmp_path, [ok]))[0]["checks"][0]["type"] == "repeat_prompt"
+    bad = _rec(instruction="Repeat this request first: Name a river.", checks=[{"type": "repeat_prompt", "prompt": "Name a lake."}])
+    assert "must be copied from the instruction of 'a-2'" in _error(_write(tmp_path, [bad]))
+
+
+def test_type_counts_counts_prompts_not_checks():
+    prompts = [{"checks": [{"type": "keywords", "words": ["a"]}, {"type": "keywords", "words": ["b"]}]},
+               {"checks": [{"type": "keywords", "words": ["c"]}, {"type": "lowercase"}]}]
+    assert type_counts(prompts) == {"keywords": 2, "lowercase": 1}
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 1000])
+def test_wilson_interval_contains_the_rate(n):
+    assert wilson_interval(0, n)[0] == 0.0
+    assert wilson_interval(n, n)[1] == 1.0
+    for k in range(0, n + 1, max(1, n // 20)):
+        low, high = wilson_interval(k, n)
+        assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+# an answer a good model could write passes each prompt that uses the new families: the set is not impossible
+GOOD_ANSWERS = {
+    "adh-004": "Sunny summer days pass slowly by the sea.",
+    "adh-011": ("My ideal weekend starts with a slow breakfast and a long walk in the park with my dog.\n***\n"
+                "In the afternoon I read a good book, then I cook a big dinner with old friends and we all watch a funny film."),
+    "adh-017": "A river starts small in the hills. The river grows as streams join it, and every river ends at the sea.",
+    "adh-019": "The sea sparkles under the evening sun. Gentle waves meet the shore.",
+    "adh-020": "Spring brings warm days and longer evenings.\n\nFlowers open in every garden.",
+    "adh-023": "1. Fix *dripping taps* quickly.\n2. Take **shorter showers**.\n3. Water plants in the evening.",
+    "adh-024": "Mars is the fourth planet from the Sun. *It has the tallest volcano in the solar system.*",
+    "adh-025": "SECTION 1\nPack sandwiches, fruit and water.\n\nSECTION 2\nPick a shady spot in the park.",
+    "adh-026": "Name three animals that live in the ocean.\nDolphins, octopuses and sharks.",
+    "adh-027": "What is the largest ocean on Earth? The Pacific Ocean.",
+    "adh-030": "Goldie\n******\nBubbles",
+    "adh-032": "ALWAYS wear a helmet and NEVER ride without lights at night.",
+    "adh-033": "J'aime l'automne. Les feuilles sont rouges et le vent est frais.",
+    "adh-037": "Gravity is a force that pulls objects toward each other. It keeps us on the ground. "
+               "It also keeps the Moon in orbit around Earth.",
+    "adh-038": "My favorite food is pizza.\n\nI like it with cheese and tomatoes.",
+    "adh-042": "Part 1: Wake up and drink water.\nPart 2: Stretch for five minutes.\nPart 3: Eat breakfast.",
+    "adh-044": "Hoy hace sol y el cielo está despejado. La temperatura es muy agradable.",
+    "adh-046": "Spring is fresh and green.\n\nSummer is hot and bright.\n\nAutumn and winter are cool and calm.",
+    "adh-047": "Hi Sam, please bring WATER to the hike tomorrow. See you at eight!",
+    "adh-048": "Why did the cat sit on the computer? To keep an eye on the mouse.\n******\n"
+               "What do cats eat for breakfast? Mice Krispies.",
+}
+
+
+def test_new_prompts_can_be_passed():
+    by_id = {r["id"]: r for r in load_adherence()}
+    for rid, answer in GOOD_ANSWERS.items():
+        assert evaluate_response(by_id[rid]["checks"], answer)["strict"], rid
+
+
+BAD_VALUE = {  # one wrong value per argument name
+    "max": "40", "min": 0, "n": True, "nth": 0, "relation": "less than", "phrase": "  ", "marker": "...",
+    "prompt": 7, "words": "sunlight", "options": ["yes"], "word": "two words", "letter": "ab",
+    "separator": "\n\n", "language": "english",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CHECKS))
+def test_bad_args_of_every_type(tmp_path, kind):
+    good = {"type": kind, **ARGS[kind]}
+    loaded = load_adherence(_write(tmp_path, [_rec(instruction="Name a river.", checks=[good])]))
+    assert loaded[0]["checks"] == [good]
+    msg = _error(_write(tmp_path, [_rec(checks=[{**good, "bogus": 1}])]))
+    assert "unexpected arg 'bogus'" in msg
+    for name in REQUIRED_ARGS[kind]:
+        missing = {k: v for k, v in good.items() if k != name}
+        assert f"missing arg {name!r}" in _error(_write(tmp_path, [_rec(checks=[missing])]))
+        msg = _error(_write(tmp_path, [_rec(checks=[{**good, name: BAD_VALUE[name]}])]))
+        assert f"arg {name!r} must be" in msg
