@@ -44,6 +44,8 @@ class TeacherParams:
     model: str = "embedded"  # embedded | a hub model id | a local folder
     revision: str = ""  # hub revision to pin ("" = the hub's current main, recorded)
     prompt_format: str = "chat"  # chat (tokenizer's chat template) | alpaca
+    # chat: the default system turn written into the teacher folder's chat template ("" = the model's own)
+    system_prompt: str = "You are a helpful assistant. Answer briefly and completely, in a few sentences."
     backend: str = "hf"  # hf | vllm
     max_new_tokens: int = 96
     batch_size: int = 32

@@ -121,8 +121,10 @@ def convert_embedded(out_dir: Path) -> dict:
             "original": "HuggingFaceTB/SmolLM2-135M-Instruct", "license": "Apache-2.0"}
 
 
-def materialize(spec: str, key: str, out_dir: Path, revision: str = "", trust_remote_code: bool = False) -> dict:
-    """Write the model named by `spec` as a safetensors folder; returns where it came from."""
+def materialize(spec: str, key: str, out_dir: Path, revision: str = "", trust_remote_code: bool = False,
+                system_prompt: str = "") -> dict:
+    """Write the model named by `spec` as a safetensors folder; returns where it came from.
+    A `system_prompt` becomes the default system turn of the folder's chat template."""
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -138,6 +140,9 @@ def materialize(spec: str, key: str, out_dir: Path, revision: str = "", trust_re
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
             source = {"model": spec, "revision": getattr(model.config, "_commit_hash", None) or revision or "local"}
+        if system_prompt:
+            set_system_prompt(tmp, system_prompt, key)
+            source["system_prompt"] = system_prompt
         (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -145,6 +150,17 @@ def materialize(spec: str, key: str, out_dir: Path, revision: str = "", trust_re
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return source
+
+
+def set_system_prompt(folder: Path, system_prompt: str, key: str) -> None:
+    from kdscale.prompts import with_system_prompt
+
+    tokenizer = _transformers().AutoTokenizer.from_pretrained(folder)
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"teacher.system_prompt is set but the tokenizer of {key} has no chat template; "
+                        f"set teacher.system_prompt: \"\"")
+    tokenizer.chat_template = with_system_prompt(tokenizer.chat_template, system_prompt)
+    tokenizer.save_pretrained(folder)
 
 
 def scratch_student(tokenizer, student) -> LlamaForCausalLM:

@@ -7,6 +7,7 @@ their prompts here, so a student is always asked exactly what it was trained on.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from kdscale.errors import UserError
 
@@ -36,6 +37,18 @@ def chat_prompt(tokenizer, instruction: str, input: str = "") -> str:
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
     )
+
+
+def with_system_prompt(chat_template: str, system: str) -> str:
+    """A chat template whose conversations start with `system` unless they bring their own system turn.
+
+    Set once on the teacher's folder (stage teacher_model), so every prompt built from it (teacher
+    answers, the teacher's evaluation) carries the same instruction."""
+    literal = json.dumps(system)  # a valid Jinja string literal
+    prefix = ("{%- if messages and messages[0]['role'] != 'system' -%}"
+              f"{{%- set messages = [{{'role': 'system', 'content': {literal}}}] + messages -%}}"
+              "{%- endif -%}")
+    return prefix + chat_template
 
 
 def build_prompt(record: dict, prompt_format: str = "alpaca", tokenizer=None) -> str:

@@ -19,7 +19,7 @@ def main(argv=None) -> None:
     teacher = load_params().teacher
     start = time.perf_counter()
     source = materialize(teacher.model, "teacher.model", paths.TEACHER_DIR, teacher.revision,
-                         teacher.trust_remote_code)
+                         teacher.trust_remote_code, teacher.system_prompt)
     print(f"teacher_model: {teacher.model} -> {paths.TEACHER_DIR} in {time.perf_counter() - start:.1f}s ({source})")
 
 
