@@ -21,12 +21,13 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from kdscale import teacher as teacher_stage
 from kdscale.config import FilterParams, TeacherParams
-from kdscale.generation import DecodeParams, finish, generate, generate_batch, plan_batches
+from kdscale.generation import Completion, DecodeParams, finish, generate, generate_batch, plan_batches, vllm_completion
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
 from kdscale.sources import load_prompts
-from kdscale.teacher import (answer_records, drop_reason, fingerprint, has_template_leak, is_echo, is_empty,
-                             is_repetitive, read_progress, run_generation)
+from kdscale.teacher import (drop_reason, fingerprint, has_template_leak, is_echo, is_empty, is_repetitive,
+                             read_progress, run_generation)
+from kdscale.teacher_filter import answer_records, generation_metrics
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -238,11 +239,11 @@ def test_generate_skips_done_batches_and_keeps_their_seeds(tiny_model, records):
     full = list(generate(model, tokenizer, prompts, params, 3))
     plan = plan_batches(tokenizer, prompts, 3)
     assert [b for b, _ in full] == plan
-    done = set(plan[0]) | set(plan[2]) | {plan[1][0]}  # batch 1 only partly done: it runs again
+    done = set(plan[0]) | set(plan[2]) | {plan[1][0]}  # batch 1 only partly done (the pool grew)
     resumed = list(generate(model, tokenizer, prompts, params, 3, done=done))
-    assert [b for b, _ in resumed] == [plan[1], plan[3]]
+    assert [b for b, _ in resumed] == [plan[1][1:], plan[3]]  # only the prompts not yet answered
     # Each batch samples with its own seed, so a resumed batch gives what the full run gave.
-    assert [c for _, cs in resumed for c in cs] == [c for _, cs in (full[1], full[3]) for c in cs]
+    assert resumed[1][1] == full[3][1]
 
 
 # ----------------------------------------------------------------------------- resume
@@ -253,15 +254,15 @@ def teacher_params(teacher_dir: Path, **overrides) -> TeacherParams:
 
 
 def answers_of(rows: list[dict]) -> list[tuple]:
-    return [(r["index"], r["response"], r["finish_reason"], r["n_tokens"]) for r in rows]
+    return [(r["id"], r["response"], r["finish_reason"], r["n_tokens"]) for r in rows]
 
 
 def test_read_progress_cuts_a_torn_line(tmp_path):
     path = tmp_path / "p.jsonl"
-    good = "".join(json.dumps({"index": i, "response": f"r{i}"}) + "\n" for i in range(3))
-    for torn in ['{"index": 3, "resp', '{"index": 3, "response": "r3"}']:  # cut mid-line, or before its newline
+    good = "".join(json.dumps({"id": f"p{i}", "response": f"r{i}"}) + "\n" for i in range(3))
+    for torn in ['{"id": "p3", "resp', '{"id": "p3", "response": "r3"}']:  # cut mid-line, or before its newline
         path.write_text(good + torn)
-        assert sorted(read_progress(path)) == [0, 1, 2]
+        assert sorted(read_progress(path)) == ["p0", "p1", "p2"]
         assert path.read_text() == good
     assert read_progress(tmp_path / "missing.jsonl") == {}
 
@@ -279,8 +280,8 @@ def test_torn_progress_regenerated_and_fingerprint_change_starts_afresh(tiny_gpt
     rows, timing, again = run_generation(records, teacher, tiny_gpt2_dir, tmp_path / "b")
     assert again == torn and timing["resumed_answers"] == 4
     assert answers_of(rows) == answers_of(reference)
-    indices = [json.loads(line)["index"] for line in torn.read_text().splitlines()]
-    assert sorted(indices) == list(range(len(records)))  # every answer once: none lost, none twice
+    written = [json.loads(line)["id"] for line in torn.read_text().splitlines()]
+    assert sorted(written) == sorted(r["id"] for r in records)  # every answer once: none lost, none twice
 
     # Anything that shapes the answers changes the fingerprint: the old progress is not reused.
     shorter = teacher_params(tiny_gpt2_dir, max_new_tokens=5)
@@ -289,21 +290,20 @@ def test_torn_progress_regenerated_and_fingerprint_change_starts_afresh(tiny_gpt
     assert timing["resumed_answers"] == 0 and all(r["n_tokens"] <= 5 for r in rows)
 
 
-def test_fingerprint_covers_prompts_weights_and_decoding(tiny_gpt2_dir, tmp_path):
-    prompts = ["one", "two"]
-    base = fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
-    assert base == fingerprint(list(prompts), tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
-    assert base != fingerprint(["one", "three"], tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
-    assert base != fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, do_sample=True))
-    assert base != fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, max_new_tokens=9))
+def test_fingerprint_covers_weights_decoding_and_precision(tiny_gpt2_dir, tmp_path):
+    base = fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
+    assert base == fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir), "cpu", "float32")
+    assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, do_sample=True))
+    assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, max_new_tokens=9))
+    assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir), "cuda", "bfloat16")
     # Filters only mark answers afterwards: changing them must not throw generated answers away.
-    assert base == fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, filters=FilterParams(echo=False)))
+    assert base == fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, filters=FilterParams(echo=False)))
     other = shutil.copytree(tiny_gpt2_dir, tmp_path / "other")
     model = GPT2LMHeadModel.from_pretrained(other)
     with torch.no_grad():
         model.lm_head.weight.mul_(2)
     model.save_pretrained(other)
-    assert base != fingerprint(prompts, other, teacher_params(tiny_gpt2_dir))
+    assert base != fingerprint(other, teacher_params(tiny_gpt2_dir))
 
 
 @pytest.fixture()
@@ -356,7 +356,9 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
     assert reference.returncode == 0, out.decode()[-3000:]
     assert not (killed / "data/teacher").exists()
     resumed = run(["kdscale", "teacher"], killed)
-    assert f"resuming, {done}/{total} answers" in resumed.stdout
+    assert f"reusing {done}/{total} answers" in resumed.stdout
+    for root in (base, killed):
+        run(["kdscale", "teacher_filter"], root)
     for name in outputs:
         assert (killed / name).read_bytes() == (base / name).read_bytes(), name
     ids_ = [a["id"] for name in outputs for a in read_jsonl(killed / name)]
@@ -365,4 +367,5 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
     assert ids_ == prompt_ids and len(set(ids_)) == total  # none lost, none repeated
     metrics = json.loads((killed / "metrics/teacher_generation.json").read_text())
     assert metrics["resumed_answers"] == done and metrics["answers"] == total
-    assert not list((killed / ".kdscale/progress").glob("*.jsonl"))  # finished: the progress file is gone
+    (progress,) = (killed / ".kdscale/progress").glob("*.jsonl")  # kept, for a pool that grows later
+    assert progress.read_bytes().count(b"\n") == total
