@@ -369,3 +369,63 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
     assert metrics["resumed_answers"] == done and metrics["answers"] == total
     (progress,) = (killed / ".kdscale/progress").glob("*.jsonl")  # kept, for a pool that grows later
     assert progress.read_bytes().count(b"\n") == total
+
+
+# ----------------------------------------------------------------------------- issue 14: whitespace, context, pool growth
+
+class FakeVllmOutput:
+    """The two fields of vllm.RequestOutput.outputs[0] the engine reads, and the one it counts."""
+
+    def __init__(self, text, finish_reason, stop_reason, n):
+        self.outputs = [type("CompletionOutput", (), {"text": text, "finish_reason": finish_reason,
+                                                      "stop_reason": stop_reason, "token_ids": list(range(n))})]
+
+
+def test_every_backend_and_finish_reason_strips_answers_alike(tokenizer):
+    body = " \n Blue sky. "
+    stop = finish(tokenizer, ids(tokenizer, body + "\n### Instruction:") + [tokenizer.eos_token_id], ALPACA_STOP_STRINGS, 40)
+    eos = finish(tokenizer, ids(tokenizer, body) + [tokenizer.eos_token_id], ALPACA_STOP_STRINGS, 40)
+    length = finish(tokenizer, ids(tokenizer, body), ALPACA_STOP_STRINGS, len(ids(tokenizer, body)))
+    assert [(c.text, c.finish_reason) for c in (stop, eos, length)] == \
+        [("Blue sky.", "stop"), ("Blue sky.", "eos"), ("Blue sky.", "length")]
+    # vLLM drops the stop string itself and returns the rest, leading whitespace included.
+    vllm = [vllm_completion(FakeVllmOutput(body, reason, stop_reason, 5))
+            for reason, stop_reason in [("stop", "### Instruction:"), ("stop", None), ("length", None)]]
+    assert vllm == [Completion("Blue sky.", "stop", 5), Completion("Blue sky.", "eos", 5),
+                    Completion("Blue sky.", "length", 5)]
+
+
+def test_prompt_longer_than_the_context_is_skipped_and_counted(tiny_gpt2_dir, records, tmp_path):
+    long = {"id": "too-long", "instruction": "Describe the sea. " * 200, "input": ""}  # > 512 positions
+    teacher = teacher_params(tiny_gpt2_dir)
+    rows, timing, _ = run_generation(records[:3] + [long], teacher, tiny_gpt2_dir, tmp_path)
+    assert timing["skipped_context"] == 1 and timing["generated_answers"] == 3
+    assert rows[3] == {"id": "too-long", "response": "", "finish_reason": "context", "n_tokens": 0, "seconds": 0.0}
+    assert all(r["finish_reason"] != "context" for r in rows[:3])
+    answers = answer_records(records[:3] + [long], rows, FilterParams(empty=False))  # dropped whatever the filters
+    assert [a["drop_reason"] for a in answers][3] == "context"
+    assert generation_metrics(answers, rows, timing)["dropped_context"] == 1
+
+
+def test_a_larger_pool_generates_only_the_new_prompts(tiny_gpt2_dir, tmp_path):
+    pool = load_prompts("builtin")[0][:24]
+    teacher = teacher_params(tiny_gpt2_dir, batch_size=4)
+    small, timing, progress = run_generation(pool[:16], teacher, tiny_gpt2_dir, tmp_path)
+    assert timing["generated_answers"] == 16
+    grown, timing, again = run_generation(pool, teacher, tiny_gpt2_dir, tmp_path)
+    assert again == progress
+    assert (timing["resumed_answers"], timing["generated_answers"]) == (16, 8)
+    assert progress.read_bytes().count(b"\n") == 24
+    assert grown[:16] == small and [r["id"] for r in grown] == [p["id"] for p in pool]
+
+
+def test_too_few_kept_answers_fail_every_subsets_stage_naming_the_pool():
+    from kdscale import subsets
+    from kdscale.errors import UserError
+
+    subsets.check_enough(kept=15000, answered=16000, largest=15000)  # enough: no error
+    with pytest.raises(UserError) as error:
+        subsets.check_enough(kept=14000, answered=16000, largest=15000)
+    message = str(error.value)
+    assert "only 14000 of 16000 teacher answers survived the filters" in message
+    assert "raise data.pool_size to about 18858" in message and "\n" not in message  # 15000 / 0.875 x 1.1
