@@ -7,6 +7,7 @@ The paths test at the top needs no run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -143,8 +144,10 @@ def test_paths_agree_with_dvc_yaml():
     expected = {
         "prepare": {"outs": s(paths.POOL_PROMPTS.parent), "deps": set()},
         "teacher_model": {"outs": s(paths.TEACHER_DIR), "deps": set()},
-        "teacher": {"outs": s(paths.TEACHER_POOL.parent, paths.TEACHER_METRICS),
+        "teacher": {"outs": s(paths.TEACHER_RAW, paths.TEACHER_GENERATION),
                     "deps": s(paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR)},
+        "teacher_filter": {"outs": s(paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS),
+                           "deps": s(paths.TEACHER_RAW, paths.TEACHER_GENERATION)},
         "subsets": {"outs": s(paths.subset_file(n)), "deps": s(paths.TEACHER_POOL)},
         "train": {"outs": s(paths.student_dir(n)), "deps": s(paths.subset_file(n), paths.TEACHER_DIR)},
         "evaluate": {"outs": s(paths.student_samples(n), paths.student_metrics(n), paths.loss_plot(n)),
@@ -160,6 +163,8 @@ def test_paths_agree_with_dvc_yaml():
     prompts_dir = {paths.POOL_PROMPTS.parent, paths.HELDOUT_PROMPTS.parent, paths.PREPARE_STATS.parent}
     assert prompts_dir == {Path("data/prompts")}
     assert paths.TEACHER_HELDOUT.parent == paths.TEACHER_POOL.parent
+    # The raw answers are the teacher stage's own files, so the filter stage can own the filtered ones
+    assert paths.TEACHER_RAW.parent == paths.TEACHER_GENERATION.parent == paths.TEACHER_POOL.parent
     for p in (paths.student_metrics(n), paths.TEACHER_EVAL_METRICS, paths.TEACHER_METRICS):
         assert p.parent == paths.METRICS_DIR
     for p in (paths.student_samples(n), paths.TEACHER_SAMPLES):
@@ -177,6 +182,15 @@ def test_paths_agree_with_dvc_yaml():
         plot_files.update(ys.keys() if isinstance(ys, dict) else [name])
     assert str(paths.PLOTS_DIR / "scaling.json") in plot_files
     assert str(paths.loss_plot(n).parent) in plot_files
+
+
+def test_teacher_stage_depends_on_every_decoding_param_but_no_filter():
+    from kdscale.config import TeacherParams
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    decoding = {f"teacher.{f.name}" for f in dataclasses.fields(TeacherParams) if f.name != "filters"}
+    assert set(stages["teacher"]["params"]) == decoding | {"device", "dtype"}
+    assert stages["teacher_filter"]["params"] == ["teacher.filters"]
 
 
 # ----------------------------------------------------------------------------- the reproduced pipeline
@@ -301,3 +315,21 @@ def test_adding_a_size_runs_only_that_size(reproduced, tmp_path):
     assert {r.data.tags["kdscale.stage"] for r in all_runs(client)} == {"train", "report"}
     assert "n12" in client.get_registered_model(REGISTERED_NAME).aliases
     assert_up_to_date(project)
+
+
+@pytest.mark.slow
+def test_changing_a_filter_refilters_without_regenerating(reproduced, tmp_path):
+    project = copy_project(reproduced[0], tmp_path / "project")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["teacher"]["filters"]["repetition_max_fraction"] = 0.9
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    status = sh(["dvc", "status"], project).stdout
+    assert stages_changed(status) == {"teacher_filter"}, status
+    repro = sh(["dvc", "repro"], project)
+    assert "teacher_filter" in stages_run(repro.stdout), repro.stdout
+    assert "Stage 'teacher' didn't change, skipping" in repro.stdout
+    assert stages_run(repro.stdout) <= {"teacher_filter", "report"} | {
+        f"{stage}@{n}" for stage in ("subsets", "train", "evaluate") for n in SIZES} | {"evaluate_teacher"}
+    stages = {r.data.tags["kdscale.stage"] for r in all_runs(mlflow_client(project / "mlflow.db"))}
+    assert "teacher" not in stages and "teacher_filter" in stages

@@ -21,12 +21,13 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from kdscale import teacher as teacher_stage
 from kdscale.config import FilterParams, TeacherParams
-from kdscale.generation import DecodeParams, finish, generate, generate_batch, plan_batches
+from kdscale.generation import Completion, DecodeParams, finish, generate, generate_batch, plan_batches, vllm_completion
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
 from kdscale.sources import load_prompts
-from kdscale.teacher import (answer_records, drop_reason, fingerprint, has_template_leak, is_echo, is_empty,
-                             is_repetitive, read_progress, run_generation)
+from kdscale.teacher import (drop_reason, fingerprint, has_template_leak, is_echo, is_empty, is_repetitive,
+                             read_progress, run_generation)
+from kdscale.teacher_filter import answer_records, generation_metrics
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -238,11 +239,11 @@ def test_generate_skips_done_batches_and_keeps_their_seeds(tiny_model, records):
     full = list(generate(model, tokenizer, prompts, params, 3))
     plan = plan_batches(tokenizer, prompts, 3)
     assert [b for b, _ in full] == plan
-    done = set(plan[0]) | set(plan[2]) | {plan[1][0]}  # batch 1 only partly done: it runs again
+    done = set(plan[0]) | set(plan[2]) | {plan[1][0]}  # batch 1 only partly done (the pool grew)
     resumed = list(generate(model, tokenizer, prompts, params, 3, done=done))
-    assert [b for b, _ in resumed] == [plan[1], plan[3]]
+    assert [b for b, _ in resumed] == [plan[1][1:], plan[3]]  # only the prompts not yet answered
     # Each batch samples with its own seed, so a resumed batch gives what the full run gave.
-    assert [c for _, cs in resumed for c in cs] == [c for _, cs in (full[1], full[3]) for c in cs]
+    assert resumed[1][1] == full[3][1]
 
 
 # ----------------------------------------------------------------------------- resume
@@ -253,15 +254,15 @@ def teacher_params(teacher_dir: Path, **overrides) -> TeacherParams:
 
 
 def answers_of(rows: list[dict]) -> list[tuple]:
-    return [(r["index"], r["response"], r["finish_reason"], r["n_tokens"]) for r in rows]
+    return [(r["id"], r["response"], r["finish_reason"], r["n_tokens"]) for r in rows]
 
 
 def test_read_progress_cuts_a_torn_line(tmp_path):
     path = tmp_path / "p.jsonl"
-    good = "".join(json.dumps({"index": i, "response": f"r{i}"}) + "\n" for i in range(3))
-    for torn in ['{"index": 3, "resp', '{"index": 3, "response": "r3"}']:  # cut mid-line, or before its newline
+    good = "".join(json.dumps({"id": f"p{i}", "response": f"r{i}"}) + "\n" for i in range(3))
+    for torn in ['{"id": "p3", "resp', '{"id": "p3", "response": "r3"}']:  # cut mid-line, or before its newline
         path.write_text(good + torn)
-        assert sorted(read_progress(path)) == [0, 1, 2]
+        assert sorted(read_progress(path)) == ["p0", "p1", "p2"]
         assert path.read_text() == good
     assert read_progress(tmp_path / "missing.jsonl") == {}
 
@@ -279,8 +280,8 @@ def test_torn_progress_regenerated_and_fingerprint_change_starts_afresh(tiny_gpt
     rows, timing, again = run_generation(records, teacher, tiny_gpt2_dir, tmp_path / "b")
     assert again == torn and timing["resumed_answers"] == 4
     assert answers_of(rows) == answers_of(reference)
-    indices = [json.loads(line)["index"] for line in torn.read_text().splitlines()]
-    assert sorted(indices) == list(range(len(records)))  # every answer once: none lost, none twice
+    written = [json.loads(line)["id"] for line in torn.read_text().splitlines()]
+    assert sorted(written) == sorted(r["id"] for r in records)  # every answer once: none lost, none twice
 
     # Anything that shapes the answers changes the fingerprint: the old progress is not reused.
     shorter = teacher_params(tiny_gpt2_dir, max_new_tokens=5)
@@ -289,21 +290,20 @@ def test_torn_progress_regenerated_and_fingerprint_change_starts_afresh(tiny_gpt
     assert timing["resumed_answers"] == 0 and all(r["n_tokens"] <= 5 for r in rows)
 
 
-def test_fingerprint_covers_prompts_weights_and_decoding(tiny_gpt2_dir, tmp_path):
-    prompts = ["one", "two"]
-    base = fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
-    assert base == fingerprint(list(prompts), tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
-    assert base != fingerprint(["one", "three"], tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
-    assert base != fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, do_sample=True))
-    assert base != fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, max_new_tokens=9))
+def test_fingerprint_covers_weights_decoding_and_precision(tiny_gpt2_dir, tmp_path):
+    base = fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir))
+    assert base == fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir), "cpu", "float32")
+    assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, do_sample=True))
+    assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, max_new_tokens=9))
+    assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir), "cuda", "bfloat16")
     # Filters only mark answers afterwards: changing them must not throw generated answers away.
-    assert base == fingerprint(prompts, tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, filters=FilterParams(echo=False)))
+    assert base == fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, filters=FilterParams(echo=False)))
     other = shutil.copytree(tiny_gpt2_dir, tmp_path / "other")
     model = GPT2LMHeadModel.from_pretrained(other)
     with torch.no_grad():
         model.lm_head.weight.mul_(2)
     model.save_pretrained(other)
-    assert base != fingerprint(prompts, other, teacher_params(tiny_gpt2_dir))
+    assert base != fingerprint(other, teacher_params(tiny_gpt2_dir))
 
 
 @pytest.fixture()
@@ -356,7 +356,9 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
     assert reference.returncode == 0, out.decode()[-3000:]
     assert not (killed / "data/teacher").exists()
     resumed = run(["kdscale", "teacher"], killed)
-    assert f"resuming, {done}/{total} answers" in resumed.stdout
+    assert f"reusing {done}/{total} answers" in resumed.stdout
+    for root in (base, killed):
+        run(["kdscale", "teacher_filter"], root)
     for name in outputs:
         assert (killed / name).read_bytes() == (base / name).read_bytes(), name
     ids_ = [a["id"] for name in outputs for a in read_jsonl(killed / name)]
@@ -365,4 +367,65 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
     assert ids_ == prompt_ids and len(set(ids_)) == total  # none lost, none repeated
     metrics = json.loads((killed / "metrics/teacher_generation.json").read_text())
     assert metrics["resumed_answers"] == done and metrics["answers"] == total
-    assert not list((killed / ".kdscale/progress").glob("*.jsonl"))  # finished: the progress file is gone
+    (progress,) = (killed / ".kdscale/progress").glob("*.jsonl")  # kept, for a pool that grows later
+    assert progress.read_bytes().count(b"\n") == total
+
+
+# ----------------------------------------------------------------------------- issue 14: whitespace, context, pool growth
+
+class FakeVllmOutput:
+    """The two fields of vllm.RequestOutput.outputs[0] the engine reads, and the one it counts."""
+
+    def __init__(self, text, finish_reason, stop_reason, n):
+        self.outputs = [type("CompletionOutput", (), {"text": text, "finish_reason": finish_reason,
+                                                      "stop_reason": stop_reason, "token_ids": list(range(n))})]
+
+
+def test_every_backend_and_finish_reason_strips_answers_alike(tokenizer):
+    body = " \n Blue sky. "
+    stop = finish(tokenizer, ids(tokenizer, body + "\n### Instruction:") + [tokenizer.eos_token_id], ALPACA_STOP_STRINGS, 40)
+    eos = finish(tokenizer, ids(tokenizer, body) + [tokenizer.eos_token_id], ALPACA_STOP_STRINGS, 40)
+    length = finish(tokenizer, ids(tokenizer, body), ALPACA_STOP_STRINGS, len(ids(tokenizer, body)))
+    assert [(c.text, c.finish_reason) for c in (stop, eos, length)] == \
+        [("Blue sky.", "stop"), ("Blue sky.", "eos"), ("Blue sky.", "length")]
+    # vLLM drops the stop string itself and returns the rest, leading whitespace included.
+    vllm = [vllm_completion(FakeVllmOutput(body, reason, stop_reason, 5))
+            for reason, stop_reason in [("stop", "### Instruction:"), ("stop", None), ("length", None)]]
+    assert vllm == [Completion("Blue sky.", "stop", 5), Completion("Blue sky.", "eos", 5),
+                    Completion("Blue sky.", "length", 5)]
+
+
+def test_prompt_longer_than_the_context_is_skipped_and_counted(tiny_gpt2_dir, records, tmp_path):
+    long = {"id": "too-long", "instruction": "Describe the sea. " * 200, "input": ""}  # > 512 positions
+    teacher = teacher_params(tiny_gpt2_dir)
+    rows, timing, _ = run_generation(records[:3] + [long], teacher, tiny_gpt2_dir, tmp_path)
+    assert timing["skipped_context"] == 1 and timing["generated_answers"] == 3
+    assert rows[3] == {"id": "too-long", "response": "", "finish_reason": "context", "n_tokens": 0, "seconds": 0.0}
+    assert all(r["finish_reason"] != "context" for r in rows[:3])
+    answers = answer_records(records[:3] + [long], rows, FilterParams(empty=False))  # dropped whatever the filters
+    assert [a["drop_reason"] for a in answers][3] == "context"
+    assert generation_metrics(answers, rows, timing)["dropped_context"] == 1
+
+
+def test_a_larger_pool_generates_only_the_new_prompts(tiny_gpt2_dir, tmp_path):
+    pool = load_prompts("builtin")[0][:24]
+    teacher = teacher_params(tiny_gpt2_dir, batch_size=4)
+    small, timing, progress = run_generation(pool[:16], teacher, tiny_gpt2_dir, tmp_path)
+    assert timing["generated_answers"] == 16
+    grown, timing, again = run_generation(pool, teacher, tiny_gpt2_dir, tmp_path)
+    assert again == progress
+    assert (timing["resumed_answers"], timing["generated_answers"]) == (16, 8)
+    assert progress.read_bytes().count(b"\n") == 24
+    assert grown[:16] == small and [r["id"] for r in grown] == [p["id"] for p in pool]
+
+
+def test_too_few_kept_answers_fail_every_subsets_stage_naming_the_pool():
+    from kdscale import subsets
+    from kdscale.errors import UserError
+
+    subsets.check_enough(kept=15000, answered=16000, largest=15000)  # enough: no error
+    with pytest.raises(UserError) as error:
+        subsets.check_enough(kept=14000, answered=16000, largest=15000)
+    message = str(error.value)
+    assert "only 14000 of 16000 teacher answers survived the filters" in message
+    assert "raise data.pool_size to about 18858" in message and "\n" not in message  # 15000 / 0.875 x 1.1

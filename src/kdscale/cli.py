@@ -14,6 +14,7 @@ COMMANDS = {
     "prepare": "split the prompt source into a pool and a held-out set",
     "teacher_model": "materialise the teacher as a safetensors folder",
     "teacher": "generate the teacher's answers (resumable)",
+    "teacher_filter": "mark the teacher's bad answers (teacher.filters) without regenerating",
     "subsets": "cut nested training subsets from the teacher's answers",
     "student_init": "build the student before training (pruned teacher, scratch or pretrained)",
     "train": "fine-tune one student: kdscale train --size N",

@@ -119,6 +119,10 @@ class ReportParams:
 @dataclass
 class Params:
     seed: int = 0  # the replicate seed: subset order, student init and data order
+    # Where every model runs (teacher generation, training, evaluation), chosen once:
+    # auto = CUDA + bfloat16 where a GPU is visible, CPU + float32 otherwise.
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     data: DataParams = field(default_factory=DataParams)
     teacher: TeacherParams = field(default_factory=TeacherParams)
     student: StudentParams = field(default_factory=StudentParams)
@@ -129,6 +133,8 @@ class Params:
 
 
 CHOICES = {
+    "device": {"auto", "cpu", "cuda"},
+    "dtype": {"auto", "float32", "bfloat16", "float16"},
     "teacher.prompt_format": {"chat", "alpaca"},
     "teacher.backend": {"hf", "vllm"},
     "teacher.filters.truncated": {"keep", "drop"},
@@ -242,6 +248,8 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
             f"{where}: 'scaling.sizes' asks for {max(sizes)} samples but 'data.pool_size' is "
             f"{params.data.pool_size}; raise data.pool_size or lower the largest size"
         )
+    if params.device == "cpu" and params.dtype == "float16":
+        raise UserError(f"{where}: 'dtype: float16' does not run on the CPU; use 'dtype: auto' or float32")
     if params.train.schedule == "steps" and params.train.max_steps <= 0:
         raise UserError(f"{where}: 'train.schedule: steps' needs a positive 'train.max_steps'")
     if params.student.hidden_size % params.student.num_heads:

@@ -143,11 +143,10 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev: EvalParams,
-                   trust_remote_code: bool = False) -> tuple[dict, list]:
+                   trust_remote_code: bool = False, device: str = "auto", dtype: str = "auto") -> tuple[dict, list]:
     start = time.perf_counter()
-    model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=trust_remote_code)
-    if torch.cuda.is_available():
-        model = model.cuda()
+    model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=trust_remote_code,
+                                  device=device, dtype=dtype)
     kept = [r for r in heldout if not r["dropped"]]
     metrics = {"perplexity": perplexity(model, tokenizer, kept, prompt_format, ev.batch_size),
                "heldout_answers": len(kept)}
@@ -198,7 +197,7 @@ def main(argv=None) -> None:
     with run:
         metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval,
                                           params.teacher.trust_remote_code if args.teacher else
-                                          params.student.trust_remote_code)
+                                          params.student.trust_remote_code, params.device, params.dtype)
         if size is not None:
             log = read_json(model_dir / TRAINING_LOG)
             training = log["summary"]

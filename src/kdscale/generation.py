@@ -52,7 +52,7 @@ def finish(tokenizer, token_ids: list[int], stop_strings: list[str], max_new_tok
         # Generation halted on the token that completed the stop string; rows are padded after it.
         pad = tokenizer.pad_token_id
         n = next((i for i, t in enumerate(token_ids) if t in (eos, pad)), len(token_ids))
-        return Completion(text[: min(cuts)].rstrip(), "stop", n)
+        return Completion(text[: min(cuts)].strip(), "stop", n)  # stripped like every other answer
     if end < len(token_ids):
         return Completion(text.strip(), "eos", end + 1)
     return Completion(text.strip(), "length", len(token_ids))
@@ -81,11 +81,16 @@ def generate_batch(model, tokenizer, prompts: list[str], params: DecodeParams, s
 
 def generate(model, tokenizer, prompts: list[str], params: DecodeParams, batch_size: int,
              done: set[int] = frozenset()) -> Iterator[tuple[list[int], list[Completion]]]:
-    """Yield (prompt indices, answers) batch by batch, skipping batches whose prompts are all `done`."""
+    """Yield (prompt indices, answers) batch by batch, for the prompts not in `done`.
+
+    Batches are planned over all prompts, so a run resumed after a kill (whose batches are
+    all done or not started) gives the answers of an uninterrupted run; a batch that is
+    partly done (the pool grew) generates only its new prompts."""
     for number, batch in enumerate(plan_batches(tokenizer, prompts, batch_size)):
-        if all(i in done for i in batch):
+        todo = [i for i in batch if i not in done]
+        if not todo:
             continue
-        yield batch, generate_batch(model, tokenizer, [prompts[i] for i in batch], params, params.seed + number)
+        yield todo, generate_batch(model, tokenizer, [prompts[i] for i in todo], params, params.seed + number)
 
 
 def generate_all(model, tokenizer, prompts: list[str], params: DecodeParams, batch_size: int) -> list[Completion]:
@@ -96,15 +101,22 @@ def generate_all(model, tokenizer, prompts: list[str], params: DecodeParams, bat
     return answers
 
 
+def vllm_completion(output) -> Completion:
+    """One vLLM output as an answer, stripped and labelled like the HF engine's."""
+    o = output.outputs[0]
+    reason = "length" if o.finish_reason == "length" else ("stop" if o.stop_reason is not None else "eos")
+    return Completion(o.text.strip(), reason, len(o.token_ids))
+
+
 def generate_vllm(model_dir: str, prompts: list[str], params: DecodeParams, tensor_parallel_size: int,
-                  chunk_size: int = 1024, done: set[int] = frozenset()):
+                  chunk_size: int = 1024, done: set[int] = frozenset(), dtype: str = "auto"):
     """The same contract as `generate`, on vLLM (GPU machines); chunks keep resume points."""
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
-        raise UserError("teacher.backend is 'vllm' but vLLM is not installed; pip install vllm "
+        raise UserError("teacher.backend is 'vllm' but vLLM is not installed; pip install 'kdscale[vllm]' "
                         "on a GPU machine, or set teacher.backend: hf") from None
-    llm = LLM(model=model_dir, tensor_parallel_size=tensor_parallel_size, seed=params.seed)
+    llm = LLM(model=model_dir, tensor_parallel_size=tensor_parallel_size, seed=params.seed, dtype=dtype)
     sampling = SamplingParams(
         max_tokens=params.max_new_tokens,
         min_tokens=params.min_new_tokens,
@@ -117,9 +129,4 @@ def generate_vllm(model_dir: str, prompts: list[str], params: DecodeParams, tens
     for start in range(0, len(todo), chunk_size):
         batch = todo[start : start + chunk_size]
         outputs = llm.generate([prompts[i] for i in batch], sampling, use_tqdm=False)
-        completions = []
-        for output in outputs:
-            o = output.outputs[0]
-            reason = "length" if o.finish_reason == "length" else ("stop" if o.stop_reason is not None else "eos")
-            completions.append(Completion(o.text.strip(), reason, len(o.token_ids)))
-        yield batch, completions
+        yield batch, [vllm_completion(output) for output in outputs]

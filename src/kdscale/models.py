@@ -85,16 +85,33 @@ def load_tokenizer(spec: str, key: str, revision: str = "", trust_remote_code: b
     return tokenizer
 
 
-def load_model(spec: str, key: str, revision: str = "", trust_remote_code: bool = False):
-    """A causal LM and its tokenizer, in float32 (bf16 is far slower than fp32 on CPUs)."""
-    tokenizer = load_tokenizer(spec, key, revision, trust_remote_code)  # checks the path or the hub first
+def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """params' `device`/`dtype` pair made concrete. auto: CUDA + bfloat16 where a GPU is visible
+    (float16 on GPUs without bf16), CPU + float32 otherwise (bf16 is far slower than fp32 on CPUs)."""
     import torch
 
-    model = _from_pretrained("AutoModelForCausalLM", spec, key, revision, dtype=torch.float32,
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device: '{device}' but no CUDA GPU is visible; set device: auto or cpu")
+    if dtype == "auto":
+        if device == "cpu":
+            dtype = "float32"
+        else:
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return torch.device(device), getattr(torch, dtype)
+
+
+def load_model(spec: str, key: str, revision: str = "", trust_remote_code: bool = False,
+               device: str = "cpu", dtype: str = "float32"):
+    """A causal LM and its tokenizer, in eval mode on `device` in `dtype` (see resolve_device)."""
+    tokenizer = load_tokenizer(spec, key, revision, trust_remote_code)  # checks the path or the hub first
+    torch_device, torch_dtype = resolve_device(device, dtype)
+    model = _from_pretrained("AutoModelForCausalLM", spec, key, revision, dtype=torch_dtype,
                              use_safetensors=True, trust_remote_code=trust_remote_code)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model.eval(), tokenizer
+    return model.to(torch_device).eval(), tokenizer
 
 
 def convert_embedded(out_dir: Path) -> dict:

@@ -8,6 +8,7 @@ regenerating the teacher's answers.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 
 from kdscale import paths
@@ -22,18 +23,31 @@ def nested_order(answers: list[dict], seed: int) -> list[dict]:
     return kept
 
 
+def suggested_pool_size(largest: int, kept: int, answered: int, margin: float = 1.1) -> int:
+    """The pool that leaves `largest` answers after the measured drop rate, with 10% to spare."""
+    return math.ceil(largest / max(kept / answered, 1e-3) * margin)
+
+
+def check_enough(kept: int, answered: int, largest: int) -> None:
+    """Every size is checked against the largest, so the first subsets stage to run fails,
+    before any training, rather than the last one after hours of it."""
+    if kept < largest:
+        raise UserError(
+            f"subsets: only {kept} of {answered} teacher answers survived the filters but scaling.sizes asks for "
+            f"up to {largest}; raise data.pool_size to about {suggested_pool_size(largest, kept, answered)} "
+            f"(answers already generated are reused) or relax teacher.filters (see {paths.TEACHER_METRICS})"
+        )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale subsets", description=__doc__)
     parser.add_argument("--size", type=int, required=True)
     size = parser.parse_args(argv).size
     params = load_params()
     check_size(params, size)
-    kept = nested_order(read_jsonl(paths.TEACHER_POOL), params.seed)
-    if len(kept) < size:
-        raise UserError(
-            f"subsets: only {len(kept)} teacher answers survived the filters but scaling.sizes asks for {size}; "
-            f"raise data.pool_size or relax teacher.filters (see {paths.TEACHER_METRICS})"
-        )
+    answers = read_jsonl(paths.TEACHER_POOL)
+    kept = nested_order(answers, params.seed)
+    check_enough(len(kept), len(answers), max(params.scaling.sizes))
     write_jsonl(paths.subset_file(size), kept[:size])
     print(f"subsets: {paths.subset_file(size)} with {size} of {len(kept)} kept answers")
 

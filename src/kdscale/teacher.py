@@ -1,10 +1,20 @@
 """Stage `teacher`: the teacher answers the pool and the held-out prompts.
 
 Answers are appended, batch by batch, to a progress file outside DVC's outputs
-(flushed and fsynced), keyed by a fingerprint of the prompts, the teacher and the
-generation params. A run killed at any point resumes where it stopped, and because
-batches are planned over all prompts up front, the result is the same as an
-uninterrupted run. Filters mark bad answers with a reason instead of deleting them.
+(flushed and fsynced), one line per prompt id, in a file named by a fingerprint of the
+teacher and the generation params. A run killed at any point resumes where it stopped,
+and because batches are planned over all prompts up front, the result is the same as
+an uninterrupted run. The file is kept after the stage ends, so a larger
+`data.pool_size` generates only the new prompts.
+
+The raw answers go to data/teacher/raw.jsonl; stage `teacher_filter`
+(src/kdscale/teacher_filter.py) marks bad ones with a reason instead of deleting them,
+so editing `teacher.filters` re-filters without regenerating.
+
+Pool slack: `data.pool_size` must cover the largest size after the filters. Set it to
+largest size / (1 - drop rate) x 1.1, with the drop rate measured in
+metrics/teacher_generation.json (`dropped` / `answers`) on a first run or a small
+pool; raising it later costs only the new answers.
 """
 
 from __future__ import annotations
@@ -15,7 +25,6 @@ import json
 import os
 import re
 import time
-from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,7 +33,7 @@ from kdscale import paths, tracking
 from kdscale.config import FilterParams, TeacherParams, load_params, to_dict
 from kdscale.generation import DecodeParams, generate, generate_vllm
 from kdscale.jsonl import read_jsonl, write_json, write_jsonl
-from kdscale.models import load_model
+from kdscale.models import load_model, load_tokenizer, resolve_device
 from kdscale.prompts import build_prompt, stop_strings
 
 TEMPLATE_MARKERS = ["### Instruction", "### Input", "### Response", "<|im_start|>", "<|im_end|>",
@@ -79,8 +88,11 @@ def drop_reason(record: dict, filters: FilterParams) -> str | None:
 # -----------------------------------------------------------------------------
 # resumable generation
 
-def fingerprint(prompts: list[str], teacher_dir: Path, teacher: TeacherParams) -> str:
-    """Changes when anything that shapes the answers changes: prompts, weights, decoding."""
+def fingerprint(teacher_dir: Path, teacher: TeacherParams, device: str = "cpu", dtype: str = "float32") -> str:
+    """Changes when anything that shapes the answers changes: weights, decoding, device and dtype.
+
+    Prompts are not part of it: progress is keyed by prompt id, so a new pool reuses
+    every answer the old one already has."""
     h = hashlib.sha256()
     for name in sorted(os.listdir(teacher_dir)):
         file = teacher_dir / name
@@ -88,12 +100,12 @@ def fingerprint(prompts: list[str], teacher_dir: Path, teacher: TeacherParams) -
             h.update(name.encode())
             h.update(tracking.data_md5([file]).encode())
     decoding = {k: v for k, v in to_dict(teacher).items() if k not in {"filters", "trust_remote_code"}}
-    h.update(json.dumps({"decoding": decoding, "prompts": prompts}, sort_keys=True).encode())
+    h.update(json.dumps({"decoding": decoding, "device": str(device), "dtype": str(dtype)}, sort_keys=True).encode())
     return h.hexdigest()[:20]
 
 
-def read_progress(path: Path) -> dict[int, dict]:
-    """Answers already generated; a line torn by a kill mid-write is cut off."""
+def read_progress(path: Path) -> dict[str, dict]:
+    """Answers already generated, by prompt id; a line torn by a kill mid-write is cut off."""
     if not path.exists():
         return {}
     done, good_bytes = {}, 0
@@ -105,7 +117,7 @@ def read_progress(path: Path) -> dict[int, dict]:
                 break
             if not line.endswith(b"\n"):
                 break
-            done[row["index"]] = row
+            done[row["id"]] = row
             good_bytes += len(line)
     with open(path, "r+b") as f:
         f.truncate(good_bytes)
@@ -124,71 +136,81 @@ def decode_params(teacher: TeacherParams) -> DecodeParams:
                         stop_strings=stop_strings(teacher.prompt_format), seed=teacher.seed)
 
 
-def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Path,
-                   progress_dir: Path) -> tuple[list[dict], dict, Path]:
+def context_size(teacher_dir: Path, tokenizer) -> int:
+    """Positions the teacher can attend to, read from its config (no weights loaded)."""
+    config = json.loads((teacher_dir / "config.json").read_text())
+    n = config.get("max_position_embeddings") or config.get("n_positions") or config.get("n_ctx")
+    return int(n or tokenizer.model_max_length)
+
+
+def too_long(tokenizer, prompts: list[str], max_new_tokens: int, context: int) -> list[int]:
+    """Prompts without max_new_tokens free positions: they would overrun the position table
+    (a device-side assert on CUDA), so they are skipped and counted instead."""
+    lengths = [len(ids) for ids in tokenizer(prompts).input_ids]
+    return [i for i, n in enumerate(lengths) if n + max_new_tokens > context]
+
+
+def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Path, progress_dir: Path,
+                   device: str = "cpu", dtype: str = "float32") -> tuple[list[dict], dict, Path]:
     """Answer every record, resuming from the progress file; returns rows by position and timing."""
-    model, tokenizer = load_model(str(teacher_dir), "teacher.model", trust_remote_code=teacher.trust_remote_code)
+    torch_device, torch_dtype = resolve_device(device, dtype)
+    dtype_name = str(torch_dtype).removeprefix("torch.")
+    if teacher.backend == "vllm":  # vLLM loads its own copy onto the GPUs: only the tokenizer here
+        model, tokenizer = None, load_tokenizer(str(teacher_dir), "teacher.model",
+                                                trust_remote_code=teacher.trust_remote_code)
+    else:
+        model, tokenizer = load_model(str(teacher_dir), "teacher.model", trust_remote_code=teacher.trust_remote_code,
+                                      device=str(torch_device), dtype=dtype_name)
     prompts = [build_prompt(r, teacher.prompt_format, tokenizer) for r in records]
-    progress = progress_dir / f"teacher-{fingerprint(prompts, teacher_dir, teacher)}.jsonl"
+    ids = [r["id"] for r in records]
+    progress = progress_dir / f"teacher-{fingerprint(teacher_dir, teacher, torch_device.type, dtype_name)}.jsonl"
     progress.parent.mkdir(parents=True, exist_ok=True)
     done = read_progress(progress)
-    if done:
-        print(f"teacher: resuming, {len(done)}/{len(prompts)} answers already in {progress}")
+    resumed = sum(i in done for i in ids)
+    if resumed:
+        print(f"teacher: reusing {resumed}/{len(prompts)} answers already in {progress}")
+    skipped = [i for i in too_long(tokenizer, prompts, teacher.max_new_tokens, context_size(teacher_dir, tokenizer))
+               if ids[i] not in done]
+    for i in skipped:
+        done[ids[i]] = {"id": ids[i], "response": "", "finish_reason": "context", "n_tokens": 0, "seconds": 0.0}
+    if skipped:
+        print(f"teacher: skipping {len(skipped)} prompts longer than the context minus teacher.max_new_tokens")
+    todo_done = {i for i, prompt_id in enumerate(ids) if prompt_id in done}
     params = decode_params(teacher)
     if teacher.backend == "vllm":
-        del model  # vLLM loads its own copy onto the GPUs
-        batches = generate_vllm(str(teacher_dir), prompts, params, teacher.tensor_parallel_size, done=set(done))
+        batches = generate_vllm(str(teacher_dir), prompts, params, teacher.tensor_parallel_size, done=todo_done,
+                                dtype=dtype_name)
     else:
-        batches = generate(model, tokenizer, prompts, params, teacher.batch_size, done=set(done))
-    resumed, new_tokens, start = len(done), 0, time.perf_counter()
-    bar = tqdm(total=len(prompts), initial=len(done), desc="teacher", unit="answer", dynamic_ncols=True)
+        batches = generate(model, tokenizer, prompts, params, teacher.batch_size, done=todo_done)
+    new_tokens, start = 0, time.perf_counter()
+    bar = tqdm(total=len(prompts), initial=len(todo_done), desc="teacher", unit="answer", dynamic_ncols=True)
     with open(progress, "a", encoding="utf-8") as f:
         batch_start = time.perf_counter()
         for batch, completions in batches:
             seconds = (time.perf_counter() - batch_start) / len(batch)
-            rows = [{"index": i, "response": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens,
-                     "seconds": seconds} for i, c in zip(batch, completions) if i not in done]
+            rows = [{"id": ids[i], "response": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens,
+                     "seconds": seconds} for i, c in zip(batch, completions) if ids[i] not in done]
             append_progress(f, rows)
             for row in rows:
-                done[row["index"]] = row
+                done[row["id"]] = row
             new_tokens += sum(r["n_tokens"] for r in rows)
             bar.update(len(rows))
             bar.set_postfix(tok_s=f"{new_tokens / (time.perf_counter() - start):.0f}")
             batch_start = time.perf_counter()
     bar.close()
-    timing = {"resumed_answers": resumed, "session_seconds": time.perf_counter() - start,
-              "session_tokens": new_tokens}
-    return [done[i] for i in range(len(prompts))], timing, progress
+    timing = {"resumed_answers": resumed, "generated_answers": len(prompts) - resumed - len(skipped),
+              "skipped_context": len(skipped), "session_seconds": time.perf_counter() - start,
+              "session_tokens": new_tokens, "backend": teacher.backend,
+              "device": str(torch_device), "dtype": dtype_name}
+    return [done[i] for i in ids], timing, progress
 
 
-def answer_records(records: list[dict], rows: list[dict], filters: FilterParams) -> list[dict]:
-    out = []
-    for record, row in zip(records, rows):
-        answer = {**record, "response": row["response"], "finish_reason": row["finish_reason"],
-                  "n_tokens": row["n_tokens"]}
-        reason = drop_reason(answer, filters)
-        out.append({**answer, "dropped": reason is not None, "drop_reason": reason})
-    return out
-
-
-def generation_metrics(answers: list[dict], rows: list[dict], timing: dict) -> dict:
-    reasons = Counter(a["drop_reason"] for a in answers if a["dropped"])
-    finishes = Counter(a["finish_reason"] for a in answers)
-    seconds = sum(r["seconds"] for r in rows)
-    tokens = sum(a["n_tokens"] for a in answers)
-    metrics = {
-        "answers": len(answers),
-        "kept": sum(not a["dropped"] for a in answers),
-        "dropped": sum(a["dropped"] for a in answers),
-        **{f"dropped_{r}": reasons.get(r, 0) for r in ["empty", "echo", "template_leak", "repetition", "truncated"]},
-        **{f"finish_{r}": finishes.get(r, 0) for r in ["eos", "stop", "length"]},
-        "generated_tokens": tokens,
-        "mean_answer_tokens": tokens / max(len(answers), 1),
-        "generation_seconds": seconds,
-        "tokens_per_sec": tokens / seconds if seconds else 0.0,
-        "resumed_answers": timing["resumed_answers"],
-    }
-    return metrics
+def raw_records(pool: list[dict], heldout: list[dict], rows: list[dict]) -> list[dict]:
+    """The prompts with their unfiltered answers, each saying which split it belongs to."""
+    splits = ["pool"] * len(pool) + ["heldout"] * len(heldout)
+    return [{**record, "split": split, "response": row["response"], "finish_reason": row["finish_reason"],
+             "n_tokens": row["n_tokens"], "seconds": row["seconds"]}
+            for record, split, row in zip(pool + heldout, splits, rows)]
 
 
 def main(argv=None) -> None:
@@ -199,19 +221,16 @@ def main(argv=None) -> None:
     tracking.setup()
     tags = tracking.common_tags("teacher", None, [paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR])
     with tracking.start_run("teacher", "teacher-generation", tags):
-        tracking.log_params({"teacher": to_dict(teacher)})
-        records = pool + heldout
-        rows, timing, progress = run_generation(records, teacher, paths.TEACHER_DIR, paths.PROGRESS_DIR)
-        answers = answer_records(records, rows, teacher.filters)
-        metrics = generation_metrics(answers, rows, timing)
-        write_jsonl(paths.TEACHER_POOL, answers[: len(pool)])
-        write_jsonl(paths.TEACHER_HELDOUT, answers[len(pool) :])
-        write_json(paths.TEACHER_METRICS, metrics)
-        tracking.log_metrics(metrics)
-        tracking.log_dict({"answers": answers[:25]}, "teacher_answers_sample.json")
-    progress.unlink()  # the outputs now hold every answer
-    print(f"teacher: {metrics['answers']} answers, {metrics['dropped']} dropped, "
-          f"{metrics['tokens_per_sec']:.1f} tok/s over {metrics['generation_seconds']:.0f}s")
+        decoding = {k: v for k, v in to_dict(teacher).items() if k != "filters"}  # logged by teacher_filter
+        tracking.log_params({"teacher": decoding, "device": params.device, "dtype": params.dtype})
+        rows, timing, progress = run_generation(pool + heldout, teacher, paths.TEACHER_DIR, paths.PROGRESS_DIR,
+                                                params.device, params.dtype)
+        write_jsonl(paths.TEACHER_RAW, raw_records(pool, heldout, rows))
+        write_json(paths.TEACHER_GENERATION, timing)
+        tracking.log_metrics({k: v for k, v in timing.items() if isinstance(v, (int, float))})
+    print(f"teacher: {len(rows)} answers ({timing['generated_answers']} generated, {timing['resumed_answers']} "
+          f"reused from {progress}, {timing['skipped_context']} skipped as too long) on "
+          f"{timing['device']}/{timing['dtype']}; `kdscale teacher_filter` filters them")
 
 
 if __name__ == "__main__":

@@ -142,7 +142,39 @@ def optimizer_steps(params: Params, n_examples: int, world_size: int = 1) -> int
     return math.ceil(per_epoch * train.epochs)
 
 
+def precision_arguments(device: torch.device, dtype: torch.dtype) -> dict:
+    """Mixed precision from params' device/dtype: bf16 or fp16 autocast over fp32 master weights
+    on a GPU, and TF32 matmuls for what stays fp32 (Ampere and newer); plain fp32 on the CPU."""
+    if device.type != "cuda":
+        return {"use_cpu": True}
+    tf32 = torch.cuda.get_device_capability(device)[0] >= 8
+    return {"use_cpu": False, "bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16, "tf32": tf32}
+
+
+def process_count(device_count: int, env=os.environ) -> tuple[int, str | None]:
+    """World size of this training, and a note when GPUs go unused.
+
+    Under torchrun or `accelerate launch` (WORLD_SIZE set) every process trains on its own
+    GPU. A plain `kdscale train` on a host with several GPUs trains on one: Trainer would
+    otherwise wrap the model in DataParallel, multiplying the batch (and dividing the
+    optimizer steps) without saying so."""
+    world_size = int(env.get("WORLD_SIZE", "1"))
+    if world_size > 1 or device_count <= 1:
+        return world_size, None
+    return 1, (f"train: {device_count} GPUs visible but no launcher: training on one GPU; to train on all, "
+               f"run torchrun --nproc_per_node={device_count} -m kdscale.train --size N")
+
+
+def one_process_one_gpu(args: TrainingArguments) -> TrainingArguments:
+    """Stop Trainer's DataParallel fallback (the same switch Trainer uses for model parallelism)."""
+    if args.n_gpu > 1:
+        args._n_gpu = 1
+    return args
+
+
 def training_arguments(params: Params, output_dir: Path, max_steps: int) -> TrainingArguments:
+    from kdscale.models import resolve_device
+
     train = params.train
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -163,7 +195,7 @@ def training_arguments(params: Params, output_dir: Path, max_steps: int) -> Trai
         report_to="none",
         disable_tqdm=False,
         dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
+        **precision_arguments(*resolve_device(params.device, params.dtype)),
     )
 
 
@@ -198,7 +230,9 @@ def main(argv=None) -> None:
     params = load_params()
     check_size(params, size)
     tracking.disable_hf_integrations()
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size, note = process_count(torch.cuda.device_count())
+    if note:
+        print(note)
     is_main = int(os.environ.get("RANK", "0")) == 0
 
     records = read_jsonl(paths.subset_file(size))
@@ -214,7 +248,8 @@ def main(argv=None) -> None:
     steps = optimizer_steps(params, len(examples), world_size)
     checkpoints = paths.CHECKPOINTS_DIR / f"student-n{size}-{run_fingerprint(params, size)}"
     collator = CompletionCollator(tokenizer.pad_token_id)
-    trainer = StudentTrainer(model=model, args=training_arguments(params, checkpoints, steps),
+    args = one_process_one_gpu(training_arguments(params, checkpoints, steps))
+    trainer = StudentTrainer(model=model, args=args,
                              train_dataset=Dataset.from_list(examples), data_collator=collator,
                              callbacks=[MLflowLogger(collator)])
     resume = last_checkpoint(checkpoints)
@@ -251,6 +286,7 @@ def main(argv=None) -> None:
             "real_tokens": collator.real_tokens, "real_tokens_per_sec": collator.real_tokens / seconds,
             "padding_fraction": collator.padding_fraction,
             "parameters": count_parameters(model), "world_size": world_size,
+            "device": str(args.device), "dtype": "bfloat16" if args.bf16 else "float16" if args.fp16 else "float32",
         }
         tokenizer.save_pretrained(tmp)
         write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": trainer.state.log_history})

@@ -1,0 +1,79 @@
+"""Stage `teacher_filter`: the filters of `teacher.filters` over the saved raw answers.
+
+Reads data/teacher/raw.jsonl (stage `teacher`), marks bad answers with a reason
+instead of deleting them, and writes data/teacher/{pool,heldout}.jsonl and
+metrics/teacher_generation.json. Editing a filter reruns this stage and what reads
+its outputs, never the generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from kdscale import paths, tracking
+from kdscale.config import FilterParams, load_params, to_dict
+from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
+from kdscale.teacher import drop_reason
+
+RAW_ONLY = ("split", "seconds")  # raw.jsonl fields the filtered files do not carry
+
+
+def answer_records(records: list[dict], rows: list[dict], filters: FilterParams) -> list[dict]:
+    out = []
+    for record, row in zip(records, rows):
+        answer = {**{k: v for k, v in record.items() if k not in RAW_ONLY}, "response": row["response"],
+                  "finish_reason": row["finish_reason"], "n_tokens": row["n_tokens"]}
+        # A prompt the teacher's context could not fit has no answer, whatever the filters say.
+        reason = "context" if row["finish_reason"] == "context" else drop_reason(answer, filters)
+        out.append({**answer, "dropped": reason is not None, "drop_reason": reason})
+    return out
+
+
+def generation_metrics(answers: list[dict], rows: list[dict], timing: dict) -> dict:
+    reasons = Counter(a["drop_reason"] for a in answers if a["dropped"])
+    finishes = Counter(a["finish_reason"] for a in answers)
+    seconds = sum(r["seconds"] for r in rows)
+    tokens = sum(a["n_tokens"] for a in answers)
+    metrics = {
+        "answers": len(answers),
+        "kept": sum(not a["dropped"] for a in answers),
+        "dropped": sum(a["dropped"] for a in answers),
+        **{f"dropped_{r}": reasons.get(r, 0)
+           for r in ["empty", "echo", "template_leak", "repetition", "truncated", "context"]},
+        **{f"finish_{r}": finishes.get(r, 0) for r in ["eos", "stop", "length"]},
+        "generated_tokens": tokens,
+        "mean_answer_tokens": tokens / max(len(answers), 1),
+        "generation_seconds": seconds,
+        "tokens_per_sec": tokens / seconds if seconds else 0.0,
+        "resumed_answers": timing["resumed_answers"],
+    }
+    for key in ("backend", "device", "dtype"):  # which hardware produced the answers
+        if key in timing:
+            metrics[key] = timing[key]
+    return metrics
+
+
+def main(argv=None) -> None:
+    argparse.ArgumentParser(prog="kdscale teacher_filter", description=__doc__).parse_args(argv)
+    params = load_params()
+    raw, timing = read_jsonl(paths.TEACHER_RAW), read_json(paths.TEACHER_GENERATION)
+    answers = answer_records(raw, raw, params.teacher.filters)
+    metrics = generation_metrics(answers, raw, timing)
+    write_jsonl(paths.TEACHER_POOL, [a for a, r in zip(answers, raw) if r["split"] == "pool"])
+    write_jsonl(paths.TEACHER_HELDOUT, [a for a, r in zip(answers, raw) if r["split"] == "heldout"])
+    write_json(paths.TEACHER_METRICS, metrics)
+    tracking.setup()
+    tags = tracking.common_tags("teacher_filter", None, [paths.TEACHER_RAW])
+    with tracking.start_run("teacher_filter", "teacher-filter", tags):  # its own run: filters change, params cannot
+        tracking.log_params({"teacher": {"filters": to_dict(params.teacher.filters)}})
+        tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        tracking.log_dict({"answers": answers[:25]}, "teacher_answers_sample.json")
+    print(f"teacher_filter: {metrics['answers']} answers, {metrics['kept']} kept, {metrics['dropped']} dropped "
+          f"({', '.join(f'{k[8:]} {v}' for k, v in metrics.items() if k.startswith('dropped_') and v) or 'none'})")
+
+
+if __name__ == "__main__":
+    from kdscale.cli import run
+
+    run(main)
