@@ -23,11 +23,11 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from kdscale import paths, tracking
+from kdscale import distill, paths, tracking
 from kdscale.config import check_size, Params, load_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
-from kdscale.models import count_parameters, load_student_base, max_context
+from kdscale.models import count_parameters, load_student_base, load_tokenizer, max_context
 from kdscale.examples import CompletionCollator, tokenize_records
 
 TRAINING_LOG = "training_log.json"
@@ -95,7 +95,23 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
 
 
 class StudentTrainer(Trainer):
-    """Trainer whose `group_by_length` sampling is the LengthGroupedSampler above."""
+    """Trainer whose `group_by_length` sampling is the LengthGroupedSampler above, and whose loss is
+    the KD loss of kdscale.distill when `kd` is given (train.objective kd | mixed)."""
+
+    def __init__(self, *args, kd: distill.KDConfig | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kd = kd
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.kd is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        indices, logprobs = inputs.pop("teacher_indices"), inputs.pop("teacher_logprobs")
+        labels = inputs.pop("labels")
+        outputs = model(**{k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")})
+        loss = distill.objective_loss(outputs.logits, labels, indices, logprobs, self.kd, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as Trainer does: DDP averages, the count was global
+        return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -176,15 +192,25 @@ def main(argv=None) -> None:
     records = read_jsonl(paths.subset_file(size))
     model, tokenizer = load_student_base(params.student, paths.TEACHER_DIR, params.seed)
     max_length = min(params.train.max_length, max_context(model, tokenizer))
-    examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
+    kd = None
+    if params.train.objective == "sft":
+        examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
+    else:
+        teacher_tokenizer = load_tokenizer(str(paths.TEACHER_DIR), "teacher.model")
+        distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.student.model)
+        examples, counts = distill.tokenize_with_ids(tokenizer, records, max_length, params.train.overlong)
+        store = distill.TopkStore.load(paths.TOPK_FILE)
+        store.check(examples, f"train n{size}")
+        kd = distill.KDConfig(params.train.objective, params.train.kd_temperature, params.train.kd_weight)
     if not examples:
         raise UserError(f"train: every example of n{size} is longer than train.max_length={max_length}; raise it")
     steps = optimizer_steps(params, len(examples), world_size)
     checkpoints = paths.CHECKPOINTS_DIR / f"student-n{size}-{run_fingerprint(params, size)}"
-    collator = CompletionCollator(tokenizer.pad_token_id)
+    collator = CompletionCollator(tokenizer.pad_token_id) if kd is None \
+        else distill.KDCollator(tokenizer.pad_token_id, store=store)
     trainer = StudentTrainer(model=model, args=training_arguments(params, checkpoints, steps),
                              train_dataset=Dataset.from_list(examples), data_collator=collator,
-                             callbacks=[MLflowLogger(collator)])
+                             callbacks=[MLflowLogger(collator)], kd=kd)
     resume = last_checkpoint(checkpoints)
 
     run = contextlib.nullcontext()
