@@ -16,7 +16,7 @@ from kdscale.errors import UserError
 from kdscale.examples import CompletionCollator, tokenize_records
 from kdscale.prompts import build_prompt
 from kdscale.teacher_topk import store_for
-from test_train import in_project, record, train_project, training_log, varied_records
+from test_train import in_project, record, runs_of, train_project, training_log, varied_records
 
 
 def answers(n: int = 6) -> list[dict]:
@@ -171,7 +171,10 @@ def test_build_store_of_no_answers_is_empty():
 
 # ----------------------------------------------------------------------------- end to end
 
-def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir):
+def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypatch):
+    from kdscale import tracking
+
+    monkeypatch.setattr(tracking, "log_student_model", lambda *a, **k: None)  # test_train covers it; slow
     records = varied_records(8)
     root = train_project(tmp_path, tiny_gpt2_dir, {8: records},
                          train={"schedule": "steps", "max_steps": 3, "batch_size": 4, "objective": "kd",
@@ -188,6 +191,10 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir):
         train.main(["--size", "8"])
     summary = training_log(root, 8)["summary"]
     assert summary["optimizer_steps"] == 3 and 0 < summary["train_loss"] < 100
+    (run_,) = runs_of(root, 8)  # the recipe as tags, for the MLflow UI's compare view
+    assert {k: v for k, v in run_.data.tags.items() if k.startswith("kdscale.recipe.")} == {
+        "kdscale.recipe.objective": "kd", "kdscale.recipe.schedule": "steps", "kdscale.recipe.learning_rate": "0.001",
+        "kdscale.recipe.student": "scratch", "kdscale.recipe.seed": "0"}
 
 
 def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):

@@ -24,6 +24,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdscale import distill, paths, tracking
+from kdscale.compare import recipe_tags
 from kdscale.config import check_size, Params, load_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
@@ -217,6 +218,7 @@ def main(argv=None) -> None:
     if is_main:
         tracking.setup()
         tags = tracking.common_tags("train", size, [paths.subset_file(size)])
+        tags.update(recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
         run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints))
     with run as active:
         if is_main:
