@@ -72,6 +72,7 @@ def two_recipes() -> list[dict]:
 def test_two_recipes_grouped_by_objective_with_markers(tmp_path):
     experiments = compare.read_experiments(two_recipes())
     assert sorted(e.name for e in experiments) == ["kd-0", "kd-1", "main", "sft-1"]
+    assert [e.name for e in compare.read_experiments(two_recipes(), ["workspace"])] == ["kd-1"]  # the same run
     assert compare.recipe_keys(experiments) == ["train.objective"]
     groups = compare.group(experiments)
     assert {k: sorted(e.name for e in v) for k, v in groups.items()} == {

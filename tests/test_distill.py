@@ -5,6 +5,7 @@ training end to end on tiny models."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -97,6 +98,19 @@ def test_tokenizers_must_share_the_vocabulary(tiny_tokenizer_dir):
     other.add_tokens(["<extra>"])
     with pytest.raises(UserError, match="shares the teacher's tokenizer"):
         check_same_vocabulary(other, teacher, "other-student")
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"objective": "distil"}, "'train.objective' must be one of ['kd', 'mixed', 'sft']"),
+    ({"kd_weight": 1.5}, "'train.kd_weight' is the KD share of the mixed loss, between 0 and 1"),
+    ({"kd_temperature": 0}, "'train.kd_temperature' must be positive")])
+def test_kd_params_are_checked(tiny_gpt2_dir, train, message):
+    from conftest import tiny_params
+    from kdscale.config import parse_params
+
+    assert parse_params(tiny_params(tiny_gpt2_dir)).train.objective == "sft"  # the default recipe
+    with pytest.raises(UserError, match=re.escape(message)):
+        parse_params(tiny_params(tiny_gpt2_dir, train=train))
 
 
 # ----------------------------------------------------------------------------- the loss

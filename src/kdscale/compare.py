@@ -47,6 +47,7 @@ class Experiment:
     name: str
     params: dict  # flat: {"train.objective": "kd", ...}
     metrics: dict[int, dict] = field(default_factory=dict)  # size -> that student's metrics
+    aliases: set[str] = field(default_factory=set)  # other rows that hold the same run (workspace, commit)
 
 
 @dataclass
@@ -106,16 +107,23 @@ def read_experiments(show: list[dict], names: list[str] = ()) -> list[Experiment
         if exp is None:
             continue
         key = json.dumps([exp.params, exp.metrics], sort_keys=True, default=str)
-        if key not in unique or rank > unique[key][0]:
+        if key not in unique:
             unique[key] = (rank, exp)
+            continue
+        kept_rank, kept = unique[key]
+        if rank > kept_rank:
+            exp.aliases |= kept.aliases | {kept.name}
+            unique[key] = (rank, exp)
+        else:
+            kept.aliases.add(exp.name)
     experiments = [exp for _, exp in unique.values()]
     if names:
-        known = {e.name for e in experiments}
+        known = {n for e in experiments for n in {e.name} | e.aliases}
         missing = [n for n in names if n not in known]
         if missing:
             raise UserError(f"compare: no experiment with metrics named {missing[0]!r}; "
                             f"known: {', '.join(sorted(known)) or 'none'} (see `dvc exp show`)")
-        experiments = [e for e in experiments if e.name in names]
+        experiments = [e for e in experiments if ({e.name} | e.aliases) & set(names)]
     return experiments
 
 

@@ -131,7 +131,7 @@ def teacher_topk(model, tokenizer, prompts: list[list[int]], answers: list[list[
         batch = order[start : start + batch_size]
         # The last answer token is only a label; the input stops before it.
         inputs = [prompts[i] + answers[i][:-1] for i in batch]
-        width, tail = max(map(len, inputs)), max(len(answers[i]) for i in batch)
+        width, tail = max(map(len, inputs)), max(1, *(len(answers[i]) for i in batch))  # 0 would keep all
         input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, ids in enumerate(inputs):
