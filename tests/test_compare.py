@@ -46,14 +46,14 @@ def test_three_seeds_of_one_recipe():
     table = show(rev(None, params(0), runs[0], "workspace"), rev("main", params(0), runs[0], "abc1234"),
                  [(f"seed-{s}", rev(f"seed-{s}", params(s), runs[s], f"e{s}")) for s in (1, 2)], queued=("q",))
     experiments = compare.read_experiments(table)
-    assert sorted(e.name for e in experiments) == ["main", "seed-1", "seed-2"]  # workspace = main, queued skipped
+    assert [e.name for e in experiments] == ["main", "seed-1", "seed-2"]  # workspace = main, queued skipped
     groups = compare.group(experiments)
-    assert list(groups) == ["all experiments"] and len(groups["all experiments"]) == 3
-    pass_rate = compare.table(groups, "pass_rate")[20]["all experiments"]
+    assert list(groups) == ["baseline"] and len(groups["baseline"]) == 3
+    pass_rate = compare.table(groups, "pass_rate")[20]["baseline"]
     half = T95[2] * 0.1 / math.sqrt(3)  # values 0.4, 0.5, 0.6: sd 0.1
     assert pass_rate.n == 3 and pass_rate.mean == pytest.approx(0.5)
     assert (pass_rate.low, pass_rate.high) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
-    ppl = compare.table(groups, "perplexity")[20]["all experiments"]
+    ppl = compare.table(groups, "perplexity")[20]["baseline"]
     assert ppl.mean == pytest.approx(200.0)  # geometric mean of 100, 200, 400
     half = T95[2] * math.log(2) / math.sqrt(3)
     assert ppl.low == pytest.approx(200 * math.exp(-half)) and ppl.high == pytest.approx(200 * math.exp(half))
@@ -71,23 +71,23 @@ def two_recipes() -> list[dict]:
 
 def test_two_recipes_grouped_by_objective_with_markers(tmp_path):
     experiments = compare.read_experiments(two_recipes())
-    assert sorted(e.name for e in experiments) == ["kd-0", "kd-1", "main", "sft-1"]
+    assert [e.name for e in experiments] == ["main", "kd-1", "sft-1", "kd-0"]  # the baseline commit first
     assert [e.name for e in compare.read_experiments(two_recipes(), ["workspace"])] == ["kd-1"]  # the same run
     assert compare.recipe_keys(experiments) == ["train.objective"]
     groups = compare.group(experiments)
     assert {k: sorted(e.name for e in v) for k, v in groups.items()} == {
-        "train.objective=sft": ["main", "sft-1"], "train.objective=kd": ["kd-0", "kd-1"]}
+        "baseline": ["main", "sft-1"], "train.objective=kd": ["kd-0", "kd-1"]}
     ppl = compare.table(groups, "perplexity")
-    assert ppl[20]["train.objective=sft"].mean == pytest.approx(math.sqrt(1000 * 1100))
-    assert compare.apart(ppl[20]) == [("train.objective=kd", "train.objective=sft")]
+    assert ppl[20]["baseline"].mean == pytest.approx(math.sqrt(1000 * 1100))
+    assert compare.apart(ppl[20]) == [("baseline", "train.objective=kd")]
     assert compare.apart(ppl[40]) == []  # 100/110 against 105/115: overlapping
     text = compare.markdown(experiments, groups, {m: compare.table(groups, m) for m in compare.METRICS})
-    assert "- n20: `train.objective=kd` and `train.objective=sft` do not overlap" in text
+    assert "- n20: `baseline` and `train.objective=kd` do not overlap" in text
     assert "single seed" not in text
-    sft_40 = compare.table(groups, "pass_rate")[40]["train.objective=sft"]  # 0.2 and 0.3
+    sft_40 = compare.table(groups, "pass_rate")[40]["baseline"]  # 0.2 and 0.3
     half = T95[1] * (0.1 / math.sqrt(2)) / math.sqrt(2)
     assert (sft_40.n, sft_40.mean, sft_40.low, sft_40.high) == (2, pytest.approx(0.25), 0.0, pytest.approx(0.25 + half))
-    assert "| 40 | 30% [0%, 94%] (n=2) | 25% [0%, 89%] (n=2) |" in text  # a rate's interval stays in [0, 1]
+    assert "| 40 | 25% [0%, 89%] (n=2) | 30% [0%, 94%] (n=2) |" in text  # a rate's interval stays in [0, 1]
 
 
 def test_single_seeds_and_names():
@@ -102,8 +102,9 @@ def test_single_seeds_and_names():
     assert compare.recipe_keys(experiments) == ["train.objective", "train.schedule"]
     groups = compare.group(experiments)
     tables = {m: compare.table(groups, m) for m in compare.METRICS}
-    assert set(tables["perplexity"][40]) == {"train.objective=kd, train.schedule=epochs"}  # steps ran 20 only
-    summary = tables["perplexity"][20]["train.objective=kd, train.schedule=epochs"]
+    assert list(groups) == ["baseline", "train.objective=kd", "train.schedule=steps"]
+    assert set(tables["perplexity"][40]) == {"train.objective=kd"}  # steps ran 20 only, the workspace too
+    summary = tables["perplexity"][20]["train.objective=kd"]
     assert (summary.n, summary.mean, summary.low) == (1, 500, None)
     text = compare.markdown(experiments, groups, tables)
     assert text.count("has a single seed") == 3 and "do not overlap" not in text

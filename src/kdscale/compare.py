@@ -116,7 +116,8 @@ def read_experiments(show: list[dict], names: list[str] = ()) -> list[Experiment
             unique[key] = (rank, exp)
         else:
             kept.aliases.add(exp.name)
-    experiments = [exp for _, exp in unique.values()]
+    # The baseline commit first, then the workspace: recipes are labelled by how they differ from it.
+    experiments = [exp for _, exp in sorted(unique.values(), key=lambda pair: (1, 0, 2)[pair[0]])]
     if names:
         known = {n for e in experiments for n in {e.name} | e.aliases}
         missing = [n for n in names if n not in known]
@@ -149,12 +150,15 @@ def recipe_keys(experiments: list[Experiment]) -> list[str]:
 
 
 def group(experiments: list[Experiment]) -> dict[str, list[Experiment]]:
-    """Recipe label ("train.objective=kd, train.learning_rate=0.003") -> its experiments (the seeds)."""
+    """Recipe label -> its experiments (the seeds). A recipe is named by the params in which it
+    differs from the first experiment (the baseline commit when shown): "baseline",
+    "train.objective=kd", "train.max_steps=40, train.schedule=steps"."""
     keys = recipe_keys(experiments)
+    reference = {k: _value(experiments[0].params.get(k)) for k in keys}
     groups: dict[str, list[Experiment]] = {}
     for e in experiments:
-        label = ", ".join(f"{k}={_value(e.params.get(k))}" for k in keys) or "all experiments"
-        groups.setdefault(label, []).append(e)
+        changes = [f"{k}={_value(e.params.get(k))}" for k in keys if _value(e.params.get(k)) != reference[k]]
+        groups.setdefault(", ".join(changes) or "baseline", []).append(e)
     return groups
 
 
@@ -214,7 +218,8 @@ def markdown(experiments: list[Experiment], groups: dict[str, list[Experiment]],
              tables: dict[str, dict[int, dict[str, Summary]]]) -> str:
     keys = recipe_keys(experiments)
     lines = ["# Recipes compared across DVC experiments", "",
-             f"{len(experiments)} experiments: {', '.join(e.name for e in experiments)}.",
+             f"{len(experiments)} experiments: {', '.join(e.name for e in experiments)}; "
+             f"`baseline` is the recipe of {experiments[0].name}, the others are named by what they change.",
              f"Recipes differ in: {', '.join(keys) if keys else 'nothing but the seed'}; "
              f"`{REPLICATE}` is the replicate axis.",
              "Each cell: the mean over seeds [95% t-interval] (n = seeds). `*`: the interval does not overlap "
