@@ -123,8 +123,8 @@ class Params:
     seed: int = 0  # the replicate seed: subset order, student init and data order
     data: DataParams = field(default_factory=DataParams)
     teacher: TeacherParams = field(default_factory=TeacherParams)
-    student: StudentParams = field(default_factory=StudentParams)
     teacher_topk: TeacherTopkParams = field(default_factory=TeacherTopkParams)
+    student: StudentParams = field(default_factory=StudentParams)
     scaling: ScalingParams = field(default_factory=ScalingParams)
     train: TrainParams = field(default_factory=TrainParams)
     eval: EvalParams = field(default_factory=EvalParams)

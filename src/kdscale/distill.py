@@ -41,7 +41,7 @@ def tokenize_with_ids(tokenizer, records: list[dict], max_length: int, overlong:
     """`examples.tokenize_records`, one record at a time, so that each example keeps its record's id."""
     examples, counts = [], {}
     for record in records:
-        one, events = tokenize_records(tokenizer, [record], max_length, overlong, prompt_format)
+        one, events = tokenize_records(tokenizer, [record], max_length, overlong, prompt_format=prompt_format)
         for key, n in events.items():
             counts[key] = counts.get(key, 0) + n
         examples += [{**e, "id": record["id"]} for e in one]
