@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pytest
@@ -293,7 +294,8 @@ def test_answer_only_head_gives_the_models_own_loss(tiny_model, tokenizer):
     model, _ = tiny_model
     examples, _ = tokenize_records(tokenizer, varied_records(4), 128)
     batch = CompletionCollator(tokenizer.pad_token_id)(examples)
-    ours = StudentTrainer.compute_loss(None, model, batch)
+    trainer = SimpleNamespace(kd=None, args=SimpleNamespace(average_tokens_across_devices=False))
+    ours = StudentTrainer.compute_loss(trainer, model, batch)
     theirs = model(**batch).loss  # the full-vocabulary head at every position, HF's shifted mean
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
 

@@ -15,11 +15,13 @@ COMMANDS = {
     "teacher_model": "materialise the teacher as a safetensors folder",
     "teacher": "generate the teacher's answers (resumable)",
     "teacher_filter": "mark the teacher's bad answers (teacher.filters) without regenerating",
+    "teacher_topk": "store the teacher's top-k log-probs per answer token (for train.objective kd)",
     "subsets": "cut nested training subsets from the teacher's answers",
     "student_init": "build the student before training (pruned teacher, scratch or pretrained)",
     "train": "fine-tune one student: kdscale train --size N",
     "evaluate": "evaluate a student (--size N) or the teacher (--teacher)",
     "report": "summary, scaling curves and the report",
+    "compare": "compare recipes across DVC experiments: reports/compare.md and compare.png",
     "profile": "switch params.yaml to a profile: kdscale profile paper|embedded",
     "ui": "start the MLflow UI on 127.0.0.1 over the project's store",
 }

@@ -77,6 +77,12 @@ class StudentParams:
 
 
 @dataclass
+class TeacherTopkParams:
+    k: int = 20  # teacher log-probs kept per answer token, for train.objective kd | mixed
+    batch_size: int = 16
+
+
+@dataclass
 class ScalingParams:
     sizes: list[int] = field(default_factory=lambda: [0, 20, 40, 80, 160, 320])  # 0: the untrained student
 
@@ -96,6 +102,9 @@ class TrainParams:
     lr_scheduler: str = "cosine"
     logging_steps: int = 2
     save_steps: int = 25  # checkpoints so that an interrupted run resumes
+    objective: str = "sft"  # sft (black-box: the teacher's text) | kd (its top-k log-probs) | mixed (both)
+    kd_temperature: float = 1.0  # softens both distributions; the KD loss is scaled by T^2 (Hinton et al. 2015)
+    kd_weight: float = 0.5  # with objective: mixed, loss = kd_weight * kd + (1 - kd_weight) * sft
 
 
 @dataclass
@@ -125,6 +134,7 @@ class Params:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     data: DataParams = field(default_factory=DataParams)
     teacher: TeacherParams = field(default_factory=TeacherParams)
+    teacher_topk: TeacherTopkParams = field(default_factory=TeacherTopkParams)
     student: StudentParams = field(default_factory=StudentParams)
     scaling: ScalingParams = field(default_factory=ScalingParams)
     train: TrainParams = field(default_factory=TrainParams)
@@ -140,6 +150,7 @@ CHOICES = {
     "teacher.filters.truncated": {"keep", "drop"},
     "train.schedule": {"epochs", "steps"},
     "train.overlong": {"truncate", "drop"},
+    "train.objective": {"sft", "kd", "mixed"},
 }
 POSITIVE = {
     "data.pool_size", "data.heldout_size", "teacher.max_new_tokens", "teacher.batch_size",
@@ -149,6 +160,7 @@ POSITIVE = {
     "train.epochs", "train.learning_rate", "train.batch_size", "train.max_length",
     "train.logging_steps", "train.save_steps", "eval.max_new_tokens", "eval.batch_size",
     "eval.speed_runs", "eval.speed_new_tokens",
+    "teacher_topk.k", "teacher_topk.batch_size", "train.kd_temperature",
 }
 
 
@@ -252,6 +264,9 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
         raise UserError(f"{where}: 'dtype: float16' does not run on the CPU; use 'dtype: auto' or float32")
     if params.train.schedule == "steps" and params.train.max_steps <= 0:
         raise UserError(f"{where}: 'train.schedule: steps' needs a positive 'train.max_steps'")
+    if not 0 <= params.train.kd_weight <= 1:
+        raise UserError(f"{where}: 'train.kd_weight' is the KD share of the mixed loss, between 0 and 1; "
+                        f"got {params.train.kd_weight!r}")
     if params.student.hidden_size % params.student.num_heads:
         raise UserError(f"{where}: 'student.hidden_size' must be a multiple of 'student.num_heads'")
     weights = [params.report.weight_perplexity, params.report.weight_pass_rate, params.report.weight_speed]

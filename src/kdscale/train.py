@@ -24,11 +24,12 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from kdscale import paths, tracking
+from kdscale import distill, paths, tracking
+from kdscale.compare import recipe_tags
 from kdscale.config import check_size, Params, load_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
-from kdscale.models import SCRATCH, count_parameters, load_model, max_context
+from kdscale.models import SCRATCH, count_parameters, load_model, load_tokenizer, max_context
 from kdscale.examples import CompletionCollator, tokenize_records
 
 TRAINING_LOG = "training_log.json"
@@ -103,19 +104,29 @@ def answer_positions(labels: torch.Tensor) -> torch.Tensor:
 
 
 class StudentTrainer(Trainer):
-    """Trainer with the LengthGroupedSampler above and a completion-only loss that applies the LM
-    head only at answer positions (the same mean token NLL as the model's own loss)."""
+    """Trainer with the LengthGroupedSampler above and a completion-only loss that applies the LM head
+    only at answer positions: the model's own mean token NLL (sft), or kdscale.distill's KD loss when
+    `kd` is given (train.objective kd | mixed)."""
+
+    def __init__(self, *args, kd: distill.KDConfig | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kd = kd
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]
         keep = answer_positions(labels)
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                         logits_to_keep=keep)
-        targets = labels[:, keep + 1]
-        loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
-                               reduction="sum")
+        targets = labels[:, keep + 1]  # position t predicts token t + 1
         count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
-        loss = loss / count
+        if self.kd is None:
+            loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                                   reduction="sum") / count
+        else:
+            loss = distill.answer_loss(outputs.logits, targets, inputs["teacher_indices"][:, keep + 1],
+                                       inputs["teacher_logprobs"][:, keep + 1], self.kd, count)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as Trainer does: DDP averages, the count was global
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
@@ -242,22 +253,33 @@ def main(argv=None) -> None:
         return save_untrained(params, model, tokenizer)
     freeze_embeddings(model, params)
     max_length = min(params.train.max_length, max_context(model, tokenizer))
-    examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
+    kd = None
+    if params.train.objective == "sft":
+        examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
+    else:
+        teacher_tokenizer = load_tokenizer(str(paths.TEACHER_DIR), "teacher.model")
+        distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.student.model)
+        examples, counts = distill.tokenize_with_ids(tokenizer, records, max_length, params.train.overlong)
+        store = distill.TopkStore.load(paths.TOPK_FILE)
+        store.check(examples, f"train n{size}")
+        kd = distill.KDConfig(params.train.objective, params.train.kd_temperature, params.train.kd_weight)
     if not examples:
         raise UserError(f"train: every example of n{size} is longer than train.max_length={max_length}; raise it")
     steps = optimizer_steps(params, len(examples), world_size)
     checkpoints = paths.CHECKPOINTS_DIR / f"student-n{size}-{run_fingerprint(params, size)}"
-    collator = CompletionCollator(tokenizer.pad_token_id)
+    collator = CompletionCollator(tokenizer.pad_token_id) if kd is None \
+        else distill.KDCollator(tokenizer.pad_token_id, store=store)
     args = one_process_one_gpu(training_arguments(params, checkpoints, steps))
     trainer = StudentTrainer(model=model, args=args,
                              train_dataset=Dataset.from_list(examples), data_collator=collator,
-                             callbacks=[MLflowLogger(collator)])
+                             callbacks=[MLflowLogger(collator)], kd=kd)
     resume = last_checkpoint(checkpoints)
 
     run = contextlib.nullcontext()
     if is_main:
         tracking.setup()
         tags = tracking.common_tags("train", size, [paths.subset_file(size)])
+        tags.update(recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
         run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints))
     with run as active:
         if is_main:
@@ -313,7 +335,7 @@ def save_untrained(params: Params, model, tokenizer) -> None:
                "padding_fraction": 0.0, "parameters": count_parameters(model), "world_size": 1}
     write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": []})
     tracking.setup()
-    tags = tracking.common_tags("train", 0, [paths.subset_file(0), paths.STUDENT_INIT_DIR])
+    tags = tracking.common_tags("train", 0, [paths.subset_file(0), paths.STUDENT_INIT_DIR]) | recipe_tags(params)
     with tracking.start_run("train", "student-n0", tags) as active:
         tracking.log_params({"size": 0, "seed": params.seed, "student": to_dict(params.student),
                              "train": to_dict(params.train), "optimizer_steps": 0,

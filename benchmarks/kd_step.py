@@ -1,0 +1,114 @@
+"""The cost of white-box KD, measured side by side in one run:
+
+  teacher   the teacher answers N pool prompts (kdscale.generation, the teacher stage's decoding),
+            then the teacher_topk stage's forward pass stores the top-k log-probs of those answers:
+            target  top-k seconds / generation seconds < 20%
+  student   one optimizer step of the student (params.yaml's `student`, AdamW) on one batch of
+            those answers, with the SFT loss (the model's own, as Trainer computes it) and with the
+            KD loss (kdscale.distill.objective_loss), alternating, after a warm-up step of each:
+            target  median kd step / median sft step < 1.3
+
+    python benchmarks/kd_step.py [--teacher models/teacher] [--prompts 16] [--steps 5]
+
+Run from the project root once the teacher exists (`dvc repro teacher_model`; exit 2
+without it). Exit 1 when a ratio misses its target. Time it alone: other processes on
+the same cores slow the two sides unevenly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from kdscale import distill, paths
+from kdscale.config import load_params
+from kdscale.examples import CompletionCollator
+from kdscale.generation import generate_all
+from kdscale.models import load_model, load_student_base
+from kdscale.prompts import build_prompt
+from kdscale.sources import load_prompts
+from kdscale.teacher import decode_params
+
+MAX_TOPK_SHARE = 0.20
+MAX_KD_RATIO = 1.3
+
+
+def student_step(model, optimizer, batch: dict, kd: distill.KDConfig | None) -> float:
+    start = time.perf_counter()
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if kd is None:
+        loss = model(**inputs, labels=batch["labels"]).loss
+    else:
+        loss = distill.objective_loss(model(**inputs).logits, batch["labels"], batch["teacher_indices"],
+                                      batch["teacher_logprobs"], kd)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", type=Path, default=paths.TEACHER_DIR)
+    parser.add_argument("--prompts", type=int, default=16, help="pool prompts the teacher answers (one batch)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each loss")
+    args = parser.parse_args()
+    if not (args.teacher / "config.json").exists():
+        print(f"kd_step: no teacher at {args.teacher}; run `dvc repro teacher_model` first", file=sys.stderr)
+        return 2
+    params = load_params()
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min), torch threads {torch.get_num_threads()}")
+
+    model, tokenizer = load_model(str(args.teacher), "teacher.model")
+    records = load_prompts("builtin", args.prompts)[0]
+    prompts = [build_prompt(r, params.teacher.prompt_format, tokenizer) for r in records]
+    start = time.perf_counter()
+    completions = generate_all(model, tokenizer, prompts, decode_params(params.teacher), len(prompts))
+    generation_s = time.perf_counter() - start
+    answers = [{**r, "id": str(i), "response": c.text, "finish_reason": c.finish_reason}
+               for i, (r, c) in enumerate(zip(records, completions))]
+
+    start = time.perf_counter()
+    examples, _ = distill.tokenize_with_ids(tokenizer, answers, 1 << 30)
+    labels = [distill.answer_labels(e) for e in examples]
+    prompt_ids = [tokenizer(p).input_ids for p in prompts]
+    topk = distill.teacher_topk(model, tokenizer, prompt_ids, labels, params.teacher_topk.k,
+                                params.teacher_topk.batch_size)
+    store = distill.build_store([e["id"] for e in examples], labels, topk, params.teacher_topk.k)
+    topk_s = time.perf_counter() - start
+    tokens = sum(c.n_tokens for c in completions)
+    print(f"teacher: {len(prompts)} answers, {tokens} tokens: generation {generation_s:.1f}s, "
+          f"top-{store.k} {topk_s:.2f}s -> {topk_s / generation_s:.1%} (target < {MAX_TOPK_SHARE:.0%})")
+    del model
+
+    student, student_tokenizer = load_student_base(params.student, args.teacher, params.seed)
+    student.train()
+    width = min(params.train.max_length, max(len(e["input_ids"]) for e in examples))
+    examples = [{**e, "input_ids": e["input_ids"][:width], "labels": e["labels"][:width]}
+                for e in examples[: params.train.batch_size]]
+    batch = distill.KDCollator(student_tokenizer.pad_token_id, store=store)(examples)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=params.train.learning_rate)
+    kd = distill.KDConfig("kd", params.train.kd_temperature)
+    times = {"sft": [], "kd": []}
+    for step in range(args.steps + 1):  # step 0 warms both up
+        for name, config in (("sft", None), ("kd", kd)):
+            seconds = student_step(student, optimizer, batch, config)
+            if step:
+                times[name].append(seconds)
+    sft, kd_s = statistics.median(times["sft"]), statistics.median(times["kd"])
+    real = int(CompletionCollator(0)(examples)["attention_mask"].sum())
+    print(f"student: batch {len(examples)} x {batch['input_ids'].shape[1]} ({real} real tokens), "
+          f"median of {args.steps} steps: sft {sft:.3f}s, kd {kd_s:.3f}s -> {kd_s / sft:.2f}x "
+          f"(target < {MAX_KD_RATIO})")
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min)")
+    return 0 if topk_s / generation_s < MAX_TOPK_SHARE and kd_s / sft < MAX_KD_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
