@@ -194,8 +194,7 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
                          train={"schedule": "steps", "max_steps": 3, "batch_size": 4, "objective": "kd",
                                 "kd_temperature": 2.0, "logging_steps": 1, "save_steps": 100},
                          teacher_topk={"k": 4, "batch_size": 8})
-    pool = root / "data" / "teacher" / "pool.jsonl"
-    pool.parent.mkdir(parents=True)
+    pool = root / "data" / "teacher" / "pool.jsonl"  # train_project wrote the kept answers; add a dropped one
     pool.write_text("".join(json.dumps(r) + "\n" for r in records + [{**record(99, "x", "y"), "dropped": True}]))
     with in_project(root):
         from kdscale import teacher_topk as stage, train
@@ -208,7 +207,7 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
     (run_,) = runs_of(root, 8)  # the recipe as tags, for the MLflow UI's compare view
     assert {k: v for k, v in run_.data.tags.items() if k.startswith("kdscale.recipe.")} == {
         "kdscale.recipe.objective": "kd", "kdscale.recipe.schedule": "steps", "kdscale.recipe.learning_rate": "0.001",
-        "kdscale.recipe.student": "scratch", "kdscale.recipe.seed": "0"}
+        "kdscale.recipe.student": "pruned", "kdscale.recipe.seed": "0"}
 
 
 def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):
