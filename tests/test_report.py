@@ -228,7 +228,9 @@ def test_build_report_sections(study):
     params, students = study
     s = report.summarize(params, students, TEACHER, GENERATION)
     student_samples = {n: samples(f"n{n}") for n in SIZES}
+    student_samples[0][1] |= {"response": "a a a a", "degenerate": True}
     text = report.build_report(params, students, TEACHER, GENERATION, s, student_samples, samples("teacher"))
+    assert "- **n=0** (fail, eos, degenerate): a a a a" in text
     assert ("| model | samples | steps | perplexity [95% CI] | pass rate [95% CI] | degenerate | ended at EOS "
             "| loose | tok/s | size MiB | combined | seed formula |") in text
     # the intervals beside perplexity and pass rate, then the degenerate and EOS shares
@@ -255,7 +257,7 @@ def test_build_report_sections(study):
     for pid, instruction, _ in PROMPTS:
         block = side.split(f"### {pid}: {instruction}", 1)[1].split("###", 1)[0]
         assert f"- **teacher** (pass, eos): answer of teacher to {pid}" in block
-        for n in SIZES:
+        for n in SIZES[1:]:
             assert f"- **n={n}** (fail, eos): answer of n{n} to {pid}" in block
     assert "Input: Spring" in side
 

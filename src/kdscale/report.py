@@ -195,7 +195,8 @@ def side_by_side(teacher_samples: list[dict], student_samples: dict[int, list[di
         for who, s in answers:
             verdict = "pass" if s["strict"] else "fail"
             text = s["response"].replace("\n", " ")[:400] or "(empty)"
-            lines.append(f"- **{who}** ({verdict}, {s['finish_reason']}): {text}")
+            degenerate = ", degenerate" if s.get("degenerate") else ""
+            lines.append(f"- **{who}** ({verdict}, {s['finish_reason']}{degenerate}): {text}")
         lines.append("")
     return lines
 
