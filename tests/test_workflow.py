@@ -318,8 +318,8 @@ def test_exp_show_only_changed_fits_a_terminal(reproduced, tmp_path):
         sh(["dvc", "exp", "run", "-S", f"train.learning_rate={lr}"], project)
     csv = sh(["dvc", "exp", "show", "--only-changed", "--csv"], project).stdout
     header = csv.splitlines()[0].split(",")
-    table = sh(["dvc", "exp", "show", "--only-changed", "--no-pager"], project, env={"COLUMNS": "400"}).stdout
-    print(f"$ dvc exp show --only-changed\n{table}")
+    table = sh(["dvc", "exp", "show", "--only-changed", "--no-pager"], project, env={"COLUMNS": "2000"}).stdout
+    print(f"$ dvc exp show --only-changed\n{table}\n$ dvc exp show --only-changed --csv\n{csv}")
     assert len(header) <= 40, header
     assert "train.learning_rate" in header
     assert not [c for c in header if "type_pass_rate" in c or "latency" in c or c.endswith(("threads", "cpu"))]
