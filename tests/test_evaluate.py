@@ -73,9 +73,28 @@ def test_token_nll_counts_response_tokens_and_eos_only(tiny_model):
 
     model, tokenizer = tiny_model
     examples, _ = tokenize_records(tokenizer, RECORDS, 512)
-    _, count = ev_mod.token_nll(model, examples, tokenizer.pad_token_id, batch_size=4)
-    expected = sum(len(tokenizer(r["response"]).input_ids) + 1 for r in RECORDS)  # + EOS
-    assert count == expected
+    sums, counts = ev_mod.token_nll(model, examples, tokenizer.pad_token_id, batch_size=4)
+    assert counts == [len(tokenizer(r["response"]).input_ids) + 1 for r in RECORDS]  # + EOS, per answer
+    assert len(sums) == len(RECORDS) and all(s > 0 for s in sums)
+    # Each answer's sum is that of the answer scored alone.
+    alone, _ = ev_mod.token_nll(model, examples[4:5], tokenizer.pad_token_id, batch_size=1)
+    assert sums[4] == pytest.approx(alone[0], rel=1e-5)
+
+
+def test_bootstrap_interval_brackets_the_perplexity_and_is_seeded():
+    sums = [10.0, 30.0, 5.0, 80.0, 12.0, 40.0, 7.0, 22.0]
+    counts = [5, 10, 4, 20, 6, 8, 5, 9]
+    ppl = ev_mod.pooled_perplexity(sums, counts)
+    low, high = ev_mod.bootstrap_perplexity(sums, counts, resamples=2000, seed=0)
+    assert low < ppl < high
+    assert (low, high) == ev_mod.bootstrap_perplexity(sums, counts, resamples=2000, seed=0)
+    assert (low, high) != ev_mod.bootstrap_perplexity(sums, counts, resamples=2000, seed=1)
+    # Identical answers leave nothing to resample: the interval closes on the perplexity.
+    same = ev_mod.bootstrap_perplexity([6.0] * 8, [3] * 8, resamples=200)
+    assert same == pytest.approx((math.exp(2.0), math.exp(2.0)))
+    # More answers of the same spread give a narrower interval.
+    wide = ev_mod.bootstrap_perplexity(sums * 10, counts * 10, resamples=2000, seed=0)
+    assert wide[1] - wide[0] < high - low
 
 
 def test_perplexity_reference_scores_the_reference_text(tiny_model):
@@ -192,6 +211,9 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
     assert metrics["instruction_pass_rate"] == pytest.approx(7 / n_instructions)
     assert metrics["adherence_prompts"] == 50
     assert metrics["answers_ended_eos"] == pytest.approx(len(CANNED) / 50)
+    # Degenerate (no sentence of 3 words): the 43 empty answers, the JSON of adh-006 and the two-word lines of
+    # adh-002 and adh-018; the other four canned answers hold a sentence.
+    assert metrics["degenerate_share"] == pytest.approx(46 / 50)
     # 95% Wilson interval for 5 of 50, by its formula
     z, p, n = 1.959963984540054, 0.1, 50
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -202,6 +224,9 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
 
     types = {c["type"] for p in prompts for c in p["checks"]}
     assert {k for k in metrics if k.startswith("type_pass_rate.")} == {f"type_pass_rate.{t}" for t in types}
+    for t in types:  # prompts that carry the type, each counted once
+        assert metrics[f"type_prompts.{t}"] == sum(any(c["type"] == t for c in p["checks"]) for p in prompts)
+    assert sum(metrics[f"type_prompts.{t}"] for t in types) >= 50
 
     def count(t):
         return sum(c["type"] == t for p in prompts for c in p["checks"])
@@ -217,6 +242,7 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
     assert by_id["adh-001"]["strict"] and by_id["adh-001"]["loose"]
     assert by_id["adh-001"]["response"] == CANNED["adh-001"] and by_id["adh-001"]["finish_reason"] == "eos"
     assert not by_id["adh-018"]["strict"]
+    assert not by_id["adh-001"]["degenerate"] and by_id["adh-006"]["degenerate"] and by_id["adh-050"]["degenerate"]
     assert [(c["type"], c["strict"]) for c in by_id["adh-018"]["checks"]] == [("title", True), ("lowercase", False)]
     assert not by_id["adh-012"]["strict"] and by_id["adh-012"]["loose"]
     assert not by_id["adh-050"]["strict"] and not by_id["adh-050"]["loose"]
@@ -229,7 +255,7 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
 
 DESIGN_KEYS = {"perplexity", "pass_rate", "pass_rate_loose", "instruction_pass_rate", "pass_rate_ci_low",
                "pass_rate_ci_high", "tokens_per_sec", "model_size_mb", "peak_memory_mb", "device", "dtype",
-               "threads"}
+               "threads", "perplexity_ci_low", "perplexity_ci_high", "degenerate_share", "answers_ended_eos"}
 
 
 def test_evaluate_model_returns_every_design_key(tiny_gpt2_dir):
@@ -239,6 +265,8 @@ def test_evaluate_model_returns_every_design_key(tiny_gpt2_dir):
     assert DESIGN_KEYS <= set(metrics)
     assert "perplexity_reference" in metrics
     assert metrics["heldout_answers"] == 4  # the dropped answer is not scored
+    assert metrics["perplexity_ci_low"] < metrics["perplexity"] < metrics["perplexity_ci_high"]
+    assert 0 <= metrics["degenerate_share"] <= 1
     assert metrics["perplexity"] > 1 and metrics["perplexity_reference"] > 1
     assert 0 <= metrics["pass_rate_ci_low"] <= metrics["pass_rate"] <= metrics["pass_rate_ci_high"] <= 1
     assert metrics["tokens_per_sec"] > 0 and metrics["model_size_mb"] > 0 and metrics["peak_memory_mb"] > 0
@@ -251,6 +279,7 @@ def test_evaluate_model_returns_every_design_key(tiny_gpt2_dir):
     from kdscale.models import load_model
 
     model, tokenizer = load_model(str(tiny_gpt2_dir), "model")
+    assert metrics["architecture"] == f"gpt2-2L-32d-{model.config.vocab_size}v"
     kept = [r for r in heldout if not r["dropped"]]
     assert metrics["perplexity"] == pytest.approx(ev_mod.perplexity(model, tokenizer, kept, "alpaca", 1), rel=1e-4)
     refs = [{**r, "response": r["reference"]} for r in heldout]

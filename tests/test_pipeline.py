@@ -20,6 +20,7 @@ import yaml
 
 from conftest import REPO, make_project, project_env
 from kdscale import paths
+from kdscale.evaluate import HEADLINE
 
 SIZES = [8, 16]  # conftest.tiny_params
 REGISTERED_NAME = "kdscale-student"
@@ -150,15 +151,17 @@ def test_paths_agree_with_dvc_yaml():
                            "deps": s(paths.TEACHER_RAW, paths.TEACHER_GENERATION)},
         "teacher_topk": {"outs": s(paths.TOPK_FILE.parent), "deps": s(paths.TEACHER_POOL, paths.TEACHER_DIR)},
         "subsets": {"outs": s(paths.subset_file(n)), "deps": s(paths.TEACHER_POOL)},
+        "student_init": {"outs": s(paths.STUDENT_INIT_DIR), "deps": s(paths.TEACHER_DIR, paths.TEACHER_POOL)},
         "train": {"outs": s(paths.student_dir(n)),
-                  "deps": s(paths.subset_file(n), paths.TEACHER_DIR, paths.TOPK_FILE)},
-        "evaluate": {"outs": s(paths.student_samples(n), paths.student_metrics(n), paths.loss_plot(n)),
+                  "deps": s(paths.subset_file(n), paths.STUDENT_INIT_DIR, paths.TEACHER_DIR, paths.TOPK_FILE)},
+        "evaluate": {"outs": s(paths.student_samples(n), paths.student_metrics(n), paths.student_details(n),
+                               paths.loss_plot(n)),
                      "deps": s(paths.student_dir(n), paths.TEACHER_HELDOUT)},
-        "evaluate_teacher": {"outs": s(paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_METRICS),
+        "evaluate_teacher": {"outs": s(paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_METRICS, paths.TEACHER_EVAL_DETAILS),
                              "deps": s(paths.TEACHER_DIR, paths.TEACHER_HELDOUT)},
-        "report": {"outs": s(*(paths.REPORTS_DIR / f for f in ("report.md", "scaling.png", "summary.json")),
-                             paths.PLOTS_DIR / "scaling.json"),
-                   "deps": s(paths.METRICS_DIR, paths.SAMPLES_DIR)},
+        "report": {"outs": s(*(paths.REPORTS_DIR / f for f in ("report.md", "scaling.png")), paths.SUMMARY,
+                             paths.SUMMARY_DETAILS, paths.PLOTS_DIR / "scaling.json", paths.LOSS_PLOT),
+                   "deps": s(paths.METRICS_DIR, paths.SAMPLES_DIR, paths.LOSS_PLOTS_DIR)},
     }
     assert declared(n) == expected
     # Files that live inside a declared folder output
@@ -169,6 +172,8 @@ def test_paths_agree_with_dvc_yaml():
     assert paths.TEACHER_RAW.parent == paths.TEACHER_GENERATION.parent == paths.TEACHER_POOL.parent
     for p in (paths.student_metrics(n), paths.TEACHER_EVAL_METRICS, paths.TEACHER_METRICS):
         assert p.parent == paths.METRICS_DIR
+    for p in (paths.student_details(n), paths.TEACHER_EVAL_DETAILS):
+        assert p.parent.parent == paths.METRICS_DIR  # the report reads them through its `metrics` dependency
     for p in (paths.student_samples(n), paths.TEACHER_SAMPLES):
         assert p.parent == paths.SAMPLES_DIR
     # Resume state is nobody's output (dvc repro deletes outputs before it reruns a stage) and git ignores it
@@ -183,7 +188,7 @@ def test_paths_agree_with_dvc_yaml():
         ys = (spec or {}).get("y")
         plot_files.update(ys.keys() if isinstance(ys, dict) else [name])
     assert str(paths.PLOTS_DIR / "scaling.json") in plot_files
-    assert str(paths.loss_plot(n).parent) in plot_files
+    assert str(paths.LOSS_PLOT) in plot_files
 
 
 def test_teacher_stage_depends_on_every_decoding_param_but_no_filter():
@@ -237,6 +242,7 @@ def test_repro_writes_every_output(reproduced):
 
     for metrics in [paths.student_metrics(n) for n in SIZES] + [paths.TEACHER_EVAL_METRICS]:
         m = json.loads((project / metrics).read_text())
+        assert list(m) == HEADLINE, metrics  # only the headline; the rest is in metrics/details/
         for key in ("perplexity", "pass_rate", "tokens_per_sec", "model_size_mb"):
             assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), (metrics, key)
         assert m["perplexity"] > 1 and 0 <= m["pass_rate"] <= 1 and m["tokens_per_sec"] > 0 and m["model_size_mb"] > 0
@@ -245,8 +251,12 @@ def test_repro_writes_every_output(reproduced):
     for name in ("report.md", "scaling.png", "summary.json"):
         assert (project / paths.REPORTS_DIR / name).stat().st_size > 0, name
     assert (project / paths.REPORTS_DIR / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for details in [paths.student_details(n) for n in SIZES] + [paths.TEACHER_EVAL_DETAILS]:
+        m = json.loads((project / details).read_text())
+        assert set(HEADLINE) < m.keys() and any(k.startswith("type_pass_rate.") for k in m), details
     summary = json.loads((project / paths.REPORTS_DIR / "summary.json").read_text())
     assert set(summary["combined_score"]) >= {f"student-n{n}" for n in SIZES}
+    assert "combined_score_seed" in json.loads((project / paths.SUMMARY_DETAILS).read_text())
     rows = json.loads((project / paths.PLOTS_DIR / "scaling.json").read_text())
     assert [r["size"] for r in rows] == SIZES
     assert all({"perplexity", "pass_rate", "tokens_per_sec"} <= r.keys() for r in rows)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 
+import numpy as np
 import pytest
 import yaml
 
@@ -11,33 +13,42 @@ from kdscale import report
 from kdscale.config import parse_params
 from conftest import REPO
 
-SIZES = [25, 50, 100, 200, 400]
+SIZES = [0, 25, 50, 100, 200, 400]  # 0: the untrained student
 TYPES = ["lowercase", "title", "json"]
+STUDENT_ARCH, TEACHER_ARCH = "llama-10L-576d-49152v", "llama-30L-576d-49152v"
 
 
 def ppl(n: int) -> float:
-    return 3 + 50 * n**-0.5
+    return 3 + 50 * n**-0.5 if n else 5000.0
 
 
 def student_metrics(n: int, i: int) -> dict:
     pass_rate = 0.1 + 0.1 * i
+    p = ppl(n)
     return {
-        "size": n, "perplexity": ppl(n), "pass_rate": pass_rate, "pass_rate_loose": pass_rate + 0.05,
+        "size": n, "perplexity": p, "perplexity_ci_low": 0.8 * p, "perplexity_ci_high": 1.3 * p,
+        "pass_rate": pass_rate, "pass_rate_loose": pass_rate + 0.05,
         "instruction_pass_rate": pass_rate + 0.1, "pass_rate_ci_low": pass_rate - 0.08,
-        "pass_rate_ci_high": pass_rate + 0.1, "adherence_prompts": 50,
-        "tokens_per_sec": [120.0, 100.0, 110.0, 90.0, 105.0][i],  # n=25 is the fastest model of the study
+        "pass_rate_ci_high": pass_rate + 0.1, "adherence_prompts": 50, "heldout_answers": 40,
+        "degenerate_share": 0.9 - 0.1 * i, "answers_ended_eos": 0.1 * i,
+        "tokens_per_sec": [95.0, 120.0, 100.0, 110.0, 90.0, 105.0][i],  # n=25 is the fastest model of the study
+        "architecture": STUDENT_ARCH,
         "model_size_mb": 60.0, "peak_memory_mb": 400.0, "device": "cpu", "dtype": "float32", "threads": 2,
         "train_seconds": 10.0 * n, "optimizer_steps": n // 8, "final_train_loss": 2.0 - 0.1 * i,
         "eval_seconds": 30.0,
         **{f"type_pass_rate.{t}": 0.2 * i / (k + 1) for k, t in enumerate(TYPES)},
+        **{f"type_prompts.{t}": 3 + k for k, t in enumerate(TYPES)},
     }
 
 
 TEACHER = {
-    "perplexity": 2.5, "pass_rate": 0.6, "pass_rate_loose": 0.66, "instruction_pass_rate": 0.7,
+    "perplexity": 2.5, "perplexity_ci_low": 2.2, "perplexity_ci_high": 2.9, "pass_rate": 0.6,
+    "pass_rate_loose": 0.66, "instruction_pass_rate": 0.7, "heldout_answers": 40,
     "pass_rate_ci_low": 0.46, "pass_rate_ci_high": 0.72, "adherence_prompts": 50, "tokens_per_sec": 7.0,
+    "degenerate_share": 0.04, "answers_ended_eos": 0.8, "architecture": TEACHER_ARCH,
     "model_size_mb": 520.0, "peak_memory_mb": 1200.0, "device": "cpu", "dtype": "float32", "threads": 2,
     "eval_seconds": 300.0, **{f"type_pass_rate.{t}": 0.6 for t in TYPES},
+    **{f"type_prompts.{t}": 3 + k for k, t in enumerate(TYPES)},
 }
 GENERATION = {"answers": 440, "kept": 430, "dropped": 10, "dropped_empty": 4, "dropped_echo": 0,
               "dropped_template_leak": 0, "dropped_repetition": 6, "dropped_truncated": 0,
@@ -47,46 +58,105 @@ PROMPTS = [("adh-001", "Answer in lowercase.", ""), ("adh-002", "Give a title.",
 
 def samples(who: str) -> list[dict]:
     return [{"id": pid, "instruction": ins, "input": inp, "response": f"answer of {who} to {pid}",
-             "finish_reason": "eos", "n_tokens": 5, "strict": who == "teacher", "loose": True, "checks": []}
+             "finish_reason": "eos", "n_tokens": 5, "strict": who == "teacher", "loose": True, "degenerate": False,
+             "checks": []}
             for pid, ins, inp in PROMPTS]
 
 
-def raw_params() -> dict:
+def raw_params(sizes=SIZES) -> dict:
     raw = yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text())
-    raw["scaling"]["sizes"] = SIZES
-    raw["data"]["pool_size"] = max(SIZES)
+    raw["scaling"]["sizes"] = sizes
+    raw["data"]["pool_size"] = max(sizes)
     return raw
 
 
 @pytest.fixture()
 def study():
     students = {n: student_metrics(n, i) for i, n in enumerate(SIZES)}
-    return parse_params(raw_params()), students
+    params = parse_params(raw_params(SIZES[1:]))
+    params.scaling.sizes = SIZES  # size 0 is set here until config.py accepts it in params.yaml
+    return params, students
 
 
-def test_combined_score_by_hand(study):
+# ----------------------------------------------------------------------------- combined score
+
+HANDMADE = {  # perplexity, pass rate, architecture, tokens/s
+    "a": {"perplexity": 10.0, "pass_rate": 0.2, "architecture": "x", "tokens_per_sec": 100.0},
+    "b": {"perplexity": 20.0, "pass_rate": 0.3, "architecture": "x", "tokens_per_sec": 104.0},
+    "c": {"perplexity": 5.0, "pass_rate": 0.1, "architecture": "y", "tokens_per_sec": 50.0},
+}
+
+
+def test_combined_score_on_a_handmade_table():
+    scores = report.combined_scores(HANDMADE, (0.4, 0.4, 0.2))
+    # q_ppl = 5 / perplexity; a and b share architecture x, whose speed is their median 102; y's is 50.
+    assert scores["a"] == pytest.approx(0.4 * 0.5 + 0.4 * 0.2 + 0.2 * 1.0)
+    assert scores["b"] == pytest.approx(0.4 * 0.25 + 0.4 * 0.3 + 0.2 * 1.0)
+    assert scores["c"] == pytest.approx(0.4 * 1.0 + 0.4 * 0.1 + 0.2 * 50 / 102)
+    assert sorted(scores, key=scores.get, reverse=True) == ["c", "a", "b"]
+    # The seed's formula weighs perplexity at almost nothing: b, with twice a's perplexity, comes first.
+    seed = report.combined_scores_seed(HANDMADE, (0.4, 0.4, 0.2))
+    assert seed["b"] == pytest.approx(0.4 / 20 + 0.4 * 0.3 + 0.2 * 104 / 104)
+    assert sorted(seed, key=seed.get, reverse=True) == ["b", "a", "c"]
+    # Each weight alone ranks by its own axis, best = 1.
+    assert report.combined_scores(HANDMADE, (1.0, 0.0, 0.0))["c"] == pytest.approx(1.0)
+    assert report.combined_scores(HANDMADE, (0.0, 0.0, 1.0)) == pytest.approx({"a": 1.0, "b": 1.0, "c": 50 / 102})
+
+
+def test_speed_jitter_within_an_architecture_cannot_change_the_ranking(study):
     _, students = study
     models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
-    scores = report.combined_scores(models, (0.4, 0.4, 0.2))
-    fastest = 120.0  # student-n25
-    for name, m in models.items():
-        expected = 0.4 * (1 / m["perplexity"]) + 0.4 * m["pass_rate"] + 0.2 * (m["tokens_per_sec"] / fastest)
-        assert scores[name] == pytest.approx(expected)
-    assert scores["student-n25"] == pytest.approx(0.4 / ppl(25) + 0.4 * 0.1 + 0.2)
-    # Normalised by the fastest model, whoever it is: a faster teacher changes every student's score.
-    fast_teacher = models | {"teacher": {**TEACHER, "tokens_per_sec": 240.0}}
-    assert report.combined_scores(fast_teacher, (0.0, 0.0, 1.0))["student-n25"] == pytest.approx(0.5)
-    assert report.combined_scores(fast_teacher, (0.0, 0.0, 1.0))["teacher"] == pytest.approx(1.0)
+    weights = (0.4, 0.4, 0.2)
+    ranking = report.combined_scores(models, weights)
+    rng = random.Random(0)
+    for _ in range(20):
+        speeds = [m["tokens_per_sec"] for n, m in students.items()]
+        rng.shuffle(speeds)  # the same timings, dealt to other students of the architecture
+        jittered = {f"student-n{n}": {**m, "tokens_per_sec": s} for (n, m), s in zip(students.items(), speeds)}
+        scores = report.combined_scores(jittered | {"teacher": TEACHER}, weights)
+        assert sorted(scores, key=scores.get) == sorted(ranking, key=ranking.get)
+        assert scores == pytest.approx(ranking)
+    # ...whereas the seed's formula lets the same shuffle reorder students of identical quality.
+    equal = {f"s{i}": {"perplexity": 10.0, "pass_rate": 0.2, "architecture": "x", "tokens_per_sec": t}
+             for i, t in enumerate([100.0, 104.0])}
+    assert len(set(report.combined_scores(equal, weights).values())) == 1
+    assert len(set(report.combined_scores_seed(equal, weights).values())) == 2
 
 
-def test_fit_saturating_recovers_floor_and_exponent():
-    fit = report.fit_saturating(SIZES, [ppl(n) for n in SIZES])
-    assert fit["floor"] == pytest.approx(3.0, abs=0.05)
-    assert fit["alpha"] == pytest.approx(0.5, abs=0.02)
-    assert fit["b"] == pytest.approx(50.0, rel=0.03)
-    assert fit["r2"] > 0.999
-    assert report.fit_saturating(SIZES[:2], [ppl(n) for n in SIZES[:2]]) is None  # too few sizes
-    assert report.fit_saturating(SIZES, [1.0 + n for n in SIZES]) is None  # rising: no saturating fit
+# ----------------------------------------------------------------------------- diminishing returns
+
+def test_fit_recovers_the_parameters_of_a_synthetic_curve():
+    sizes = [20, 40, 80, 160, 320]
+    fit = report.fit_saturating(sizes, [3 + 50 * n**-0.5 for n in sizes])
+    assert fit["floor"] == pytest.approx(3.0, rel=1e-3)
+    assert fit["b"] == pytest.approx(50.0, rel=1e-3)
+    assert fit["alpha"] == pytest.approx(0.5, rel=1e-3)
+    assert report.identifiable(fit) and fit["points"] == 5
+    # With 2% noise the estimates stay close and their standard errors cover the truth.
+    rng = np.random.default_rng(0)
+    noisy = [(3 + 50 * n**-0.5) * (1 + rng.normal(0, 0.02)) for n in sizes]
+    fit = report.fit_saturating(sizes, noisy)
+    for name, truth in [("floor", 3.0), ("b", 50.0), ("alpha", 0.5)]:
+        assert abs(fit[name] - truth) < 3 * fit[f"{name}_se"] + 1e-9, name
+    assert report.identifiable(fit)
+
+
+def test_fit_excludes_size_zero_and_needs_four_points():
+    sizes = [0, 20, 40, 80, 160, 320]
+    values = [9999.0] + [3 + 50 * n**-0.5 for n in sizes[1:]]
+    assert report.fit_saturating(sizes, values)["alpha"] == pytest.approx(0.5, rel=1e-3)
+    assert report.fit_saturating([0, 20, 40, 80], [9999.0, 14.2, 10.9, 8.6]) is None  # 3 sizes > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_on_flat_noise_is_not_identifiable(seed):
+    sizes = [20, 40, 80, 160, 320]
+    rng = np.random.default_rng(seed)
+    fit = report.fit_saturating(sizes, list(100 + rng.normal(0, 2, len(sizes))))
+    assert not report.identifiable(fit)
+    lines = "\n".join(report.fit_lines(fit, 0.05, None))
+    assert "not identifiable from these points" in lines
+    assert "Doubling" not in lines
 
 
 def analytic_threshold(floor, b, alpha, t):
@@ -103,7 +173,7 @@ def test_doubling_threshold_matches_the_analytic_size(threshold):
         return 3.0 + 50.0 * x**-0.5
 
     assert (v(n * 1.01) - v(2 * n * 1.01)) / v(n * 1.01) < threshold < (v(n / 1.01) - v(2 * n / 1.01)) / v(n / 1.01)
-    fitted = report.fit_saturating(SIZES, [v(s) for s in SIZES])  # the same from the fit of the data
+    fitted = report.fit_saturating(SIZES[1:], [v(s) for s in SIZES[1:]])  # the same from the fit of the data
     assert report.doubling_threshold(fitted, threshold) == pytest.approx(n, rel=0.05)
 
 
@@ -117,28 +187,40 @@ def test_summarize_ranks_and_compares_with_the_teacher(study):
     params, students = study
     s = report.summarize(params, students, TEACHER, GENERATION)
     names = [f"student-n{n}" for n in SIZES] + ["teacher"]
-    assert set(s["combined_score"]) == set(names)
+    assert set(s["combined_score"]) == set(s["combined_score_seed"]) == set(names)
+    assert s["lowest_perplexity"] == 2.5
+    assert s["fastest_architecture_speed"] == pytest.approx(np.median([95, 120, 100, 110, 90, 105]))
+    assert set(s["speed_term"].values()) == {s["fastest_architecture_speed"], 7.0}  # one term per architecture
     assert s["max_tokens_per_sec"] == 120.0
-    assert "max_tokens_per_sec" in s["normalisation"]
+    assert "lowest_perplexity / perplexity" in s["normalisation"]
     assert s["weights"] == {"perplexity": 0.4, "pass_rate": 0.4, "speed": 0.2}
     scores = s["combined_score"]
+    models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
+    assert scores == pytest.approx(report.combined_scores(models, (0.4, 0.4, 0.2)))
+    assert s["combined_score_seed"] == pytest.approx(report.combined_scores_seed(models, (0.4, 0.4, 0.2)))
     assert s["rankings"]["params"] == sorted(names, key=lambda k: -scores[k])
     assert all(sorted(r) == sorted(names) for r in s["rankings"].values())
     assert set(s["rankings"]) >= {"params", "adherence_only", "speed_heavy", "equal", "quality_only"}
-    # adherence only: by pass rate, the teacher (0.6) first, then the largest student
-    assert s["rankings"]["adherence_only"][:2] == ["teacher", "student-n400"]
-    speed_heavy = {k: 0.2 / m["perplexity"] + 0.2 * m["pass_rate"] + 0.6 * m["tokens_per_sec"] / 120.0
-                   for k, m in ({f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}).items()}
-    assert s["rankings"]["speed_heavy"] == sorted(names, key=lambda k: -speed_heavy[k])
+    # adherence only: by pass rate, the teacher and the largest student (both 0.6) first, the untrained one last
+    assert set(s["rankings"]["adherence_only"][:2]) == {"teacher", "student-n400"}
+    assert s["rankings"]["adherence_only"][-1] == "student-n0"
+    # quality only: the teacher (best perplexity and pass rate) first, the untrained student last
+    assert s["rankings"]["quality_only"][0] == "teacher" and s["rankings"]["quality_only"][-1] == "student-n0"
     assert s["best_student_size"] == max(SIZES, key=lambda n: scores[f"student-n{n}"])
     r = s["vs_teacher"]["student-n100"]
     assert r["perplexity_ratio"] == pytest.approx(ppl(100) / 2.5)
-    assert r["pass_rate_ratio"] == pytest.approx(0.3 / 0.6)
+    assert r["pass_rate_ratio"] == pytest.approx(0.4 / 0.6)
     assert r["speedup"] == pytest.approx(110.0 / 7.0)
     assert r["size_ratio"] == pytest.approx(60.0 / 520.0)
-    assert s["perplexity_fit"]["alpha"] == pytest.approx(0.5, abs=0.02)
+    assert s["vs_teacher"]["student-n0"]["perplexity_ratio"] == pytest.approx(5000 / 2.5)
+    assert s["optimizer_steps"]["student-n400"] == 50 and s["optimizer_steps"]["student-n0"] == 0
+    fit = s["perplexity_fit"]
+    assert fit["points"] == 5 and fit["alpha"] == pytest.approx(0.5, rel=1e-3)  # n = 0 not fitted
     assert s["doubling_gain_below_threshold_at"] == pytest.approx(analytic_threshold(3, 50, 0.5, 0.05), rel=0.05)
     assert s["total_train_seconds"] == 10.0 * sum(SIZES)
+    head = report.headline(s)
+    assert set(head) == {"combined_score", "fit"}
+    assert head["fit"] == {k: fit[k] for k in ("floor", "floor_se", "b", "b_se", "alpha", "alpha_se")}
     json.dumps(s)
 
 
@@ -146,38 +228,72 @@ def test_build_report_sections(study):
     params, students = study
     s = report.summarize(params, students, TEACHER, GENERATION)
     student_samples = {n: samples(f"n{n}") for n in SIZES}
+    student_samples[0][1] |= {"response": "a a a a", "degenerate": True}
     text = report.build_report(params, students, TEACHER, GENERATION, s, student_samples, samples("teacher"))
-    assert "| model | samples | perplexity | pass rate [95% CI] |" in text
-    assert "| student-n100 | 100 | 8.00 | 30% [22%, 40%] |" in text  # the interval beside the rate
-    assert "| teacher | - | 2.50 | 60% [46%, 72%] |" in text
-    assert "tokens_per_sec / 120.0 (the fastest model's tokens/s" in text  # the normalisation, stated
+    assert "- **n=0** (fail, eos, degenerate): a a a a" in text
+    assert ("| model | samples | steps | perplexity [95% CI] | pass rate [95% CI] | degenerate | ended at EOS "
+            "| loose | tok/s | size MiB | combined | seed formula |") in text
+    # the intervals beside perplexity and pass rate, then the degenerate and EOS shares
+    assert "| student-n100 | 100 | 12 | 8.00 [6.40, 10.40] | 40% [32%, 50%] | 60% | 30% | 45% |" in text
+    assert "| student-n0 | 0 | 0 | 5,000 [4,000, 6,500] | 10% [2%, 20%] | 90% | 0% |" in text
+    assert "| teacher | - | - | 2.50 [2.20, 2.90] | 60% [46%, 72%] | 4% | 80% |" in text
+    assert "q_ppl = 2.50 (the lowest perplexity) / perplexity" in text  # the normalisation, stated
+    assert f"/ {s['fastest_architecture_speed']:.1f} (the fastest architecture's)" in text
+    assert "tokens/s / 120.0." in text  # and the seed's formula beside it
+    assert ("Optimizer steps per size: n=0: 0, n=25: 3, n=50: 6, n=100: 12, n=200: 25, n=400: 50. Under "
+            "`train.schedule: epochs` data and steps vary together; the steps-matched control is "
+            "`dvc exp run -S train.schedule=steps -S train.max_steps=50`.") in text
     assert "## Adherence by instruction type (strict)" in text
-    assert "| type | n=25 | n=50 | n=100 | n=200 | n=400 | teacher |" in text
-    for t in TYPES:
-        assert f"| {t} | " in text
+    assert "| type | prompts | n=0 | n=25 | n=50 | n=100 | n=200 | n=400 | teacher |" in text
+    assert "| json | 5 | 0% | " in text and "| lowercase | 3 | " in text and "| title | 4 | " in text
     at = s["doubling_gain_below_threshold_at"]
     assert f"Doubling the data lowers the fitted perplexity by less than 5% beyond about N = {at:,.0f} samples." \
         in text
+    assert "| alpha | 0.5 | " in text and "not identifiable" not in text
     assert "## Cost" in text and "| training n=400 (50 steps) | 4000 |" in text
-    assert "## Students as a fraction of the teacher" in text
+    assert "## Students as a fraction of the teacher" in text and "| student-n0 | 2000.00 |" in text
     assert "![scaling curves](scaling.png)" in text
     side = text.split("## Answers side by side", 1)[1]
     for pid, instruction, _ in PROMPTS:
         block = side.split(f"### {pid}: {instruction}", 1)[1].split("###", 1)[0]
         assert f"- **teacher** (pass, eos): answer of teacher to {pid}" in block
-        for n in SIZES:
+        for n in SIZES[1:]:
             assert f"- **n={n}** (fail, eos): answer of n{n} to {pid}" in block
     assert "Input: Spring" in side
 
 
-def test_report_says_why_there_is_no_fit(study):
+def test_report_says_when_the_fit_cannot_answer(study):
     params, students = study
-    rising = {n: {**m, "perplexity": 2.0 + n} for n, m in students.items()}
-    s = report.summarize(params, rising, TEACHER, GENERATION)
-    assert s["perplexity_fit"] is None and s["doubling_gain_below_threshold_at"] is None
-    text = report.build_report(params, rising, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES},
+    flat = {n: {**m, "perplexity": 100.0 + (-1) ** i * 2 + i * 0.1} for i, (n, m) in enumerate(students.items())}
+    s = report.summarize(params, flat, TEACHER, GENERATION)
+    assert s["doubling_gain_below_threshold_at"] is None
+    text = report.build_report(params, flat, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES},
                                samples("teacher"))
-    assert "No saturating fit" in text
+    assert "not identifiable from these points" in text and "makes no claim" in text
+    few = {n: students[n] for n in SIZES[:4]}  # sizes 0, 25, 50, 100: three points to fit
+    s = report.summarize(params, few, TEACHER, GENERATION)
+    assert s["perplexity_fit"] is None and "fit" not in report.headline(s)
+    text = report.build_report(params, few, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES[:4]},
+                               samples("teacher"))
+    assert "The fit needs at least 4 sizes > 0" in text
+
+
+def test_steps_schedule_says_every_size_trains_the_same_steps(study):
+    params, students = study
+    params.train.schedule = "steps"
+    same = {n: {**m, "optimizer_steps": 50} for n, m in students.items()}
+    (line,) = report.steps_note(params, same)
+    assert "`train.schedule: steps`" in line and "dvc exp run" not in line
+
+
+def test_curves_draw_the_untrained_student_apart(study, tmp_path):
+    _, students = study
+    out = tmp_path / "scaling.png"
+    report.draw_curves(students, TEACHER, out)
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+MAIN_SIZES = SIZES[1:]  # params.yaml: config.py does not accept size 0 yet
 
 
 def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
@@ -188,13 +304,15 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("DVC_ROOT", raising=False)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params(), sort_keys=False))
-    for dirname in ["metrics", "samples"]:
-        (tmp_path / dirname).mkdir()
-    for i, n in enumerate(SIZES):
-        paths.student_metrics(n).write_text(json.dumps(student_metrics(n, i)))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params(MAIN_SIZES), sort_keys=False))
+    for dirname in ["metrics/details", "samples", "plots/loss"]:
+        (tmp_path / dirname).mkdir(parents=True)
+    for i, n in enumerate(MAIN_SIZES, start=1):  # the report reads the details; the headline files are for DVC
+        paths.student_details(n).write_text(json.dumps(student_metrics(n, i)))
         paths.student_samples(n).write_text("".join(json.dumps(r) + "\n" for r in samples(f"n{n}")))
-    paths.TEACHER_EVAL_METRICS.write_text(json.dumps(TEACHER))
+        losses = [{"step": step, "loss": 5.0 - step / (i + 1)} for step in range(1, n // 8 + 1)]  # n=0: none
+        paths.loss_plot(n).write_text(json.dumps(losses))
+    paths.TEACHER_EVAL_DETAILS.write_text(json.dumps(TEACHER))
     paths.TEACHER_METRICS.write_text(json.dumps(GENERATION))
     paths.TEACHER_SAMPLES.write_text("".join(json.dumps(r) + "\n" for r in samples("teacher")))
     paths.student_metrics(7).write_text(json.dumps(student_metrics(7, 0)))  # left by an earlier scaling.sizes
@@ -210,12 +328,23 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     png = (tmp_path / "reports/scaling.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     summary = json.loads((tmp_path / "reports/summary.json").read_text())
-    assert set(summary["combined_score"]) == {f"student-n{n}" for n in SIZES} | {"teacher"}
+    details = json.loads((tmp_path / "reports/summary_details.json").read_text())
+    assert set(summary) == {"combined_score", "fit"}  # the headline: what `dvc metrics show` prints
+    assert summary["combined_score"] == details["combined_score"]
+    assert summary["fit"]["alpha"] == details["perplexity_fit"]["alpha"]
+    assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(details)
+    assert set(summary["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
     assert all(isinstance(v, float) for v in summary["combined_score"].values())
     rows = json.loads((tmp_path / "plots/scaling.json").read_text())
-    assert [r["size"] for r in rows] == SIZES
+    assert [r["size"] for r in rows] == MAIN_SIZES
     assert rows[2]["perplexity"] == pytest.approx(ppl(100))
+    assert rows[2]["perplexity_ci_high"] == pytest.approx(1.3 * ppl(100))
+    assert rows[2]["degenerate_share"] == pytest.approx(0.6)
     assert rows[2]["combined_score"] == summary["combined_score"]["student-n100"]
+    # Every size's loss in one file, labelled by size: one chart with one line per size.
+    loss = json.loads((tmp_path / "plots/loss.json").read_text())
+    assert sorted({r["samples"] for r in loss}) == MAIN_SIZES
+    assert [r["loss"] for r in loss if r["samples"] == 50] == [5.0 - step / 3 for step in range(1, 7)]
     assert not list(tmp_path.glob("reports/.*.tmp")) and not list(tmp_path.glob("plots/.*.tmp"))
 
     runs = mlflow.search_runs(experiment_names=["kdscale"], output_format="list")

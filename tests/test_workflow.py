@@ -290,12 +290,15 @@ def test_dvc_plots_show_renders_scaling_curves(reproduced, tmp_path):
         values = plot["content"]["data"]["values"]
         assert sorted({v["size"] for v in values}) == SIZES and all(y in v for v in values), name
     # Each curve once: the stage outputs are plotted only through dvc.yaml's top-level definitions
-    assert set(plots) == {"perplexity", "pass_rate", "tokens_per_sec", "reports/scaling.png",
-                          *(f"plots/loss/n{n}.json" for n in SIZES)}
-    for n in SIZES:
-        (plot,) = plots[f"plots/loss/n{n}.json"]
-        assert plot["content"]["encoding"]["x"]["field"] == "step"
-        assert plot["content"]["data"]["values"] and all("loss" in v for v in plot["content"]["data"]["values"])
+    assert set(plots) == {"perplexity", "pass_rate", "tokens_per_sec", "loss", "reports/scaling.png"}
+    (perplexity,) = plots["perplexity"]  # log axes, size 0 included (symlog)
+    assert perplexity["content"]["encoding"]["x"]["scale"]["type"] == "symlog"
+    assert perplexity["content"]["encoding"]["y"]["scale"]["type"] == "log"
+    (loss,) = plots["loss"]  # one chart, one line per size, labelled by size
+    assert loss["content"]["encoding"]["x"]["field"] == "step"
+    assert loss["content"]["encoding"]["color"]["field"] == "samples"
+    values = loss["content"]["data"]["values"]
+    assert sorted({v["samples"] for v in values}) == SIZES and all("loss" in v for v in values)
     (image,) = plots["reports/scaling.png"]
     assert image["type"] == "image" and Path(image["url"]).is_file()
 
@@ -303,6 +306,24 @@ def test_dvc_plots_show_renders_scaling_curves(reproduced, tmp_path):
     sh(["dvc", "plots", "show", "-o", str(html)], project)
     assert "perplexity" in (html / "index.html").read_text()
     assert sh(["git", "status", "--porcelain"], project).stdout == ""
+
+
+# ----------------------------------------------------------------------------- dvc exp show
+
+@pytest.mark.slow
+def test_exp_show_only_changed_fits_a_terminal(reproduced, tmp_path):
+    """Only the headline numbers are DVC metrics, so two experiments compare in one screen's width."""
+    project = copy_project(reproduced[0], tmp_path / "project")
+    for lr in ("3e-3", "1e-4"):
+        sh(["dvc", "exp", "run", "-S", f"train.learning_rate={lr}"], project)
+    csv = sh(["dvc", "exp", "show", "--only-changed", "--csv"], project).stdout
+    header = csv.splitlines()[0].split(",")
+    table = sh(["dvc", "exp", "show", "--only-changed", "--no-pager"], project, env={"COLUMNS": "2000"}).stdout
+    print(f"$ dvc exp show --only-changed\n{table}\n$ dvc exp show --only-changed --csv\n{csv}")
+    assert len(header) <= 40, header
+    assert "train.learning_rate" in header
+    assert not [c for c in header if "type_pass_rate" in c or "latency" in c or c.endswith(("threads", "cpu"))]
+    assert any(c.endswith("perplexity_ci_high") for c in header) and any("combined_score" in c for c in header)
 
 
 # ----------------------------------------------------------------------------- MLFLOW_TRACKING_URI

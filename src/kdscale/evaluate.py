@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,36 +27,68 @@ from kdscale.generation import DecodeParams, generate_all, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.models import count_parameters, load_model, max_context, model_size_mb
 from kdscale.prompts import build_prompt, stop_strings
+from kdscale.text import is_degenerate
 from kdscale.train import TRAINING_LOG
+
+BOOTSTRAP_RESAMPLES = 2000
+# The numbers `dvc metrics show` and `dvc exp show` print; every other key goes to the details file.
+HEADLINE = ["perplexity", "perplexity_ci_low", "perplexity_ci_high", "pass_rate", "pass_rate_ci_low",
+            "pass_rate_ci_high", "degenerate_share", "answers_ended_eos", "tokens_per_sec", "model_size_mb"]
 
 
 # -----------------------------------------------------------------------------
 # perplexity
 
 @torch.inference_mode()
-def token_nll(model, examples: list[dict], pad_token_id: int, batch_size: int) -> tuple[float, int]:
-    """Sum of next-token NLL over labelled positions, and their count (right padding)."""
+def token_nll(model, examples: list[dict], pad_token_id: int, batch_size: int) -> tuple[list[float], list[int]]:
+    """Per example: the sum of next-token NLL over its labelled positions, and their count (right padding)."""
     collate = CompletionCollator(pad_token_id)
-    total, count = 0.0, 0
+    sums, counts = [], []
     for start in range(0, len(examples), batch_size):
         batch = collate(examples[start : start + batch_size])
         batch = {k: v.to(model.device) for k, v in batch.items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         labels = batch["labels"][:, 1:]
         nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
-                              reduction="sum")
-        total += nll.item()
-        count += int((labels != -100).sum())
-    return total, count
+                              reduction="none").view(labels.shape)
+        sums += nll.sum(dim=1).tolist()
+        counts += (labels != -100).sum(dim=1).tolist()
+    return sums, counts
+
+
+def answer_nll(model, tokenizer, records: list[dict], prompt_format: str, batch_size: int,
+               response_key: str = "response") -> tuple[list[float], list[int]]:
+    """Per answer: NLL sum and count over its response tokens and the EOS that ends it."""
+    examples, _ = tokenize_records(tokenizer, records, max_context(model, tokenizer), "truncate",
+                                   prompt_format, response_key)
+    return token_nll(model, examples, tokenizer.pad_token_id, batch_size)
+
+
+def pooled_perplexity(sums, counts) -> float:
+    total, count = float(np.sum(sums)), int(np.sum(counts))
+    return math.exp(total / count) if count else float("nan")
 
 
 def perplexity(model, tokenizer, records: list[dict], prompt_format: str, batch_size: int,
                response_key: str = "response") -> float:
     """exp(sum NLL / tokens) over response tokens and the EOS that ends each response."""
-    examples, _ = tokenize_records(tokenizer, records, max_context(model, tokenizer), "truncate",
-                                   prompt_format, response_key)
-    total, count = token_nll(model, examples, tokenizer.pad_token_id, batch_size)
-    return math.exp(total / count) if count else float("nan")
+    return pooled_perplexity(*answer_nll(model, tokenizer, records, prompt_format, batch_size, response_key))
+
+
+def bootstrap_perplexity(sums, counts, resamples: int = 2000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval over answers: resample answers (each with its NLL sum and token
+    count) with replacement and recompute the pooled perplexity."""
+    sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+    if len(sums) == 0 or counts.sum() == 0:
+        return float("nan"), float("nan")
+    picks = np.random.default_rng(seed).integers(0, len(sums), size=(resamples, len(sums)))
+    # A resample of only empty answers has no tokens; it is skipped rather than scored nan.
+    tokens = counts[picks].sum(axis=1)
+    ppl = np.exp(sums[picks].sum(axis=1)[tokens > 0] / tokens[tokens > 0])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(ppl, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 # -----------------------------------------------------------------------------
@@ -65,14 +98,18 @@ def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: Eva
     texts = [build_prompt(p, prompt_format, tokenizer) for p in prompts]
     decode = DecodeParams(max_new_tokens=ev.max_new_tokens, stop_strings=stop_strings(prompt_format))
     answers = generate_all(model, tokenizer, texts, decode, ev.batch_size)
-    samples, per_type = [], defaultdict(list)
+    samples, per_type, type_prompts = [], defaultdict(list), defaultdict(int)
+    for prompt in prompts:  # how many prompts carry each check type (a prompt counts once per type)
+        for t in {c["type"] for c in prompt["checks"]}:
+            type_prompts[t] += 1
     for prompt, answer in zip(prompts, answers):
         verdict = evaluate_response(prompt["checks"], answer.text)
         for check in verdict["checks"]:
             per_type[check["type"]].append(check["strict"])
         samples.append({"id": prompt["id"], "instruction": prompt["instruction"], "input": prompt.get("input", ""),
                         "response": answer.text, "finish_reason": answer.finish_reason, "n_tokens": answer.n_tokens,
-                        "strict": verdict["strict"], "loose": verdict["loose"], "checks": verdict["checks"]})
+                        "strict": verdict["strict"], "loose": verdict["loose"],
+                        "degenerate": is_degenerate(answer.text), "checks": verdict["checks"]})
     n = len(samples)
     strict = sum(s["strict"] for s in samples)
     low, high = wilson_interval(strict, n)
@@ -85,7 +122,9 @@ def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: Eva
         "pass_rate_ci_high": high,
         "adherence_prompts": n,
         "answers_ended_eos": sum(s["finish_reason"] == "eos" for s in samples) / n,
+        "degenerate_share": sum(s["degenerate"] for s in samples) / n,
         **{f"type_pass_rate.{t}": sum(v) / len(v) for t, v in sorted(per_type.items())},
+        **{f"type_prompts.{t}": k for t, k in sorted(type_prompts.items())},
     }
     return metrics, samples
 
@@ -142,13 +181,21 @@ def peak_memory_mb(device: torch.device) -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # lifetime peak; KiB on Linux
 
 
+def architecture(model) -> str:
+    """model type, layers, hidden size and vocabulary: models that share it share one speed term in the report."""
+    c = model.config
+    return f"{c.model_type}-{c.num_hidden_layers}L-{c.hidden_size}d-{c.vocab_size}v"
+
+
 def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev: EvalParams,
                    trust_remote_code: bool = False, device: str = "auto", dtype: str = "auto") -> tuple[dict, list]:
     start = time.perf_counter()
     model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=trust_remote_code,
                                   device=device, dtype=dtype)
     kept = [r for r in heldout if not r["dropped"]]
-    metrics = {"perplexity": perplexity(model, tokenizer, kept, prompt_format, ev.batch_size),
+    sums, counts = answer_nll(model, tokenizer, kept, prompt_format, ev.batch_size)
+    low, high = bootstrap_perplexity(sums, counts, BOOTSTRAP_RESAMPLES)
+    metrics = {"perplexity": pooled_perplexity(sums, counts), "perplexity_ci_low": low, "perplexity_ci_high": high,
                "heldout_answers": len(kept)}
     with_reference = [r for r in heldout if r.get("reference")]
     if with_reference:
@@ -161,6 +208,7 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
     metrics.update(speed(model, tokenizer, build_prompt(prompts[0], prompt_format, tokenizer), ev))
     metrics.update({
         "model_size_mb": model_size_mb(model),
+        "architecture": architecture(model),
         "parameters": count_parameters(model),
         "peak_memory_mb": peak_memory_mb(model.device),
         "device": str(model.device),
@@ -184,6 +232,7 @@ def main(argv=None) -> None:
     if args.teacher:
         model_dir, prompt_format, size = paths.TEACHER_DIR, params.teacher.prompt_format, None
         out_metrics, out_samples = paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES
+        out_details = paths.TEACHER_EVAL_DETAILS
         run = tracking.start_run("evaluate_teacher", "teacher-eval",
                                  tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]))
     else:
@@ -191,6 +240,7 @@ def main(argv=None) -> None:
         check_size(params, size)
         model_dir, prompt_format = paths.student_dir(size), "alpaca"
         out_metrics, out_samples = paths.student_metrics(size), paths.student_samples(size)
+        out_details = paths.student_details(size)
         run = tracking.start_run("evaluate", f"student-n{size}",
                                  tracking.common_tags("evaluate", size, [model_dir, paths.TEACHER_HELDOUT]),
                                  run_id=tracking.read_run_id(model_dir))
@@ -207,11 +257,15 @@ def main(argv=None) -> None:
                        "optimizer_steps": training["optimizer_steps"], "final_train_loss": training["final_loss"]}
         tracking.log_metrics({f"eval/{k}": v for k, v in metrics.items()})
         write_jsonl(out_samples, samples)
-        write_json(out_metrics, metrics)
+        write_json(out_details, metrics)
+        write_json(out_metrics, {k: metrics[k] for k in HEADLINE})
         tracking.log_artifact(out_samples)
-    print(f"evaluate: {model_dir}: perplexity {metrics['perplexity']:.2f}, pass rate {metrics['pass_rate']:.0%} "
+        tracking.log_artifact(out_details)
+    print(f"evaluate: {model_dir}: perplexity {metrics['perplexity']:.2f} [{metrics['perplexity_ci_low']:.2f}, "
+          f"{metrics['perplexity_ci_high']:.2f}], pass rate {metrics['pass_rate']:.0%} "
           f"[{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "
-          f"{metrics['tokens_per_sec']:.1f} tok/s, {metrics['model_size_mb']:.1f} MiB")
+          f"{metrics['degenerate_share']:.0%} degenerate, {metrics['tokens_per_sec']:.1f} tok/s, "
+          f"{metrics['model_size_mb']:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,15 @@ TOPK_FILE = Path("data/topk/pool.safetensors")  # the teacher's top-k log-probs,
 TOPK_STATS = Path("data/topk/stats.json")
 SUBSETS_DIR = Path("data/subsets")
 METRICS_DIR = Path("metrics")
+# Everything an evaluation measures; metrics/*.json hold only the headline numbers DVC shows.
+DETAILS_DIR = METRICS_DIR / "details"
 SAMPLES_DIR = Path("samples")
 REPORTS_DIR = Path("reports")
 PLOTS_DIR = Path("plots")
 LOSS_PLOTS_DIR = PLOTS_DIR / "loss"
+LOSS_PLOT = PLOTS_DIR / "loss.json"  # every size's loss curve in one file: one chart, one line per size
+SUMMARY = REPORTS_DIR / "summary.json"  # the study's headline numbers (a DVC metric)
+SUMMARY_DETAILS = REPORTS_DIR / "summary_details.json"  # everything else the report computes
 # Resume state lives outside DVC's outputs, so `dvc repro` does not delete it before a rerun.
 PROGRESS_DIR = Path(".kdscale/progress")
 CHECKPOINTS_DIR = Path(".kdscale/checkpoints")
@@ -40,6 +45,10 @@ def student_metrics(size: int) -> Path:
     return METRICS_DIR / f"student-n{size}.json"
 
 
+def student_details(size: int) -> Path:
+    return DETAILS_DIR / f"student-n{size}.json"
+
+
 def student_samples(size: int) -> Path:
     return SAMPLES_DIR / f"student-n{size}.jsonl"
 
@@ -49,4 +58,5 @@ def loss_plot(size: int) -> Path:
 
 
 TEACHER_EVAL_METRICS = METRICS_DIR / "teacher.json"
+TEACHER_EVAL_DETAILS = DETAILS_DIR / "teacher.json"
 TEACHER_SAMPLES = SAMPLES_DIR / "teacher.jsonl"

@@ -1,7 +1,13 @@
 """Stage `report`: combined score, scaling curves, diminishing returns and the written report.
 
-combined_score = w_ppl * (1 / perplexity) + w_pass * pass_rate + w_speed * tokens_per_sec / max tokens_per_sec,
-where the maximum runs over every model of the study (students and teacher).
+combined_score = w_ppl * q_ppl + w_pass * pass_rate + w_speed * q_speed, each axis normalised across the
+study (students and teacher) so that a weight means what it says:
+  q_ppl   = lowest perplexity of the study / perplexity
+  q_speed = speed of the model's architecture / that of the fastest architecture, where an architecture's
+            speed is the median tokens_per_sec of its models (so timing jitter cannot rank students that
+            share one architecture).
+combined_score_seed keeps the seed's raw formula: w_ppl / perplexity + w_pass * pass_rate
++ w_speed * tokens_per_sec / max tokens_per_sec.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-from sklearn.linear_model import LinearRegression
+from scipy.optimize import curve_fit
 
 from kdscale import paths, tracking
 from kdscale.config import ReportParams, load_params
@@ -27,28 +33,73 @@ OTHER_WEIGHTINGS = {  # (perplexity, pass rate, speed)
 }
 
 
+def speed_terms(models: dict[str, dict]) -> dict[str, float]:
+    """Each model's speed: the median tokens_per_sec over the models of its architecture."""
+    by_arch: dict[str, list[float]] = {}
+    for name, m in models.items():
+        by_arch.setdefault(m.get("architecture", name), []).append(m["tokens_per_sec"])
+    return {name: float(np.median(by_arch[m.get("architecture", name)])) for name, m in models.items()}
+
+
 def combined_scores(models: dict[str, dict], weights: tuple[float, float, float]) -> dict[str, float]:
+    """w_ppl * lowest perplexity / perplexity + w_pass * pass_rate + w_speed * speed term / fastest speed term."""
+    lowest = min(m["perplexity"] for m in models.values())
+    speeds = speed_terms(models)
+    fastest = max(speeds.values())
+    w_ppl, w_pass, w_speed = weights
+    return {name: w_ppl * lowest / m["perplexity"] + w_pass * m["pass_rate"] + w_speed * speeds[name] / fastest
+            for name, m in models.items()}
+
+
+def combined_scores_seed(models: dict[str, dict], weights: tuple[float, float, float]) -> dict[str, float]:
+    """The seed's raw formula: with perplexities above 5 it weighs perplexity at almost nothing."""
     fastest = max(m["tokens_per_sec"] for m in models.values())
     w_ppl, w_pass, w_speed = weights
     return {name: w_ppl / m["perplexity"] + w_pass * m["pass_rate"] + w_speed * m["tokens_per_sec"] / fastest
             for name, m in models.items()}
 
 
+MIN_FIT_POINTS = 4  # three parameters: fewer points leave no residual to judge them by
+FIT_PARAMS = ("floor", "b", "alpha")
+
+
 def fit_saturating(sizes: list[int], values: list[float]) -> dict | None:
-    """Fit value(N) = floor + b * N^(-alpha) by a log-log linear fit for each candidate floor."""
-    if len(sizes) < 3:
+    """Fit value(N) = floor + b * N^(-alpha) on sizes > 0, with standard errors; None under MIN_FIT_POINTS.
+
+    Least squares on log(value) (perplexities span orders of magnitude, so each point weighs by its
+    relative error), bounded: floor in [0, lowest value), b > 0, alpha in (0, 3]. A parameter is
+    identifiable when its standard error (from the covariance of the fit) is below its estimate.
+    """
+    points = [(n, v) for n, v in zip(sizes, values) if n > 0]
+    if len(points) < MIN_FIT_POINTS:
         return None
-    x = np.log(np.array(sizes, dtype=float)).reshape(-1, 1)
-    y = np.array(values, dtype=float)
-    best = None
-    for floor in np.linspace(0.0, 0.999 * y.min(), 400):
-        target = np.log(y - floor)
-        fit = LinearRegression().fit(x, target)
-        r2 = fit.score(x, target)
-        if fit.coef_[0] < 0 and (best is None or r2 > best["r2"]):
-            best = {"floor": float(floor), "b": float(math.exp(fit.intercept_)), "alpha": float(-fit.coef_[0]),
-                    "r2": float(r2)}
-    return best
+    x, y = (np.array(col, dtype=float) for col in zip(*points))
+    lowest = float(y.min())
+
+    def log_curve(n, floor, b, alpha):
+        return np.log(floor + b * n**-alpha)
+
+    # Start from half the lowest value as the floor and the log-log slope as the exponent.
+    alpha0 = float(np.clip(-np.polyfit(np.log(x), np.log(y), 1)[0], 0.05, 2.9))
+    floor0 = 0.5 * lowest
+    b0 = max((y[0] - floor0) * x[0] ** alpha0, 1e-9)
+    try:
+        estimate, cov = curve_fit(log_curve, x, np.log(y), p0=[floor0, b0, alpha0],
+                                  bounds=([0.0, 1e-12, 1e-6], [lowest * (1 - 1e-9), np.inf, 3.0]), maxfev=20000)
+    except (RuntimeError, ValueError):
+        return {"points": len(points), "converged": False}
+    fit = {"points": len(points), "converged": True}
+    for name, value, var in zip(FIT_PARAMS, estimate, np.diag(cov)):
+        se = math.sqrt(var) if np.isfinite(var) and var >= 0 else None
+        fit[name], fit[f"{name}_se"] = float(value), se
+        fit[f"{name}_identifiable"] = se is not None and se < abs(fit[name])
+    residual = np.log(y) - log_curve(x, *estimate)
+    fit["rmse_log"] = float(np.sqrt(np.mean(residual**2)))
+    return fit
+
+
+def identifiable(fit: dict | None) -> bool:
+    return bool(fit and fit["converged"] and all(fit[f"{p}_identifiable"] for p in FIT_PARAMS))
 
 
 def doubling_threshold(fit: dict, threshold: float, limit: float = 1e9) -> float | None:
@@ -73,37 +124,59 @@ def _fmt(value, digits=2):
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _ppl(value) -> str:
+    """Perplexities span 2 to 10^5: thousands separators above 100, two decimals below."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
 def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
+    """Four panels against samples on a log axis; the untrained student (n = 0) is drawn apart, as a
+    square at the left edge labelled "0", not joined to the curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = sorted(students)
-    panels = [("perplexity", "perplexity (held-out teacher answers)", True),
-              ("pass_rate", "adherence pass rate (strict, 95% CI)", False),
+    sizes = sorted(n for n in students if n > 0)
+    zero = students.get(0)
+    x_zero = (min(sizes) if sizes else 1) / 2.5  # left of the smallest size, on the log axis
+    panels = [("perplexity", "perplexity (held-out teacher answers, 95% CI)", True),
+              ("pass_rate", "adherence pass rate (strict, 95% CI) and degenerate share", False),
               ("tokens_per_sec", "tokens/s (batch 1, greedy)", False),
               ("train_seconds", "training time (s)", False)]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     for ax, (key, title, log_y) in zip(axes.flat, panels):
-        ys = [students[n][key] for n in sizes]
+        ci = {"perplexity": "perplexity_ci", "pass_rate": "pass_rate_ci"}.get(key)
+
+        def err(ms):
+            if not ci or not all(f"{ci}_low" in m for m in ms):
+                return None
+            return [[max(m[key] - m[f"{ci}_low"], 0.0) for m in ms], [max(m[f"{ci}_high"] - m[key], 0.0) for m in ms]]
+
+        ms = [students[n] for n in sizes]
+        ax.errorbar(sizes, [m[key] for m in ms], yerr=err(ms), marker="o", capsize=4, label="students")
+        if zero is not None and key in zero:
+            ax.errorbar([x_zero], [zero[key]], yerr=err([zero]), marker="s", color="C3", capsize=4, linestyle="none",
+                        label="untrained (n=0)")
         if key == "pass_rate":
-            low = [max(students[n][key] - students[n]["pass_rate_ci_low"], 0.0) for n in sizes]
-            high = [max(students[n]["pass_rate_ci_high"] - students[n][key], 0.0) for n in sizes]
-            ax.errorbar(sizes, ys, yerr=[low, high], marker="o", capsize=4, label="students")
-        else:
-            ax.plot(sizes, ys, marker="o", label="students")
+            ax.plot(sizes, [m.get("degenerate_share", float("nan")) for m in ms], marker="x", color="C2",
+                    label="degenerate share")
+            if zero is not None and "degenerate_share" in zero:
+                ax.plot([x_zero], [zero["degenerate_share"]], marker="x", color="C3", linestyle="none")
         if key in teacher:
             ax.axhline(teacher[key], color="gray", linestyle="--", label="teacher")
         ax.set_xscale("log")
-        ax.set_xticks(sizes, [str(n) for n in sizes])  # the study's sizes, not crowded minor labels
+        ticks = ([x_zero] if zero is not None else []) + sizes
+        ax.set_xticks(ticks, (["0"] if zero is not None else []) + [str(n) for n in sizes])
         ax.minorticks_off()
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel("training samples (teacher answers)")
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.suptitle("kdscale: student quality and cost against teacher-written data")
     fig.tight_layout()
     with atomic_open(out, "wb") as f:
@@ -122,8 +195,45 @@ def side_by_side(teacher_samples: list[dict], student_samples: dict[int, list[di
         for who, s in answers:
             verdict = "pass" if s["strict"] else "fail"
             text = s["response"].replace("\n", " ")[:400] or "(empty)"
-            lines.append(f"- **{who}** ({verdict}, {s['finish_reason']}): {text}")
+            degenerate = ", degenerate" if s.get("degenerate") else ""
+            lines.append(f"- **{who}** ({verdict}, {s['finish_reason']}{degenerate}): {text}")
         lines.append("")
+    return lines
+
+
+def steps_note(params, students: dict[int, dict]) -> list[str]:
+    steps = ", ".join(f"n={n}: {students[n]['optimizer_steps']}" for n in sorted(students))
+    if params.train.schedule == "epochs":
+        largest = students[max(students)]["optimizer_steps"]
+        return [f"Optimizer steps per size: {steps}. Under `train.schedule: epochs` data and steps vary together; "
+                f"the steps-matched control is `dvc exp run -S train.schedule=steps -S train.max_steps={largest}`."]
+    return [f"Optimizer steps per size: {steps} (`train.schedule: {params.train.schedule}`)."]
+
+
+def fit_lines(fit: dict | None, threshold: float, at: float | None) -> list[str]:
+    if fit is None:
+        return [f"The fit needs at least {MIN_FIT_POINTS} sizes > 0 (three parameters); add sizes to "
+                "`scaling.sizes`."]
+    if not fit["converged"]:
+        return [f"The fit did not converge on these {fit['points']} points."]
+    lines = [f"Fit of perplexity(N) = floor + b x N^-alpha on the {fit['points']} sizes > 0 (least squares on "
+             "log perplexity, floor in [0, lowest perplexity), b > 0, alpha in (0, 3]; n = 0 is not fitted), "
+             f"residual RMS {fit['rmse_log']:.3f} in log perplexity:", "",
+             "| parameter | estimate | standard error | |", "|---|---|---|---|"]
+    for name in FIT_PARAMS:
+        se = fit[f"{name}_se"]
+        verdict = "" if fit[f"{name}_identifiable"] else "not identifiable from these points"
+        lines.append(f"| {name} | {fit[name]:.4g} | {'n/a' if se is None else f'{se:.3g}'} | {verdict} |")
+    lines.append("")
+    if not identifiable(fit):
+        lines.append("A standard error above its estimate means these points do not pin that parameter down, so "
+                     "the report makes no claim about where more data stops paying.")
+    elif at is None:
+        lines.append(f"Doubling the data lowers the fitted perplexity by {threshold:.0%} or more at every size "
+                     "below 10^9 samples.")
+    else:
+        lines.append(f"Doubling the data lowers the fitted perplexity by less than {threshold:.0%} "
+                     f"beyond about N = {at:,.0f} samples.")
     return lines
 
 
@@ -135,19 +245,34 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
              f"Teacher `{params.teacher.model}` ({params.teacher.prompt_format} prompts), student "
              f"`{params.student.model}`, prompts from `{params.data.source}`, sizes {sizes}, seed {params.seed}.", "",
              "## Results", "",
-             "| model | samples | perplexity | pass rate [95% CI] | loose | instr. | tok/s | size MiB | combined |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | samples | steps | perplexity [95% CI] | pass rate [95% CI] | degenerate | ended at EOS "
+             "| loose | tok/s | size MiB | combined | seed formula |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = [(f"student-n{n}", n, students[n]) for n in sizes] + [("teacher", "-", teacher)]
     for name, n, m in rows:
-        lines.append(f"| {name} | {n} | {_fmt(m['perplexity'])} | {m['pass_rate']:.0%} "
-                     f"[{m['pass_rate_ci_low']:.0%}, {m['pass_rate_ci_high']:.0%}] | {m['pass_rate_loose']:.0%} | "
-                     f"{m['instruction_pass_rate']:.0%} | {_fmt(m['tokens_per_sec'], 1)} | "
-                     f"{_fmt(m['model_size_mb'], 1)} | {_fmt(summary['combined_score'][name], 3)} |")
-    lines += ["", f"combined_score = {rp.weight_perplexity} x (1 / perplexity) + {rp.weight_pass_rate} x pass_rate + "
-              f"{rp.weight_speed} x tokens_per_sec / {summary['max_tokens_per_sec']:.1f} (the fastest model's "
-              "tokens/s in this study). Pass rates are prompt-level strict adherence on "
-              f"{teacher['adherence_prompts']} prompts; intervals are 95% Wilson intervals.", "",
-              "Rankings under other weightings (perplexity / pass rate / speed; best first):", ""]
+        lines.append(f"| {name} | {n} | {m.get('optimizer_steps', '-')} | {_ppl(m['perplexity'])} "
+                     f"[{_ppl(m.get('perplexity_ci_low'))}, {_ppl(m.get('perplexity_ci_high'))}] | "
+                     f"{m['pass_rate']:.0%} [{m['pass_rate_ci_low']:.0%}, {m['pass_rate_ci_high']:.0%}] | "
+                     f"{m['degenerate_share']:.0%} | {m['answers_ended_eos']:.0%} | {m['pass_rate_loose']:.0%} | "
+                     f"{_fmt(m['tokens_per_sec'], 1)} | {_fmt(m['model_size_mb'], 1)} | "
+                     f"{_fmt(summary['combined_score'][name], 3)} | {_fmt(summary['combined_score_seed'][name], 3)} |")
+    lines += ["", f"combined = {rp.weight_perplexity} x q_ppl + {rp.weight_pass_rate} x pass_rate + "
+              f"{rp.weight_speed} x q_speed, each axis normalised across this study: q_ppl = "
+              f"{_ppl(summary['lowest_perplexity'])} (the lowest perplexity) / perplexity; q_speed = the speed of the "
+              f"model's architecture / {summary['fastest_architecture_speed']:.1f} (the fastest architecture's), "
+              "where an architecture's speed is the median tokens/s of its models, so timing jitter cannot rank "
+              "students of one architecture. \"seed formula\" is the seed's combined_score_seed = "
+              f"{rp.weight_perplexity} / perplexity + {rp.weight_pass_rate} x pass_rate + {rp.weight_speed} x "
+              f"tokens/s / {summary['max_tokens_per_sec']:.1f}.", "",
+              f"Perplexity intervals: 95% percentile bootstrap over the {teacher.get('heldout_answers', '?')} held-out "
+              "answers. Pass rates are prompt-level strict adherence on "
+              f"{teacher['adherence_prompts']} prompts, with 95% Wilson intervals. Degenerate: the share of adherence "
+              "answers that loop (over half of their word 4-grams repeat) or hold no sentence (no 3 words, 2 of them "
+              "different, between sentence ends): a pass on such an answer is not adherence. Ended at EOS: the share "
+              "of adherence answers the model ended itself.", ""]
+    lines += steps_note(params, students)
+    lines += ["", "Rankings by the combined score under other weightings (perplexity / pass rate / speed; best first):",
+              ""]
     for name, ranking in summary["rankings"].items():
         w = OTHER_WEIGHTINGS.get(name, (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed))
         lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {', '.join(ranking)}")
@@ -158,17 +283,8 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
         lines.append(f"| student-n{n} | {_fmt(r['perplexity_ratio'])} | {_fmt(r['pass_rate_ratio'])} | "
                      f"{_fmt(r['speedup'])} | {_fmt(r['size_ratio'], 3)} |")
     lines += ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Diminishing returns", ""]
-    fit = summary["perplexity_fit"]
-    if fit:
-        at = summary["doubling_gain_below_threshold_at"]
-        lines.append(f"Fit: perplexity(N) = {fit['floor']:.2f} + {fit['b']:.2f} x N^-{fit['alpha']:.3f} "
-                     f"(R^2 {fit['r2']:.3f} on log scale).")
-        lines.append(f"Doubling the data lowers the fitted perplexity by less than {rp.doubling_gain_threshold:.0%} "
-                     + (f"beyond about N = {at:,.0f} samples." if at else "nowhere below 10^9 samples."))
-    elif len(sizes) < 3:
-        lines.append("Too few sizes for a fit (at least 3 are needed).")
-    else:
-        lines.append("No saturating fit: perplexity does not fall with the sample count.")
+    lines += fit_lines(summary["perplexity_fit"], rp.doubling_gain_threshold,
+                       summary["doubling_gain_below_threshold_at"])
     lines += ["", "## Cost", "", "| step | seconds |", "|---|---|",
               f"| teacher generation ({generation['answers']} answers, {generation['generated_tokens']} tokens) | "
               f"{generation['generation_seconds']:.0f} |"]
@@ -178,13 +294,16 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
     lines += [f"| evaluation teacher | {teacher['eval_seconds']:.0f} |", "",
               f"Teacher answers dropped by filters: {generation['dropped']} of {generation['answers']} "
               f"({', '.join(f'{k[8:]}: {v}' for k, v in generation.items() if k.startswith('dropped_') and v)})."]
-    types = sorted({k for m in students.values() for k in m if k.startswith("type_pass_rate.")})
+    types = sorted({k.split(".", 1)[1] for m in [*students.values(), teacher] for k in m
+                    if k.startswith("type_pass_rate.")})
     lines += ["", "## Adherence by instruction type (strict)", "",
-              "| type | " + " | ".join(f"n={n}" for n in sizes) + " | teacher |",
-              "|---|" + "---|" * (len(sizes) + 1)]
+              "| type | prompts | " + " | ".join(f"n={n}" for n in sizes) + " | teacher |",
+              "|---|---|" + "---|" * (len(sizes) + 1)]
     for t in types:
-        cells = [f"{students[n].get(t, float('nan')):.0%}" for n in sizes] + [f"{teacher.get(t, float('nan')):.0%}"]
-        lines.append(f"| {t.split('.', 1)[1]} | " + " | ".join(cells) + " |")
+        prompts = next((m[f"type_prompts.{t}"] for m in [teacher, *students.values()] if f"type_prompts.{t}" in m),
+                       "?")
+        cells = [f"{m.get(f'type_pass_rate.{t}', float('nan')):.0%}" for m in [*(students[n] for n in sizes), teacher]]
+        lines.append(f"| {t} | {prompts} | " + " | ".join(cells) + " |")
     lines += ["", "## Answers side by side", ""] + side_by_side(teacher_samples, student_samples)
     return "\n".join(lines) + "\n"
 
@@ -206,28 +325,52 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
         "speedup": students[n]["tokens_per_sec"] / teacher["tokens_per_sec"],
         "size_ratio": students[n]["model_size_mb"] / teacher["model_size_mb"]} for n in sizes}
     best = max((n for n in sizes), key=lambda n: scores[f"student-n{n}"])
+    speeds = speed_terms(models)
     return {
         "weights": {"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
+        "lowest_perplexity": min(m["perplexity"] for m in models.values()),
+        "speed_term": speeds,
+        "fastest_architecture_speed": max(speeds.values()),
         "max_tokens_per_sec": max(m["tokens_per_sec"] for m in models.values()),
-        "normalisation": "q_ppl = 1 / perplexity; q_speed = tokens_per_sec / max_tokens_per_sec (the fastest "
-                         "model of the study, teacher included); pass_rate as measured",
+        "normalisation": "combined_score: q_ppl = lowest_perplexity / perplexity; q_speed = speed_term / "
+                         "fastest_architecture_speed, where speed_term is the median tokens_per_sec of the models of "
+                         "one architecture; pass_rate as measured. combined_score_seed: q_ppl = 1 / perplexity; "
+                         "q_speed = tokens_per_sec / max_tokens_per_sec.",
         "combined_score": scores,
+        "combined_score_seed": combined_scores_seed(models, weights),
         "best_student_size": best,
         "rankings": rankings,
         "vs_teacher": vs_teacher,
+        "optimizer_steps": {f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
         "perplexity_fit": fit,
-        "doubling_gain_below_threshold_at": doubling_threshold(fit, rp.doubling_gain_threshold) if fit else None,
+        "doubling_gain_below_threshold_at":
+            doubling_threshold(fit, rp.doubling_gain_threshold) if identifiable(fit) else None,
         "teacher_generation_seconds": generation["generation_seconds"],
         "total_train_seconds": sum(students[n]["train_seconds"] for n in sizes),
     }
 
 
+def headline(summary: dict) -> dict:
+    """What `dvc metrics show` and `dvc exp show` print for the study: the combined scores and the fit."""
+    out = {"combined_score": summary["combined_score"]}
+    fit = summary["perplexity_fit"]
+    if fit and fit["converged"]:
+        out["fit"] = {k: fit[k] for k in ("floor", "floor_se", "b", "b_se", "alpha", "alpha_se")}
+    return out
+
+
 def stale_size_files(sizes: list[int]) -> list[Path]:
     """Metrics and loss curves of sizes no longer in scaling.sizes: DVC never deletes them, and
     `dvc metrics show` and `dvc exp show` would go on listing them beside the current study."""
-    current = {paths.student_metrics(n) for n in sizes} | {paths.loss_plot(n) for n in sizes}
-    found = [*paths.METRICS_DIR.glob("student-n*.json"), *paths.LOSS_PLOTS_DIR.glob("n*.json")]
+    current = ({paths.student_metrics(n) for n in sizes} | {paths.student_details(n) for n in sizes}
+               | {paths.loss_plot(n) for n in sizes})
+    found = [*paths.METRICS_DIR.glob("student-n*.json"), *paths.DETAILS_DIR.glob("student-n*.json"),
+             *paths.LOSS_PLOTS_DIR.glob("n*.json")]
     return sorted(p for p in found if p not in current)
+
+
+SCALING_KEYS = ["perplexity", "perplexity_ci_low", "perplexity_ci_high", "pass_rate", "pass_rate_loose",
+                "degenerate_share", "answers_ended_eos", "tokens_per_sec", "train_seconds", "final_train_loss"]
 
 
 def main(argv=None) -> None:
@@ -238,31 +381,36 @@ def main(argv=None) -> None:
     if stale:
         print(f"report: warning: results of sizes no longer in scaling.sizes are still in the workspace; "
               f"remove them with `git rm {' '.join(map(str, stale))}`", file=sys.stderr)
-    students = {n: read_json(paths.student_metrics(n)) for n in sizes}
-    teacher = read_json(paths.TEACHER_EVAL_METRICS)
+    students = {n: read_json(paths.student_details(n)) for n in sizes}
+    teacher = read_json(paths.TEACHER_EVAL_DETAILS)
     generation = read_json(paths.TEACHER_METRICS)
     student_samples = {n: read_jsonl(paths.student_samples(n)) for n in sizes}
     teacher_samples = read_jsonl(paths.TEACHER_SAMPLES)
     summary = summarize(params, students, teacher, generation)
 
-    scaling_rows = [{"size": n, **{k: students[n][k] for k in
-                    ["perplexity", "pass_rate", "pass_rate_loose", "tokens_per_sec", "train_seconds", "final_train_loss"]},
+    scaling_rows = [{"size": n, **{k: students[n].get(k) for k in SCALING_KEYS},
                      "combined_score": summary["combined_score"][f"student-n{n}"]} for n in sizes]
     write_json(paths.PLOTS_DIR / "scaling.json", scaling_rows)
+    write_json(paths.LOSS_PLOT, [{"samples": n, "step": row["step"], "loss": row["loss"]}
+                                 for n in sizes for row in read_json(paths.loss_plot(n))])
     paths.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
     draw_curves(students, teacher, paths.REPORTS_DIR / "scaling.png")
     report = build_report(params, students, teacher, generation, summary, student_samples, teacher_samples)
     with atomic_open(paths.REPORTS_DIR / "report.md") as f:
         f.write(report)
-    write_json(paths.REPORTS_DIR / "summary.json", summary)
+    write_json(paths.SUMMARY, headline(summary))
+    write_json(paths.SUMMARY_DETAILS, summary)
 
     tracking.setup()
     tags = tracking.common_tags("report", None, [paths.METRICS_DIR, paths.SAMPLES_DIR])
     with tracking.start_run("report", "report", tags):
         tracking.log_params({"report": params.report.__dict__, "sizes": sizes})
         tracking.log_metrics({f"combined_score.{k}": v for k, v in summary["combined_score"].items()})
-        for name in ["scaling.png", "report.md", "summary.json"]:
-            tracking.log_artifact(paths.REPORTS_DIR / name)
+        tracking.log_metrics({f"combined_score_seed.{k}": v for k, v in summary["combined_score_seed"].items()})
+        tracking.log_metrics({f"fit.{k}": v for k, v in (summary["perplexity_fit"] or {}).items()})
+        for path in [paths.REPORTS_DIR / "scaling.png", paths.REPORTS_DIR / "report.md", paths.SUMMARY,
+                     paths.SUMMARY_DETAILS]:
+            tracking.log_artifact(path)
         tracking.retry(mlflow.log_text, "\n".join(["# Answers side by side", ""] + side_by_side(
             teacher_samples, student_samples)) + "\n", "side_by_side.md")
     print(f"report: {paths.REPORTS_DIR / 'report.md'}; best combined score: n={summary['best_student_size']}")

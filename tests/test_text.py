@@ -1,0 +1,45 @@
+"""The degenerate-answer rules of text.py on the answers that made them necessary."""
+
+from __future__ import annotations
+
+import pytest
+
+from kdscale.text import has_sentence, is_degenerate, is_repetitive
+
+LOOP = ("The water cycle is a cycle that can be a cycle in a cycle in a cycle in a cycle in a cycle "
+        "in a cycle in a cycle in a cycle in a cycle in a cycle in a cycle")
+GOOD = [
+    "The water cycle moves water between the sea, the air and the land. The sun heats the sea, vapour rises, "
+    "cools into clouds and falls again as rain or snow.",
+    "1. Eat a balanced diet with plenty of fruit and vegetables.\n2. Exercise for thirty minutes a day.\n"
+    "3. Sleep seven to eight hours a night.",
+    "Dear Sam, thank you for the lovely gift.",
+]
+
+
+def test_a_loop_is_repetitive_and_degenerate():
+    assert is_repetitive(LOOP)
+    assert has_sentence(LOOP)  # it reads as English: only the loop rule catches it
+    assert is_degenerate(LOOP)
+
+
+@pytest.mark.parametrize("text", ["a a a a", "a a a a a a a a a a a a a a a a a a a a", "........", "", "   \n",
+                                  "1, 2, 3, 4, 5", "<<Title>>", '{"colour": "blue"}'])
+def test_text_without_a_sentence_is_degenerate(text):
+    assert not has_sentence(text)
+    assert is_degenerate(text)
+
+
+@pytest.mark.parametrize("text", GOOD)
+def test_ordinary_answers_are_not_degenerate(text):
+    assert has_sentence(text) and not is_repetitive(text)
+    assert not is_degenerate(text)
+
+
+def test_is_repetitive_thresholds():
+    # 4-grams of "x y z w" repeated: 17 n-grams, 4 distinct, so 76% repeat.
+    looped = " ".join(["x y z w"] * 5)
+    assert is_repetitive(looped, n=4, max_fraction=0.5)
+    assert not is_repetitive(looped, n=4, max_fraction=0.8)
+    assert not is_repetitive("x y z w x y z w", n=4, max_fraction=0.1)  # 5 n-grams < 2n: too short to judge
+    assert is_repetitive("Hello, HELLO... hello! hello hello hello hello hello hello", n=1, max_fraction=0.5)  # case
