@@ -18,6 +18,7 @@ COMMANDS = {
     "train": "fine-tune one student: kdscale train --size N",
     "evaluate": "evaluate a student (--size N) or the teacher (--teacher)",
     "report": "summary, scaling curves and the report",
+    "sync": "fill MLflow from what DVC versions (after dvc pull, a run-cache restore, a crash)",
     "profile": "switch params.yaml to a profile: kdscale profile paper|embedded",
     "ui": "start the MLflow UI on 127.0.0.1 over the project's store",
 }

@@ -186,7 +186,8 @@ def main(argv=None) -> None:
         model_dir, prompt_format, size = paths.TEACHER_DIR, params.teacher.prompt_format, None
         out_metrics, out_samples = paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES
         run = tracking.start_run("evaluate_teacher", "teacher-eval",
-                                 tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]))
+                                 tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]),
+                                 outputs=[out_metrics, out_samples])
     else:
         size = args.size
         check_size(params, size)
@@ -196,6 +197,7 @@ def main(argv=None) -> None:
                                  tracking.common_tags("evaluate", size, [model_dir, paths.TEACHER_HELDOUT]),
                                  run_id=tracking.read_run_id(model_dir))
     with run:
+        tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation")
         metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval,
                                           params.teacher.trust_remote_code if args.teacher else
                                           params.student.trust_remote_code)

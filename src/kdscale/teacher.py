@@ -198,7 +198,8 @@ def main(argv=None) -> None:
     pool, heldout = read_jsonl(paths.POOL_PROMPTS), read_jsonl(paths.HELDOUT_PROMPTS)
     tracking.setup()
     tags = tracking.common_tags("teacher", None, [paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR])
-    with tracking.start_run("teacher", "teacher-generation", tags):
+    with tracking.start_run("teacher", "teacher-generation", tags,
+                            outputs=[paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS]):
         tracking.log_params({"teacher": to_dict(teacher)})
         records = pool + heldout
         rows, timing, progress = run_generation(records, teacher, paths.TEACHER_DIR, paths.PROGRESS_DIR)

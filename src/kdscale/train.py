@@ -191,11 +191,13 @@ def main(argv=None) -> None:
     if is_main:
         tracking.setup()
         tags = tracking.common_tags("train", size, [paths.subset_file(size)])
-        run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints))
+        run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints),
+                                 outputs=[paths.student_dir(size)], size=size)
     with run as active:
         if is_main:
             checkpoints.mkdir(parents=True, exist_ok=True)
             tracking.write_run_id(checkpoints, active.info.run_id)
+            tracking.log_dataset(paths.subset_file(size), "training")
             tracking.log_params({"size": size, "seed": params.seed, "student": to_dict(params.student),
                                  "train": to_dict(params.train), "optimizer_steps": steps,
                                  "world_size": world_size, "parameters": count_parameters(model)})
