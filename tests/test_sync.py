@@ -135,3 +135,84 @@ def test_sync_completes_a_live_run_and_follows_a_new_evaluation(checkout):
     assert client.get_run(live.info.run_id).data.metrics["eval/perplexity"] == 30.0
     sync.sync()
     assert counts() == before
+
+
+# ----------------------------------------------------------------------------- on the reproduced tiny project
+
+def store_counts(db) -> dict:
+    from test_pipeline import all_runs, mlflow_client
+
+    client = mlflow_client(db)
+    runs = all_runs(client)
+    return {"runs": len(runs), "versions": len(client.search_model_versions(f"name = '{NAME}'")),
+            "metric_rows": sum(len(client.get_metric_history(r.info.run_id, k)) for r in runs for k in r.data.metrics),
+            "running": sum(r.info.status == "RUNNING" for r in runs)}
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory, tiny_gpt2_dir):
+    from test_pipeline import reproduced_project
+
+    return reproduced_project(tmp_path_factory, tiny_gpt2_dir)
+
+
+@pytest.mark.slow
+def test_sync_after_repro_adds_nothing_and_a_fresh_clone_gets_the_full_view(reproduced, tmp_path):
+    from test_pipeline import all_runs, commit_all, copy_project, mlflow_client, sh
+
+    project = copy_project(reproduced[0], tmp_path / "project", fresh_store=False)
+    live = store_counts(project / "mlflow.db")
+    out = sh(["kdscale", "sync"], project).stdout
+    assert store_counts(project / "mlflow.db") == live, out  # every stage logged live, with its key
+    assert out.count("up to date") == live["runs"], out
+
+    remote = tmp_path / "remote"
+    sh(["dvc", "remote", "add", "-f", "-d", "local", str(remote)], project)
+    sh(["dvc", "push"], project)
+    commit_all(project, "remote")
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    sh(["dvc", "pull"], clone)
+    assert not (clone / "mlflow.db").exists()
+    sh(["kdscale", "sync"], clone)
+    view = store_counts(clone / "mlflow.db")
+    assert view["runs"] == live["runs"] and view["versions"] == live["versions"] and view["running"] == 0
+    sh(["kdscale", "sync"], clone)
+    assert store_counts(clone / "mlflow.db") == view
+    client = mlflow_client(clone / "mlflow.db")
+    stages = sorted(r.data.tags["kdscale.stage"] for r in all_runs(client))
+    assert stages == sorted(["teacher", "evaluate_teacher", "report"] + ["train"] * 2), stages
+    script = (f"import mlflow; mlflow.set_tracking_uri('sqlite:///{clone / 'mlflow.db'}'); "
+              f"print(mlflow.pyfunc.load_model('models:/{NAME}@n8').predict(['Say hi.'], params={{'max_new_tokens': 2}}))")
+    assert sh(["python", "-c", script], clone).stdout.startswith("[")
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_stage_then_repro_leaves_no_run_running(reproduced, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from test_pipeline import GIT_IDENTITY, copy_project, mlflow_client, sh
+    from conftest import project_env
+
+    project = copy_project(reproduced[0], tmp_path / "project")
+    db = project / "mlflow.db"
+    proc = subprocess.Popen(["dvc", "repro", "--single-item", "--force", "train@16"], cwd=project,
+                            env={**project_env(project), **GIT_IDENTITY}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists() and store_counts(db)["running"]:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None and store_counts(db)["running"] == 1, "the train stage never opened its run"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    sh(["dvc", "repro"], project)
+    runs = mlflow_client(db).search_runs([e.experiment_id for e in mlflow_client(db).search_experiments()])
+    assert "RUNNING" not in {r.info.status for r in runs}, [(r.info.run_name, r.info.status) for r in runs]
+    assert "KILLED" in {r.info.status for r in runs}
