@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -150,14 +151,16 @@ def postgres_missing() -> str | None:
 @pytest.mark.skipif(postgres_missing() is not None, reason=postgres_missing() or "")
 def test_study_through_a_tracking_server_on_postgresql(reproduced, tmp_path):
     """The README's team setup, on one machine: a PostgreSQL cluster in tmp_path as the backend."""
-    data, port = tmp_path / "pg", free_port()
+    # As root, PostgreSQL runs as the postgres user, which cannot enter pytest's private tmp_path.
+    cluster = Path(tempfile.mkdtemp(prefix="kdscale-pg-"))
+    data, port = cluster / "data", free_port()
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
-        os.chmod(tmp_path, 0o777)
+        os.chmod(cluster, 0o777)
     subprocess.run([*as_user, "initdb", "-A", "trust", "-U", "mlflow", "-D", str(data)], check=True,
                    capture_output=True)
-    subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-o", f"-p {port} -k {tmp_path} -h 127.0.0.1",
-                    "-l", str(tmp_path / "pg.log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-o", f"-p {port} -k {cluster} -h 127.0.0.1",
+                    "-l", str(cluster / "pg.log"), "-w", "start"], check=True, capture_output=True)
     try:
         subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"], check=True)
         project = copy_project(reproduced[0], tmp_path / "project")
@@ -169,3 +172,4 @@ def test_study_through_a_tracking_server_on_postgresql(reproduced, tmp_path):
             stop_server(server)
     finally:
         subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(cluster, ignore_errors=True)
