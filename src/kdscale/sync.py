@@ -23,13 +23,12 @@ import math
 import time
 from pathlib import Path
 
-import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from kdscale import paths, tracking
 from kdscale.config import load_params, to_dict
-from kdscale.jsonl import read_json, read_jsonl
+from kdscale.jsonl import read_json
 
 TRAINING_LOG = "training_log.json"  # kdscale.train.TRAINING_LOG (not imported: train pulls in torch)
 SYNC_TAG = "kdscale.synced"  # set on runs that sync created, so the UI tells them from live ones
@@ -78,7 +77,7 @@ def model_version(client: MlflowClient, name: str, run_id: str):
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def open_run(client, experiment_id, stage, size, run_name, outputs, run_id=None):
+def open_run(client, experiment_id, stage, size, outputs, run_id=None):
     """The run that describes `outputs`: by key, else the live run `run_id` when the store has it
     (logged before keys existed, or died before tagging); None when a new one must be made."""
     key = tracking.run_key(stage, size, outputs)
@@ -91,7 +90,7 @@ def open_run(client, experiment_id, stage, size, run_name, outputs, run_id=None)
 def sync_student(client, experiment_id: str, params, size: int, registered_name: str) -> list[str]:
     """Complete (or create) the run of models/student-nN; returns what was added."""
     model_dir = paths.student_dir(size)
-    key, run = open_run(client, experiment_id, "train", size, f"student-n{size}", [model_dir],
+    key, run = open_run(client, experiment_id, "train", size, [model_dir],
                         tracking.read_run_id(model_dir))
     if run is not None and run.info.status == "RUNNING":
         return []  # a live stage holds it (setup() closed those whose process died)
@@ -156,7 +155,7 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
     """A run of its own (teacher generation, teacher eval, report): made whole once, then found by key."""
     if not all(p.exists() for p in outputs):
         return []
-    key, run = open_run(client, experiment_id, stage, None, run_name, outputs)
+    key, run = open_run(client, experiment_id, stage, None, outputs)
     if run is not None:
         return []
     tags = {**tracking.common_tags(stage, None, [p for p in outputs if p.exists()]), tracking.KEY_TAG: key,
