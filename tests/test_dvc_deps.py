@@ -86,9 +86,11 @@ def rel(path: Path) -> str:
     return path.relative_to(REPO).as_posix()
 
 
-def expected_deps(cmd: str) -> set[str]:
-    """The stage's modules as files, and the package's data files (assets/) that any of them names."""
-    modules = import_closure(stage_module(cmd))
+def expected_deps(cmd: str | list[str]) -> set[str]:
+    """The stage's modules as files, and the package's data files (assets/) that any of them names.
+    A stage may run several commands (a list, or joined with &&): each one's modules count."""
+    commands = [c.strip() for entry in ([cmd] if isinstance(cmd, str) else cmd) for c in entry.split("&&")]
+    modules = set().union(*(import_closure(stage_module(c)) for c in commands if c))
     files = {rel(module_file(m)) for m in modules}
     sources = "\n".join(module_file(m).read_text() for m in modules)
     for asset in (PACKAGE / "assets").iterdir():
