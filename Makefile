@@ -19,18 +19,22 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
+# sync: stages restored from DVC's run-cache (or pulled) log nothing; it fills the MLflow view.
 run: setup
 	dvc repro
+	kdscale sync
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 ui: setup
+	kdscale sync
 	kdscale ui
 
 paper: setup
 	kdscale profile paper
 	dvc repro
+	kdscale sync
 
 clean-venv:
 	rm -rf $(VENV)

@@ -293,3 +293,30 @@ def test_student_pyfunc_round_trip(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "/code/kdscale/" in out.stdout
+
+
+def test_runs_of_a_killed_process_are_closed_by_the_next_setup(tmp_path):
+    """A stage killed with SIGKILL cannot end its run; the next stage (or sync) marks it KILLED."""
+    script = textwrap.dedent("""
+        import os, signal
+        from kdscale import tracking
+        tracking.setup()
+        with tracking.start_run("teacher", "teacher-generation", {}) as run:
+            print(run.info.run_id, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "DVC_ROOT": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == -9, out.stderr[-2000:]
+    killed = out.stdout.split()[0]
+    client = MlflowClient(tracking.tracking_uri())
+    assert client.get_run(killed).info.status == "RUNNING"
+    assert client.get_run(killed).data.tags[tracking.PID_TAG].isdigit()
+    experiment = client.get_run(killed).info.experiment_id
+    foreign = client.create_run(experiment, tags={tracking.PID_TAG: "999999999", tracking.HOST_TAG: "elsewhere"})
+    with tracking.start_run("train", "alive", {}) as alive:  # this process: alive, left alone
+        tracking.setup()
+        assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+    assert client.get_run(killed).info.status == "KILLED"
+    assert client.get_run(foreign.info.run_id).info.status == "RUNNING"  # another host: nothing tells
+    assert client.get_run(alive.info.run_id).info.status == "FINISHED"

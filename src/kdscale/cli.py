@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": "evaluate a student (--size N) or the teacher (--teacher)",
     "report": "summary, scaling curves and the report",
     "compare": "compare recipes across DVC experiments: reports/compare.md and compare.png",
+    "sync": "fill MLflow from what DVC versions (after dvc pull, a run-cache restore, a crash)",
     "profile": "switch params.yaml to a profile: kdscale profile paper|embedded",
     "ui": "start the MLflow UI on 127.0.0.1 over the project's store",
 }

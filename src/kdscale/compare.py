@@ -37,9 +37,6 @@ LOG_SCALE = {"perplexity"}
 BOUNDS = {"pass_rate": (0.0, 1.0)}  # a proportion's interval stays within [0, 1]
 STUDENT_METRICS = re.compile(r"(?:^|/)student-n(\d+)\.json$")
 SKIPPED_STATES = {"queued", "running", "failed"}
-# What the MLflow UI's compare view groups by: train.py tags each student's run with these.
-RECIPE_TAGS = {"objective": "train.objective", "schedule": "train.schedule", "learning_rate": "train.learning_rate",
-               "student": "student.model", "seed": "seed"}
 
 
 @dataclass
@@ -59,12 +56,6 @@ class Summary:
 
     def overlaps(self, other: Summary) -> bool:
         return self.low is None or other.low is None or not (self.high < other.low or other.high < self.low)
-
-
-def recipe_tags(params) -> dict:
-    """The recipe as MLflow tags (`kdscale.recipe.<name>`), so the UI groups runs as compare does."""
-    flat = flatten({"seed": params.seed, "train": vars(params.train), "student": vars(params.student)})
-    return {f"kdscale.recipe.{tag}": str(flat[key]) for tag, key in RECIPE_TAGS.items()}
 
 
 # -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.models import count_parameters, load_model, max_context, model_size_mb
 from kdscale.prompts import build_prompt, stop_strings
 from kdscale.text import is_degenerate
-from kdscale.train import TRAINING_LOG
+from kdscale.paths import TRAINING_LOG
 
 BOOTSTRAP_RESAMPLES = 2000
 # The numbers `dvc metrics show` and `dvc exp show` print; every other key goes to the details file.
@@ -234,7 +234,8 @@ def main(argv=None) -> None:
         out_metrics, out_samples = paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES
         out_details = paths.TEACHER_EVAL_DETAILS
         run = tracking.start_run("evaluate_teacher", "teacher-eval",
-                                 tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]))
+                                 tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]),
+                                 outputs=[out_metrics, out_samples])
     else:
         size = args.size
         check_size(params, size)
@@ -245,6 +246,7 @@ def main(argv=None) -> None:
                                  tracking.common_tags("evaluate", size, [model_dir, paths.TEACHER_HELDOUT]),
                                  run_id=tracking.read_run_id(model_dir))
     with run:
+        tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation")
         metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval,
                                           params.teacher.trust_remote_code if args.teacher else
                                           params.student.trust_remote_code, params.device, params.dtype)

@@ -33,6 +33,9 @@ PROGRESS_DIR = Path(".kdscale/progress")
 CHECKPOINTS_DIR = Path(".kdscale/checkpoints")
 
 
+TRAINING_LOG = "training_log.json"  # in each student's folder: the train summary and per-step log
+
+
 def subset_file(size: int) -> Path:
     return SUBSETS_DIR / f"n{size}.jsonl"
 

@@ -403,7 +403,7 @@ def main(argv=None) -> None:
 
     tracking.setup()
     tags = tracking.common_tags("report", None, [paths.METRICS_DIR, paths.SAMPLES_DIR])
-    with tracking.start_run("report", "report", tags):
+    with tracking.start_run("report", "report", tags, outputs=[paths.REPORTS_DIR / "summary.json"]):
         tracking.log_params({"report": params.report.__dict__, "sizes": sizes})
         tracking.log_metrics({f"combined_score.{k}": v for k, v in summary["combined_score"].items()})
         tracking.log_metrics({f"combined_score_seed.{k}": v for k, v in summary["combined_score_seed"].items()})

@@ -26,6 +26,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -47,6 +48,8 @@ except ImportError:  # Windows: no lock, and MLflow's own retries only
     fcntl = None
 
 RUN_ID_FILE = "mlflow_run.json"
+PID_TAG, HOST_TAG = "kdscale.pid", "kdscale.host"  # who holds a RUNNING run: a dead pid on this host = killed
+KEY_TAG = "kdscale.key"  # stage/size/md5 of the outputs a run describes: how `kdscale sync` finds it
 DB_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 # sqlite3's own wait for a lock, in seconds. It covers the connections MLflow opens outside its
@@ -170,7 +173,40 @@ def setup(experiment_name: str = "kdscale") -> str:
                 retry(client.restore_experiment, exp_id)
     retry(mlflow.set_experiment, experiment_id=exp_id)
     _setup_uri = uri
+    close_dead_runs(exp_id)
     return exp_id
+
+
+# ----------------------------------------------------------------------------- runs that died
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def close_dead_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of this host whose process is gone (a SIGKILL, a lost machine
+    leaves them RUNNING forever); returns their ids. Runs of other hosts, or without a pid tag,
+    are left alone: nothing here can tell whether they still live."""
+    client = MlflowClient()
+    running = retry(client.search_runs, [experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+    closed = []
+    for run in running:
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+            continue
+        if not _alive(int(tags[PID_TAG])):
+            retry(client.set_terminated, run.info.run_id, "KILLED")
+            retry(client.set_tag, run.info.run_id, "kdscale.closed_by", f"pid {os.getpid()}: process {tags[PID_TAG]} gone")
+            closed.append(run.info.run_id)
+    if closed:
+        print(f"tracking: marked {len(closed)} run(s) KILLED whose process had died: {', '.join(closed)}")
+    return closed
 
 
 # ----------------------------------------------------------------------------- tags
@@ -231,27 +267,43 @@ def _existing_run(run_id: str):
     return None if run.info.lifecycle_stage == "deleted" else run
 
 
+def owner_tags() -> dict[str, str]:
+    """This process as the holder of a run: close_dead_runs ends the run once it is gone."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def run_key(stage: str, size: int | None, outputs: list[Path]) -> str:
+    """What a run describes, e.g. `train/n320/<md5 of models/student-n320>`: equal outputs, equal key."""
+    return f"{stage}/{'-' if size is None else f'n{size}'}/{data_md5(list(outputs))}"
+
+
 @contextlib.contextmanager
-def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None):
+def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None,
+              outputs: list[Path] | None = None, size: int | None = None):
     """The active run of a stage: a new one, or the run `run_id` reopened when the store has it.
 
     A run id the store does not know (a checkpoint pulled from a DVC remote onto another
     machine) starts a new run that records it as `kdscale.original_run_id`. A reopened run
     keeps its tags: a tag of this stage that would change one goes under `<key>.<stage>`.
-    The run ends FINISHED, or FAILED when the block raises (KILLED on Ctrl-C).
+    The run records this process (pid, host), so a later stage can close it if the process dies.
+    Given `outputs`, a run that ends well is tagged with their key (run_key), so `kdscale sync`
+    knows it already describes them. The run ends FINISHED, or FAILED when the block raises
+    (KILLED on Ctrl-C).
     """
     if _setup_uri != tracking_uri():  # a stage that forgot setup() still writes to the right store
         setup()
     tags = {"kdscale.stage": stage, **{k: str(v) for k, v in tags.items()}}
+    owner = owner_tags()
     existing = _existing_run(run_id) if run_id else None
     if existing:
         run = retry(mlflow.start_run, run_id=run_id)
         old = existing.data.tags
-        retry(mlflow.set_tags, {k if k not in old or old[k] == v else f"{k}.{stage}": v for k, v in tags.items()})
+        retry(mlflow.set_tags, {**{k if k not in old or old[k] == v else f"{k}.{stage}": v for k, v in tags.items()},
+                                **owner})
     else:
         if run_id:
             tags["kdscale.original_run_id"] = run_id
-        run = retry(mlflow.start_run, run_name=run_name, tags=tags)
+        run = retry(mlflow.start_run, run_name=run_name, tags={**tags, **owner})
     try:
         yield run
     except KeyboardInterrupt:
@@ -260,6 +312,9 @@ def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None):
     except BaseException:
         retry(mlflow.end_run, "FAILED")
         raise
+    if outputs:
+        retry(mlflow.set_tag, KEY_TAG if not existing or KEY_TAG not in existing.data.tags else f"{KEY_TAG}.{stage}",
+              run_key(stage, size, outputs))
     retry(mlflow.end_run, "FINISHED")
 
 
@@ -270,15 +325,41 @@ def is_secret(key: str) -> bool:
                for i, w in enumerate(words))
 
 
-def log_params(d: dict) -> None:
+def flat_params(d: dict) -> dict[str, str]:
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-    params = {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in flatten(d).items() if not is_secret(k)}
+    return {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in flatten(d).items() if not is_secret(k)}
+
+
+# What the MLflow UI's compare view groups by: train.py tags each student's run with these,
+# and kdscale compare groups experiments the same way.
+RECIPE_TAGS = {"objective": "train.objective", "schedule": "train.schedule", "learning_rate": "train.learning_rate",
+               "student": "student.model", "seed": "seed"}
+
+
+def recipe_tags(params) -> dict:
+    """The recipe as MLflow tags (`kdscale.recipe.<name>`), so the UI groups runs as compare does."""
+    flat = flatten({"seed": params.seed, "train": vars(params.train), "student": vars(params.student)})
+    return {f"kdscale.recipe.{tag}": str(flat[key]) for tag, key in RECIPE_TAGS.items()}
+
+
+def log_params(d: dict) -> None:
+    params = flat_params(d)
     if params:
         retry(mlflow.log_params, params)
 
 
-def log_metrics(d: dict, step: int | None = None) -> None:
+def log_params_to(run_id: str, d: dict) -> None:
+    """log_params on a run that is not the active one (kdscale sync)."""
+    from mlflow.entities import Param
+
+    params = [Param(k, v) for k, v in flat_params(d).items()]
+    for start in range(0, len(params), 100):  # log_batch takes at most 100 params
+        retry(MlflowClient().log_batch, run_id, params=params[start:start + 100])
+
+
+def flat_metrics(d: dict) -> dict[str, float]:
+    """The finite numbers of a nested dict, under dotted keys; strings and booleans are left out."""
     metrics = {}
     for k, v in flatten(d).items():
         try:
@@ -287,6 +368,11 @@ def log_metrics(d: dict, step: int | None = None) -> None:
             continue
         if math.isfinite(x) and not isinstance(v, (str, bool)):
             metrics[k] = x
+    return metrics
+
+
+def log_metrics(d: dict, step: int | None = None) -> None:
+    metrics = flat_metrics(d)
     if metrics:
         retry(mlflow.log_metrics, metrics, step=step)
 
@@ -301,6 +387,25 @@ def log_artifact(path: Path, artifact_path: str | None = None) -> None:
 
 def log_dict(d: dict, artifact_file: str) -> None:
     retry(mlflow.log_dict, d, artifact_file)
+
+
+def log_dataset(path: Path, context: str, run_id: str | None = None) -> None:
+    """The data file a run read, as an MLflow dataset input: the DVC path as name and source, its
+    md5 (what dvc.lock records for a file) as digest. The UI's Dataset column shows it."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    path = Path(path)
+    # MLflow makes its "local" source class at import time; it is not importable by name.
+    local = next(s for s in get_registered_sources() if s._get_source_type() == "local")
+    dataset = MetaDataset(local(path.as_posix()), name=path.as_posix(), digest=data_md5([path]))
+    if run_id is None:
+        retry(mlflow.log_input, dataset, context=context)
+    else:
+        entity = DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        retry(MlflowClient().log_inputs, run_id, [entity])
 
 
 def write_run_id(folder: Path, run_id: str) -> None:

@@ -25,14 +25,13 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdscale import distill, paths, tracking
-from kdscale.compare import recipe_tags
 from kdscale.config import check_size, Params, load_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
+from kdscale.paths import TRAINING_LOG
 from kdscale.models import SCRATCH, count_parameters, load_model, load_tokenizer, max_context
 from kdscale.examples import CompletionCollator, tokenize_records
 
-TRAINING_LOG = "training_log.json"
 
 
 # -----------------------------------------------------------------------------
@@ -279,12 +278,14 @@ def main(argv=None) -> None:
     if is_main:
         tracking.setup()
         tags = tracking.common_tags("train", size, [paths.subset_file(size)])
-        tags.update(recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
-        run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints))
+        tags.update(tracking.recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
+        run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints),
+                                 outputs=[paths.student_dir(size)], size=size)
     with run as active:
         if is_main:
             checkpoints.mkdir(parents=True, exist_ok=True)
             tracking.write_run_id(checkpoints, active.info.run_id)
+            tracking.log_dataset(paths.subset_file(size), "training")
             tracking.log_params({"size": size, "seed": params.seed, "student": to_dict(params.student),
                                  "train": to_dict(params.train), "optimizer_steps": steps,
                                  "world_size": world_size, "parameters": count_parameters(model)})
@@ -335,7 +336,7 @@ def save_untrained(params: Params, model, tokenizer) -> None:
                "padding_fraction": 0.0, "parameters": count_parameters(model), "world_size": 1}
     write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": []})
     tracking.setup()
-    tags = tracking.common_tags("train", 0, [paths.subset_file(0), paths.STUDENT_INIT_DIR]) | recipe_tags(params)
+    tags = tracking.common_tags("train", 0, [paths.subset_file(0), paths.STUDENT_INIT_DIR]) | tracking.recipe_tags(params)
     with tracking.start_run("train", "student-n0", tags) as active:
         tracking.log_params({"size": 0, "seed": params.seed, "student": to_dict(params.student),
                              "train": to_dict(params.train), "optimizer_steps": 0,

@@ -1,0 +1,230 @@
+"""`kdscale sync`: make the MLflow store a complete view of what DVC versions in this checkout.
+
+DVC is the record; MLflow is the view. Stages log live, but a fresh clone after `dvc pull`, a
+stage restored from DVC's run-cache, or a crash between a stage's output and its logging leave
+the store short. sync walks the versioned outputs and fills in what is missing:
+
+    models/student-nN/   one run per model: params, training curve (training_log.json), the
+                         subset as a dataset input, eval metrics and samples, the model logged,
+                         registered and aliased nN
+    metrics/teacher_generation.json, data/teacher/   the teacher-generation run
+    metrics/teacher.json, samples/teacher.jsonl      the teacher-eval run
+    reports/                                         the report run
+
+A run is found by its key (tracking.run_key: stage, size, md5 of the outputs it describes),
+which live stages tag too, so running sync twice, or after the stages logged live, adds
+nothing. It also closes runs whose process died (tracking.setup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from kdscale import paths, tracking
+from kdscale.config import load_params, to_dict
+from kdscale.jsonl import read_json
+from kdscale.paths import TRAINING_LOG
+
+SYNC_TAG = "kdscale.synced"  # set on runs that sync created, so the UI tells them from live ones
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)  # a metric's latest value is the one of the highest (step, timestamp)
+
+
+def find_run(client: MlflowClient, experiment_id: str, key: str):
+    runs = tracking.retry(client.search_runs, [experiment_id], f"tags.`{tracking.KEY_TAG}` = '{key}'",
+                          max_results=10, order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
+def missing_metrics(client: MlflowClient, run_id: str, metrics: dict) -> dict:
+    """The metrics whose latest value in the run is absent or differs from the file's."""
+    have = tracking.retry(client.get_run, run_id).data.metrics
+    flat = tracking.flat_metrics(metrics)  # nested values under dotted keys, as the live stages log them
+    return {k: v for k, v in flat.items() if k not in have or not math.isclose(have[k], v, rel_tol=1e-9)}
+
+
+def has_artifact(client: MlflowClient, run_id: str, name: str) -> bool:
+    return any(f.path == name for f in tracking.retry(client.list_artifacts, run_id))
+
+
+def has_dataset(client: MlflowClient, run_id: str, path: Path) -> bool:
+    inputs = tracking.retry(client.get_run, run_id).inputs
+    digest = tracking.data_md5([path])
+    return any(d.dataset.name == path.as_posix() and d.dataset.digest == digest
+               for d in (inputs.dataset_inputs if inputs else []))
+
+
+def log_curve(client: MlflowClient, run_id: str, history: list[dict]) -> int:
+    """The Trainer's log history as train/<name> per step, as the live MLflowLogger logs it."""
+    metrics = [Metric(f"train/{k}", float(v), now_ms(), int(h["step"]))
+               for h in history if "step" in h and "loss" in h
+               for k, v in h.items() if k != "step" and isinstance(v, (int, float)) and math.isfinite(v)]
+    for start in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
+        tracking.retry(client.log_batch, run_id, metrics=metrics[start:start + 1000])
+    return len(metrics)
+
+
+def model_version(client: MlflowClient, name: str, run_id: str):
+    versions = tracking.retry(client.search_model_versions, f"name = '{name}' and run_id = '{run_id}'")
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def open_run(client, experiment_id, stage, size, outputs, run_id=None):
+    """The run that describes `outputs`: by key, else the live run `run_id` when the store has it
+    (logged before keys existed, or died before tagging); None when a new one must be made."""
+    key = tracking.run_key(stage, size, outputs)
+    run = find_run(client, experiment_id, key)
+    if run is None and run_id:
+        run = tracking._existing_run(run_id)
+    return key, run
+
+
+def sync_student(client, experiment_id: str, params, size: int, registered_name: str) -> list[str]:
+    """Complete (or create) the run of models/student-nN; returns what was added."""
+    model_dir = paths.student_dir(size)
+    key, run = open_run(client, experiment_id, "train", size, [model_dir],
+                        tracking.read_run_id(model_dir))
+    if run is not None and run.info.status == "RUNNING":
+        return []  # a live stage holds it (setup() closed those whose process died)
+    log = read_json(model_dir / TRAINING_LOG)
+    summary = log["summary"]
+    metrics_file = paths.student_metrics(size)
+    eval_metrics = read_json(metrics_file) if metrics_file.is_file() else {}
+    added = []
+    tags = {**tracking.common_tags("train", size, [paths.subset_file(size)] if paths.subset_file(size).is_file() else []),
+            tracking.KEY_TAG: key}
+    if run is None:
+        tags[SYNC_TAG] = "true"
+        if tracking.read_run_id(model_dir):
+            tags["kdscale.original_run_id"] = tracking.read_run_id(model_dir)
+        run = tracking.retry(client.create_run, experiment_id, run_name=f"student-n{size}",
+                             tags={**tags, **tracking.owner_tags()})
+        added.append("run")
+        tracking.log_params_to(run.info.run_id, {
+            "size": size, "seed": params.seed, "student": to_dict(params.student), "train": to_dict(params.train),
+            "optimizer_steps": summary.get("optimizer_steps"), "world_size": summary.get("world_size"),
+            "parameters": summary.get("parameters")})
+    elif run.data.tags.get(tracking.KEY_TAG) != key:
+        tracking.retry(client.set_tag, run.info.run_id, tracking.KEY_TAG, key)
+    run_id = run.info.run_id
+
+    if not tracking.retry(client.get_metric_history, run_id, "train/loss"):
+        if log_curve(client, run_id, log.get("log_history", [])):
+            added.append("curve")
+    new = missing_metrics(client, run_id, {k: v for k, v in summary.items() if k != "size"})
+    new.update(missing_metrics(client, run_id, {f"eval/{k}": v for k, v in eval_metrics.items()}))
+    if new:
+        tracking.retry(client.log_batch, run_id, metrics=[Metric(k, v, now_ms(), 0) for k, v in new.items()])
+        added.append(f"{len(new)} metrics")
+    if paths.subset_file(size).is_file() and not has_dataset(client, run_id, paths.subset_file(size)):
+        tracking.log_dataset(paths.subset_file(size), "training", run_id=run_id)
+        added.append("subset")
+    if eval_metrics and paths.TEACHER_HELDOUT.is_file() and not has_dataset(client, run_id, paths.TEACHER_HELDOUT):
+        tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation", run_id=run_id)
+        added.append("held-out set")
+    samples = paths.student_samples(size)
+    if samples.is_file() and not has_artifact(client, run_id, samples.name):
+        tracking.retry(client.log_artifact, run_id, str(samples))
+        added.append("samples")
+
+    version = model_version(client, registered_name, run_id)
+    if version is None:
+        with tracking.start_run("sync", f"student-n{size}", {}, run_id=run_id):  # log_model logs on the active run
+            tracking.log_student_model(model_dir, registered_name, size)
+        added.append("model")
+    else:
+        model = tracking.retry(client.get_registered_model, registered_name)
+        if str(model.aliases.get(f"n{size}")) != str(version.version):  # the checkout's model is the one @nN names
+            tracking.retry(client.set_registered_model_alias, registered_name, f"n{size}", version.version)
+            added.append(f"alias n{size}")
+    if run.info.status != "FINISHED" and "model" not in added:
+        tracking.retry(client.set_terminated, run_id, "FINISHED")
+    return added
+
+
+def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: list[Path], params: dict,
+                metrics: dict, artifacts: list[Path], datasets: list[tuple[Path, str]] = ()) -> list[str]:
+    """A run of its own (teacher generation, teacher eval, report): made whole once, then found by key."""
+    if not all(p.exists() for p in outputs):
+        return []
+    key, run = open_run(client, experiment_id, stage, None, outputs)
+    if run is not None:
+        return []
+    tags = {**tracking.common_tags(stage, None, [p for p in outputs if p.exists()]), tracking.KEY_TAG: key,
+            "kdscale.stage": stage, SYNC_TAG: "true"}
+    run = tracking.retry(client.create_run, experiment_id, run_name=run_name, tags={**tags, **tracking.owner_tags()})
+    run_id = run.info.run_id
+    tracking.log_params_to(run_id, params)
+    new = missing_metrics(client, run_id, metrics)
+    if new:
+        tracking.retry(client.log_batch, run_id, metrics=[Metric(k, v, now_ms(), 0) for k, v in new.items()])
+    for path in artifacts:
+        if path.is_file():
+            tracking.retry(client.log_artifact, run_id, str(path))
+    for path, context in datasets:
+        if path.is_file():
+            tracking.log_dataset(path, context, run_id=run_id)
+    tracking.retry(client.set_terminated, run_id, "FINISHED")
+    return ["run"]
+
+
+def student_sizes() -> list[int]:
+    sizes = []
+    for folder in Path("models").glob("student-n*"):
+        if folder.is_dir() and folder.name.removeprefix("student-n").isdigit() and (folder / TRAINING_LOG).is_file():
+            sizes.append(int(folder.name.removeprefix("student-n")))
+    return sorted(sizes)
+
+
+def sync() -> dict[str, list[str]]:
+    """Fill the store from this checkout's outputs; returns {run name: what was added}."""
+    experiment_id = tracking.setup()
+    client = MlflowClient()
+    params = load_params()
+    done = {}
+    if paths.TEACHER_METRICS.is_file():
+        done["teacher-generation"] = sync_simple(
+            client, experiment_id, "teacher", "teacher-generation",
+            [paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS],
+            {"teacher": to_dict(params.teacher)}, read_json(paths.TEACHER_METRICS), [paths.TEACHER_METRICS],
+            [(paths.POOL_PROMPTS, "generation"), (paths.HELDOUT_PROMPTS, "generation")])
+    if paths.TEACHER_EVAL_METRICS.is_file():
+        done["teacher-eval"] = sync_simple(
+            client, experiment_id, "evaluate_teacher", "teacher-eval",
+            [paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES], {},
+            {f"eval/{k}": v for k, v in read_json(paths.TEACHER_EVAL_METRICS).items()}, [paths.TEACHER_SAMPLES],
+            [(paths.TEACHER_HELDOUT, "evaluation")])
+    for size in student_sizes():
+        done[f"student-n{size}"] = sync_student(client, experiment_id, params, size, params.student.registered_name)
+    summary_file = paths.REPORTS_DIR / "summary.json"
+    if summary_file.is_file():
+        summary = read_json(summary_file)
+        done["report"] = sync_simple(
+            client, experiment_id, "report", "report", [summary_file],
+            {"report": to_dict(params.report), "sizes": params.scaling.sizes},
+            {f"combined_score.{k}": v for k, v in (summary.get("combined_score") or {}).items()},
+            [paths.REPORTS_DIR / name for name in ("scaling.png", "report.md", "summary.json")])
+    return done
+
+
+def main(argv=None) -> None:
+    argparse.ArgumentParser(prog="kdscale sync", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    done = sync()
+    for name, added in done.items():
+        print(f"sync: {name}: {', '.join(added) if added else 'up to date'}")
+    print(f"sync: {tracking.tracking_uri()} describes this checkout")
+
+
+if __name__ == "__main__":
+    from kdscale.cli import run
+
+    run(main)

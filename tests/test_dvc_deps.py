@@ -1,0 +1,155 @@
+"""dvc.yaml records exactly what each stage depends on: the modules it runs, the files they read,
+and the params it uses (as leaf keys, so a logging knob retrains nothing).
+
+The stages come from dvc.yaml and the imports from the code (ast), so a new module or stage is
+checked without editing this file; a failure names the path or key to add and where.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+SRC = REPO / "src"
+PACKAGE = SRC / "kdscale"
+# The dispatcher behind the `kdscale` command: it imports the stage's module by name and only
+# reaches a stage module's code through it, so it does not change what a stage computes.
+NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale"}
+# Params a stage reads that change no output of it: how often the loss is logged, the MLflow
+# registry name. Everything else of a stage's own section must be listed in its `params`.
+NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name"}
+# The params.yaml sections a stage owns, beside the one named like the stage.
+OWNED_SECTIONS = {"prepare": ["data"], "train": ["train", "student"], "evaluate": ["eval"]}
+
+
+def dvc_stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def params_yaml() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def module_file(module: str) -> Path | None:
+    parts = module.split(".")
+    if parts[0] != "kdscale":
+        return None
+    base = SRC.joinpath(*parts)
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def kdscale_imports(path: Path) -> set[str]:
+    """Every kdscale module one file imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("kdscale.")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "kdscale":  # from kdscale import paths, tracking
+                found |= {f"kdscale.{a.name}" for a in node.names if module_file(f"kdscale.{a.name}")}
+            elif node.module.startswith("kdscale."):
+                found.add(node.module)
+    return found - NOT_STAGE_CODE
+
+
+def import_closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or module_file(name) is None:
+            continue
+        seen.add(name)
+        todo.extend(kdscale_imports(module_file(name)))
+    return seen
+
+
+def stage_module(cmd: str) -> str:
+    """`kdscale train --size 8` -> kdscale.train; `python -m kdscale.report` -> kdscale.report."""
+    words = cmd.split()
+    if words[0] == "kdscale":
+        return f"kdscale.{words[1]}"
+    if "-m" in words:
+        return words[words.index("-m") + 1]
+    raise AssertionError(f"dvc.yaml: cannot tell which kdscale module runs `{cmd}`")
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def expected_deps(cmd: str | list[str]) -> set[str]:
+    """The stage's modules as files, and the package's data files (assets/) that any of them names.
+    A stage may run several commands (a list, or joined with &&): each one's modules count."""
+    commands = [c.strip() for entry in ([cmd] if isinstance(cmd, str) else cmd) for c in entry.split("&&")]
+    modules = set().union(*(import_closure(stage_module(c)) for c in commands if c))
+    files = {rel(module_file(m)) for m in modules}
+    sources = "\n".join(module_file(m).read_text() for m in modules)
+    for asset in (PACKAGE / "assets").iterdir():
+        if asset.is_file() and asset.name in sources:
+            files.add(rel(asset))
+    return files
+
+
+def leaf_keys(d: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for k, v in d.items():
+        keys |= leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+    return keys
+
+
+def param_names(stage: dict) -> set[str]:
+    names = set()
+    for entry in stage.get("params", []):
+        names |= set(entry) if isinstance(entry, dict) else {entry}  # {file.yaml: [keys]} or a key
+    return names
+
+
+STAGES = dvc_stages()
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_list_every_module_and_data_file_it_reads(name):
+    stage = STAGES[name]
+    deps = {d for d in stage.get("deps", [])}
+    missing = sorted(expected_deps(stage["cmd"]) - deps)
+    assert not missing, "dvc.yaml stage '{}' misses deps; add to its `deps:` list:\n{}".format(
+        name, "\n".join(f"  - {m}" for m in missing))
+
+
+def test_imports_are_followed_transitively():
+    """The test's own walk: train reaches models.py (and hub.py, imported inside a function)."""
+    closure = import_closure("kdscale.train")
+    assert {"kdscale.models", "kdscale.hub", "kdscale.examples", "kdscale.prompts", "kdscale.errors"} <= closure
+    assert "kdscale.cli" not in closure
+    assert "src/kdscale/assets/builtin_prompts.jsonl" in expected_deps("kdscale prepare")
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_params_are_leaf_keys(name):
+    leaves = leaf_keys(params_yaml())
+    names = param_names(STAGES[name])
+    not_leaves = sorted(n for n in names if n not in leaves)
+    assert not not_leaves, (f"dvc.yaml stage '{name}': params must name leaf keys of params.yaml (so a change "
+                            f"elsewhere in the section reruns nothing); replace {not_leaves} with their leaf keys")
+    listed_but_harmless = sorted(names & NOT_OUTPUT_PARAMS)
+    assert not listed_but_harmless, f"dvc.yaml stage '{name}': remove {listed_but_harmless} from its params"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_params_cover_its_own_sections(name):
+    """A key added to params.yaml under the stage's own section must be listed (or declared harmless)."""
+    params, base = params_yaml(), name.split("@")[0]
+    sections = [s for s in OWNED_SECTIONS.get(base, [base]) if isinstance(params.get(s), dict)]
+    wanted = {k for s in sections for k in leaf_keys(params[s], f"{s}.")} - NOT_OUTPUT_PARAMS
+    missing = sorted(wanted - param_names(STAGES[name]))
+    assert not missing, "dvc.yaml stage '{}' misses params; add to its `params:` list:\n{}".format(
+        name, "\n".join(f"  - {m}" for m in missing))

@@ -1,0 +1,227 @@
+"""`kdscale sync` builds the MLflow view from a checkout's outputs, once: a fresh store gets every run,
+the model registry and its aliases; a second sync, or a sync after live logging, adds nothing.
+
+The checkout is written by hand (the files the stages write, a tiny GPT-2 as the student) so the
+tests need no `dvc repro`; tests/test_pipeline.py's reproduced project covers the live stages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import mlflow
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import tiny_params
+from kdscale import paths, sync, tracking
+from kdscale.jsonl import write_json, write_jsonl
+
+SIZE = 8
+NAME = "kdscale-student"
+
+
+@pytest.fixture()
+def checkout(tmp_path, monkeypatch, tiny_gpt2_dir):
+    """A project's outputs as `dvc pull` leaves them: files only, an empty MLflow store."""
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
+                "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "KDSCALE_STUDY"):
+        monkeypatch.delenv(key, raising=False)
+    root = tmp_path / "clone"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("DVC_ROOT", str(root))
+    monkeypatch.setattr(tracking, "_setup_uri", None)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_gpt2_dir)))
+    prompts = [{"id": f"p{i}", "instruction": f"Say {i}.", "input": ""} for i in range(12)]
+    answers = [{**p, "response": f"{i}.", "finish_reason": "eos", "n_tokens": 2} for i, p in enumerate(prompts)]
+    write_jsonl(paths.POOL_PROMPTS, prompts[:10])
+    write_jsonl(paths.HELDOUT_PROMPTS, prompts[10:])
+    write_jsonl(paths.TEACHER_POOL, answers[:10])
+    write_jsonl(paths.TEACHER_HELDOUT, answers[10:])
+    write_json(paths.TEACHER_METRICS, {"answers": 12, "dropped": 0, "tokens_per_sec": 3.5, "by_reason": {"eos": 12}})
+    write_jsonl(paths.subset_file(SIZE), answers[:SIZE])
+    student = paths.student_dir(SIZE)
+    shutil.copytree(tiny_gpt2_dir, student)
+    history = [{"loss": 3.0 - step / 10, "learning_rate": 1e-3, "grad_norm": 1.5, "step": step} for step in (1, 2, 3)]
+    write_json(student / "training_log.json", {"summary": {"size": SIZE, "final_loss": 2.7, "optimizer_steps": 3,
+                                                           "train_seconds": 1.0, "world_size": 1, "parameters": 9},
+                                               "log_history": history + [{"train_runtime": 1.0, "step": 3}]})
+    tracking.write_run_id(student, "f" * 32)  # the run id of the machine that trained it: unknown here
+    write_json(paths.student_metrics(SIZE), {"size": SIZE, "perplexity": 40.5, "pass_rate": 0.25,
+                                             "tokens_per_sec": 99.0, "model_size_mb": 0.1})
+    write_jsonl(paths.student_samples(SIZE), [{"id": "p10", "response": "hi"}])
+    write_json(paths.TEACHER_EVAL_METRICS, {"perplexity": 2.5, "pass_rate": 0.5})
+    write_jsonl(paths.TEACHER_SAMPLES, [{"id": "p10", "response": "hello"}])
+    (root / "reports").mkdir()
+    write_json(paths.REPORTS_DIR / "summary.json", {"combined_score": {f"n{SIZE}": 0.5}})
+    (paths.REPORTS_DIR / "report.md").write_text("# report\n")
+    yield root
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+def counts() -> dict:
+    """Runs, model versions and metric rows (every logged value, history included) of the store."""
+    client = MlflowClient(tracking.tracking_uri())
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+    rows = sum(len(client.get_metric_history(r.info.run_id, key)) for r in runs for key in r.data.metrics)
+    versions = client.search_model_versions(f"name = '{NAME}'")
+    return {"runs": len(runs), "versions": len(versions), "metric_rows": rows,
+            "params": sum(len(r.data.params) for r in runs), "inputs": sum(len(r.inputs.dataset_inputs) for r in runs)}
+
+
+def test_sync_builds_the_full_view_in_a_fresh_clone_once(checkout, capsys):
+    sync.main([])
+    before = counts()
+    assert before["runs"] == 4 and before["versions"] == 1 and before["metric_rows"] > 0 and before["inputs"] == 5
+    sync.main([])
+    assert counts() == before  # the second sync adds nothing
+    assert capsys.readouterr().out.count("up to date") == 4
+
+    done = sync.sync()
+    assert set(done) == {"teacher-generation", "teacher-eval", f"student-n{SIZE}", "report"}
+    client = MlflowClient()
+    runs = {r.info.run_name: r for r in client.search_runs([tracking.setup()], max_results=100)}
+    assert set(runs) == {"teacher-generation", "teacher-eval", f"student-n{SIZE}", "report"}
+    assert {r.info.status for r in runs.values()} == {"FINISHED"}
+
+    student = runs[f"student-n{SIZE}"]
+    run_id = student.info.run_id
+    assert student.data.tags["kdscale.original_run_id"] == "f" * 32
+    assert student.data.tags[tracking.KEY_TAG] == tracking.run_key("train", SIZE, [paths.student_dir(SIZE)])
+    assert student.data.params["train.learning_rate"] and student.data.params["size"] == str(SIZE)
+    assert [m.value for m in client.get_metric_history(run_id, "train/loss")] == pytest.approx([2.9, 2.8, 2.7])
+    assert student.data.metrics["eval/perplexity"] == 40.5 and student.data.metrics["final_loss"] == 2.7
+    assert {f.path for f in client.list_artifacts(run_id)} >= {paths.student_samples(SIZE).name}
+    assert client.get_run(run_id).data.tags["kdscale.model_uri"] == f"models:/{NAME}/1"
+    datasets = {(d.dataset.name, d.dataset.digest) for d in student.inputs.dataset_inputs}
+    assert datasets == {(paths.subset_file(SIZE).as_posix(), tracking.data_md5([paths.subset_file(SIZE)])),
+                        (paths.TEACHER_HELDOUT.as_posix(), tracking.data_md5([paths.TEACHER_HELDOUT]))}
+
+    version = client.get_model_version_by_alias(NAME, f"n{SIZE}")
+    assert version.run_id == run_id
+    answers = mlflow.pyfunc.load_model(f"models:/{NAME}@n{SIZE}").predict(["Say hi."], params={"max_new_tokens": 2})
+    assert len(answers) == 1 and isinstance(answers[0], str)
+
+    assert runs["teacher-generation"].data.metrics["by_reason.eos"] == 12
+    assert runs["teacher-generation"].data.params["teacher.max_new_tokens"] == "12"
+    assert runs["teacher-eval"].data.metrics["eval/perplexity"] == 2.5
+    assert {f.path for f in client.list_artifacts(runs["report"].info.run_id)} >= {"report.md", "summary.json"}
+
+
+def test_sync_completes_a_live_run_and_follows_a_new_evaluation(checkout):
+    """A run logged live (found by the id beside the model) gets only what it lacks; a changed
+    metrics file (re-evaluated) updates the run's metrics, once."""
+    student = paths.student_dir(SIZE)
+    tracking.setup()
+    with tracking.start_run("train", f"student-n{SIZE}", {}, outputs=[student], size=SIZE) as live:
+        tracking.log_metrics({"train/loss": 2.9}, step=1)
+        tracking.write_run_id(student, live.info.run_id)  # as train does, before the run ends and takes its key
+    sync.sync()
+    client = MlflowClient()
+    assert counts()["runs"] == 4  # no second student run
+    got = client.get_run(live.info.run_id)
+    assert len(client.get_metric_history(live.info.run_id, "train/loss")) == 1  # the live curve is kept
+    assert got.data.metrics["eval/perplexity"] == 40.5
+    assert client.get_model_version_by_alias(NAME, f"n{SIZE}").run_id == live.info.run_id
+
+    metrics = json.loads(paths.student_metrics(SIZE).read_text())
+    write_json(paths.student_metrics(SIZE), {**metrics, "perplexity": 30.0})
+    sync.sync()
+    before = counts()
+    assert client.get_run(live.info.run_id).data.metrics["eval/perplexity"] == 30.0
+    sync.sync()
+    assert counts() == before
+
+
+# ----------------------------------------------------------------------------- on the reproduced tiny project
+
+def store_counts(db) -> dict:
+    from test_pipeline import all_runs, mlflow_client
+
+    client = mlflow_client(db)
+    runs = all_runs(client)
+    return {"runs": len(runs), "versions": len(client.search_model_versions(f"name = '{NAME}'")),
+            "metric_rows": sum(len(client.get_metric_history(r.info.run_id, k)) for r in runs for k in r.data.metrics),
+            "running": sum(r.info.status == "RUNNING" for r in runs)}
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory, tiny_gpt2_dir):
+    from test_pipeline import reproduced_project
+
+    return reproduced_project(tmp_path_factory, tiny_gpt2_dir)
+
+
+@pytest.mark.slow
+def test_sync_after_repro_adds_nothing_and_a_fresh_clone_gets_the_full_view(reproduced, tmp_path):
+    from test_pipeline import all_runs, commit_all, copy_project, mlflow_client, sh
+
+    project = copy_project(reproduced[0], tmp_path / "project", fresh_store=False)
+    live = store_counts(project / "mlflow.db")
+    out = sh(["kdscale", "sync"], project).stdout
+    assert store_counts(project / "mlflow.db") == live, out  # every stage logged live, with its key
+    assert out.count("up to date") == live["runs"], out
+
+    remote = tmp_path / "remote"
+    sh(["dvc", "remote", "add", "-f", "-d", "local", str(remote)], project)
+    sh(["dvc", "push"], project)
+    commit_all(project, "remote")
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    sh(["dvc", "pull"], clone)
+    assert not (clone / "mlflow.db").exists()
+    sh(["kdscale", "sync"], clone)
+    view = store_counts(clone / "mlflow.db")
+    assert view["runs"] == live["runs"] and view["versions"] == live["versions"] and view["running"] == 0
+    sh(["kdscale", "sync"], clone)
+    assert store_counts(clone / "mlflow.db") == view
+    client = mlflow_client(clone / "mlflow.db")
+    stages = sorted(r.data.tags["kdscale.stage"] for r in all_runs(client))
+    assert stages == sorted(["teacher", "evaluate_teacher", "report"] + ["train"] * 2), stages
+    script = (f"import mlflow; mlflow.set_tracking_uri('sqlite:///{clone / 'mlflow.db'}'); "
+              f"print(mlflow.pyfunc.load_model('models:/{NAME}@n8').predict(['Say hi.'], params={{'max_new_tokens': 2}}))")
+    assert sh(["python", "-c", script], clone).stdout.startswith("[")
+
+
+def running_runs(db) -> int:
+    """RUNNING runs, read with sqlite3: an MLflow client would race the stage's schema migrations."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT count(*) FROM runs WHERE status = 'RUNNING'").fetchone()[0]
+    except sqlite3.Error:  # not there yet, or not migrated yet
+        return 0
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_stage_then_repro_leaves_no_run_running(reproduced, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from test_pipeline import GIT_IDENTITY, copy_project, mlflow_client, sh
+    from conftest import project_env
+
+    project = copy_project(reproduced[0], tmp_path / "project")
+    db = project / "mlflow.db"
+    proc = subprocess.Popen(["dvc", "repro", "--single-item", "--force", "train@16"], cwd=project,
+                            env={**project_env(project), **GIT_IDENTITY}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not running_runs(db):
+            time.sleep(0.5)
+        assert proc.poll() is None and running_runs(db) == 1, "the train stage never opened its run"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    sh(["dvc", "repro"], project)
+    runs = mlflow_client(db).search_runs([e.experiment_id for e in mlflow_client(db).search_experiments()])
+    assert "RUNNING" not in {r.info.status for r in runs}, [(r.info.run_name, r.info.status) for r in runs]
+    assert "KILLED" in {r.info.status for r in runs}
