@@ -151,8 +151,9 @@ class ScriptedGPT2(GPT2LMHeadModel):
 
     Everything else is the real thing: the engine's batching, left padding, the KV cache,
     EOS handling and the stop strings, so the engine's decoding path is what is tested.
-    The engine drops ended rows and adds waiting prompts, so a row is recognised by its
-    prompt's last key in the cache, and its step is the number of cache columns after it.
+    The engine drops ended rows, adds waiting prompts and computes the prompts' shared start
+    once, so a prompt is recognised by how it ends, a row by its prompt's last key in the
+    cache (the latest prompt key there), and its step by the number of cache columns after it.
     """
 
     scripts: dict[tuple[int, ...], list[int]] = {}  # prompt ids -> answer ids
@@ -165,14 +166,17 @@ class ScriptedGPT2(GPT2LMHeadModel):
         logits = torch.full_like(out.logits[:, -1:, :], -1e4)
         for row in range(input_ids.shape[0]):
             if input_ids.shape[1] > 1:  # a prompt pass: remember this prompt's last key and its script
-                prompt = tuple(input_ids[row][attention_mask[row].bool()].tolist())
-                self.known.append((cache.layers[-1].keys[row, :, -1].clone(), self.scripts.get(prompt, self.default)))
-                script, step = self.known[-1][1], 0
+                tail = input_ids[row, -int(attention_mask[row, -input_ids.shape[1]:].sum()):].tolist()
+                script = next((s for p, s in self.scripts.items() if list(p[-len(tail):]) == tail), self.default)
+                self.known.append((cache.layers[-1].keys[row, :, -1].clone(), script))
+                step = 0
             else:
-                script, column = next((s, int(hit.nonzero()[0])) for key, s in self.known
-                                      if (hit := (keys[row] == key[:, None]).all(-1).all(0)).any())
+                script, column = max(((s, int(hit.nonzero()[-1])) for key, s in self.known
+                                      if (hit := (keys[row] == key[:, None]).all(-1).all(0)).any()),
+                                     key=lambda found: found[1])
                 step = keys.shape[-2] - column
-            logits[row, 0, script[min(step, len(script) - 1)]] = 0.0
+            if script:  # (the shared start of the prompts has none)
+                logits[row, 0, script[min(step, len(script) - 1)]] = 0.0
         out.logits = logits
         return out
 

@@ -10,6 +10,7 @@ says which in `finish_reason`.
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -115,10 +116,13 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
     Prompts enter in order. A row that ends leaves the batch (its rows of the KV cache are
     dropped) and waiting prompts take the free places (continuous batching), so decoding
     steps compute rows that still need tokens. Admission waits for a few free places: each
-    one is a prompt pass for the newcomers plus a copy of the KV cache.
+    one is a prompt pass for the newcomers plus a copy of the KV cache. The tokens every
+    prompt starts with (a chat template's system prompt, the Alpaca preamble) are computed
+    once and their cache copied to each newcomer, which then computes only its own tokens.
     """
     device, eos = model.device, tokenizer.eos_token_id
-    tokenizer.padding_side = "left"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
+    ids = tokenizer(prompts).input_ids
     accepts = inspect.signature(model.forward).parameters
     keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}  # no LM head on prompt positions
     cache_arg = "past_key_values" if "past_key_values" in accepts and "cache" not in accepts else "cache"
@@ -134,6 +138,19 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
                     use_cache=True, **{cache_arg: past}, **keep_last)
         return out.logits[:, -1, :].float()
 
+    # The shared start, short of each prompt's last token (whose logits give the first answer token).
+    shared = len(os.path.commonprefix(ids)) if len(ids) > 1 else 0
+    shared = min(shared, min(map(len, ids), default=1) - 1)
+    prefix = None
+    if shared >= 4:
+        prefix = DynamicCache(config=model.config)
+        forward(torch.tensor([ids[0][:shared]], device=device), torch.ones(1, shared, dtype=torch.long, device=device),
+                torch.arange(shared, device=device)[None], prefix)
+        if not _mergeable(prefix):
+            prefix, shared = None, 0
+    else:
+        shared = 0
+
     while waiting or rows:
         ended = sum(row.done for row in rows)
         free = slots - len(rows) + ended
@@ -145,18 +162,25 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
                 index = torch.tensor(kept, device=device)
                 cache.batch_select_indices(index)
                 mask, positions, last = mask[index], positions[index], last[index]
-                start = int(mask.any(0).nonzero()[0])  # columns that are padding in every row left
-                if start and _mergeable(cache):
+                used = mask.any(0)  # columns that are padding in every row left are dropped too
+                if not used.all() and _mergeable(cache):
                     for layer in cache.layers:
-                        layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
-                    mask = mask[:, start:]
+                        layer.keys, layer.values = layer.keys[:, :, used], layer.values[:, :, used]
+                    mask = mask[:, used]
         if admit:
             new = [waiting.pop() for _ in range(min(slots - len(rows), len(waiting)))]
-            enc = tokenizer([prompts[i] for i in new], return_tensors="pt", padding=True).to(device)
-            new_mask = enc["attention_mask"]
-            new_positions = (new_mask.cumsum(-1) - 1).masked_fill(new_mask == 0, 1)  # as HF's generate
+            own = [ids[i][shared:] for i in new]  # left-padded after the shared start
+            width = max(map(len, own))
+            input_ids = torch.tensor([[pad] * (width - len(t)) + t for t in own], device=device)
+            new_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in own], device=device)
+            new_positions = shared + (new_mask.cumsum(-1) - 1).masked_fill(new_mask == 0, 1)  # as HF's generate
             past = DynamicCache(config=model.config)
-            logits = forward(enc["input_ids"], new_mask, new_positions, past)
+            if prefix is not None:
+                for number, layer in enumerate(prefix.layers):
+                    past.update(layer.keys.expand(len(new), -1, -1, -1), layer.values.expand(len(new), -1, -1, -1),
+                                number)
+                new_mask = torch.cat([new_mask.new_ones(len(new), shared), new_mask], dim=1)
+            logits = forward(input_ids, new_mask, new_positions, past)
             new_rows = [_Row(i, [], torch.Generator(device).manual_seed(seeds[i]) if params.do_sample else None)
                         for i in new]
             tokens = torch.tensor(_next_tokens(logits, new_rows, params, eos), device=device)
