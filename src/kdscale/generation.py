@@ -1,10 +1,11 @@
 """The generation engine shared by teacher generation and evaluation.
 
-Prompts are sorted by length into fixed batches (little padding, and the same batches
-on every run, so a resumed run gives the same answers), left-padded with an attention
-mask, and decoded with `model.generate`. Each answer ends at EOS, at a stop string
-(base models run on into the next `### Instruction:`), or at the length limit, and
-says which in `finish_reason`.
+Prompts are sorted by length into fixed batches (the same batches and sampling seeds on
+every run, so a resumed run gives the same answers) and decoded by `decode`, a KV-cache
+loop of our own: rows that end leave the batch and waiting prompts take their places,
+and the prompts' shared start is computed once. Greedy answers are `model.generate`'s.
+Each answer ends at EOS, at a stop string (base models run on into the next
+`### Instruction:`), or at the length limit, and says which in `finish_reason`.
 """
 
 from __future__ import annotations
