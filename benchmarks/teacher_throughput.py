@@ -1,10 +1,12 @@
-"""Teacher generation throughput: a naive one-prompt-at-a-time loop against the batched engine.
+"""Teacher generation throughput: a naive one-prompt-at-a-time loop, the old batched engine, the engine.
 
-Both decode the same built-in prompts (the first --prompts of the pool, in the teacher's
+All decode the same built-in prompts (the first --prompts of the pool, in the teacher's
 chat template), greedily, with the same --max-new-tokens. Tokens are the answer tokens up
-to and including the EOS that ends each answer, so both sides count the same useful work.
-The engine's rate is also put against this machine's compute limit: 2 x parameters FLOPs
-per generated token at the measured fp32 matrix-product FLOP/s.
+to and including the EOS that ends each answer, so every side counts the same useful work.
+The baseline is the engine as it was before continuous batching: `model.generate` on each
+planned batch, rows decoded until the batch's longest answer ends. Both batched rates are
+put against this machine's compute limit: 2 x parameters FLOPs per generated token at the
+measured fp32 matrix-product FLOP/s.
 
     python benchmarks/teacher_throughput.py [--prompts 64] [--max-new-tokens 64]
         [--batch-size 32] [--naive-prompts 16] [--teacher models/teacher]
@@ -25,7 +27,7 @@ from pathlib import Path
 import torch
 
 from kdscale import paths
-from kdscale.generation import DecodeParams, generate_all, plan_batches
+from kdscale.generation import DecodeParams, finish, generate_all, plan_batches
 from kdscale.models import count_parameters, load_model, materialize
 from kdscale.prompts import build_prompt
 from kdscale.sources import load_prompts
@@ -67,26 +69,38 @@ def naive(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tuple[in
     return tokens, time.perf_counter() - start, time.process_time() - cpu, texts
 
 
-def engine(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int):
+@torch.inference_mode()
+def baseline_batch(model, tokenizer, prompts: list[str], params: DecodeParams):
+    """The engine before continuous batching: one `model.generate` per batch, left-padded."""
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+    out = model.generate(**enc, max_new_tokens=params.max_new_tokens, do_sample=False, temperature=None,
+                         top_p=None, top_k=None, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    return [finish(tokenizer, row, [], params.max_new_tokens) for row in out[:, enc["input_ids"].shape[1]:].tolist()]
+
+
+def baseline_all(model, tokenizer, prompts: list[str], params: DecodeParams, batch_size: int):
+    answers = [None] * len(prompts)
+    for batch in plan_batches(tokenizer, prompts, batch_size):
+        for i, completion in zip(batch, baseline_batch(model, tokenizer, [prompts[i] for i in batch], params)):
+            answers[i] = completion
+    return answers
+
+
+def timed(run, model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int):
+    """(answer tokens, wall seconds, CPU seconds, answers, token positions the model computed)."""
+    positions = []
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: positions.append(kwargs["input_ids"].numel()),
+                                           with_kwargs=True)
     params = DecodeParams(max_new_tokens=max_new_tokens)
     start, cpu = time.perf_counter(), time.process_time()
-    completions = generate_all(model, tokenizer, prompts, params, batch_size)
+    try:
+        completions = run(model, tokenizer, prompts, params, batch_size)
+    finally:
+        hook.remove()
     seconds = time.perf_counter() - start
-    return sum(c.n_tokens for c in completions), seconds, time.process_time() - cpu, completions
-
-
-def engine_positions(tokenizer, prompts: list[str], completions, batch_size: int) -> tuple[int, int]:
-    """Token positions the engine pushed through the model: (prompts with padding, decoding steps).
-
-    A batch is padded to its longest prompt, and decodes until its longest answer ends,
-    rows that finished early included; the first new token comes out of the prompt pass.
-    """
-    lengths = [len(ids) for ids in tokenizer(prompts).input_ids]
-    prefill = decode = 0
-    for batch in plan_batches(tokenizer, prompts, batch_size):
-        prefill += len(batch) * max(lengths[i] for i in batch)
-        decode += len(batch) * (max(completions[i].n_tokens for i in batch) - 1)
-    return prefill, decode
+    return sum(c.n_tokens for c in completions), seconds, time.process_time() - cpu, completions, sum(positions)
 
 
 def load_teacher(folder: str | None):
@@ -130,31 +144,31 @@ def main(argv=None) -> None:
     print(f"naive loop  (1 prompt per generate, first {n_naive} prompts): {n_tok} tokens in {sec:.1f}s "
           f"= {naive_rate:.1f} tok/s  [{cpu / sec:.2f} cores busy]")
 
-    e_tok, e_sec, e_cpu, completions = engine(model, tokenizer, prompts, args.max_new_tokens, args.batch_size)
-    engine_texts = [c.text for c in completions]
-    engine_rate = e_tok / e_sec
-    print(f"engine      (generate_all, batch {args.batch_size}, {len(prompts)} prompts): {e_tok} tokens in "
-          f"{e_sec:.1f}s = {engine_rate:.1f} tok/s  [{e_cpu / e_sec:.2f} cores busy]")
-    if n_naive < len(prompts):
-        print(f"(the naive loop ran on {n_naive} of the {len(prompts)} prompts to keep the benchmark short; "
-              f"tokens/s is a rate, so the two compare fairly)")
-    same = sum(a == b for a, b in zip(naive_texts, engine_texts))
-    print(f"answers identical to the naive loop: {same}/{n_naive}")
-    print(f"speedup {engine_rate / naive_rate:.2f}")
-
     flops = matmul_flops()
     limit = flops / (2 * n_params)
-    print(f"matmul: {flops / 1e9:.1f} GFLOP/s (fp32 1024x1024, median of 7)")
-    print(f"compute limit: 2 x params FLOPs/token -> {limit:.0f} tok/s; engine at {100 * engine_rate / limit:.1f}%")
-    prefill, decode = engine_positions(tokenizer, prompts, completions, args.batch_size)
-    rate = 2 * n_params * (prefill + decode) / e_sec
-    print(f"where it goes: the engine ran {prefill + decode} token positions ({prefill} prompt incl. padding, "
-          f"{decode} decoding incl. finished rows) for {e_tok} answer tokens "
-          f"({100 * e_tok / (prefill + decode):.0f}% of them); at 2 x params FLOPs each that is "
-          f"{rate / 1e9:.1f} GFLOP/s, {100 * rate / flops:.0f}% of the matmul rate")
+    print(f"matmul: {flops / 1e9:.1f} GFLOP/s (fp32 1024x1024, median of 7); compute limit at 2 x params "
+          f"FLOPs/token: {limit:.0f} tok/s")
+    cores = [cpu / sec]
+    for name, run in [("baseline", baseline_all), ("engine", generate_all)]:
+        e_tok, e_sec, e_cpu, completions, positions = timed(run, model, tokenizer, prompts, args.max_new_tokens,
+                                                             args.batch_size)
+        cores.append(e_cpu / e_sec)
+        rate = e_tok / e_sec
+        same = sum(a == c.text for a, c in zip(naive_texts, completions))
+        print(f"{name:<9} (batch {args.batch_size}, {len(prompts)} prompts): {e_tok} tokens in {e_sec:.1f}s = "
+              f"{rate:.1f} tok/s  [{e_cpu / e_sec:.2f} cores busy], speedup {rate / naive_rate:.2f} over naive, "
+              f"{100 * rate / limit:.1f}% of the compute limit")
+        flop_rate = 2 * n_params * positions / e_sec
+        print(f"          computed {positions} token positions (prompts, padding, decoding steps) for {e_tok} "
+              f"answer tokens ({100 * e_tok / positions:.0f}%), {flop_rate / 1e9:.1f} GFLOP/s at 2 x params each "
+              f"({100 * flop_rate / flops:.0f}% of the matmul rate); answers identical to the naive loop: "
+              f"{same}/{n_naive}")
+    if n_naive < len(prompts):
+        print(f"(the naive loop ran on {n_naive} of the {len(prompts)} prompts to keep the benchmark short; "
+              f"tokens/s is a rate, so they compare fairly)")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     threads = torch.get_num_threads()
-    if min(cpu / sec, e_cpu / e_sec) < 0.9 * min(threads, os.cpu_count() or threads):
+    if min(cores) < 0.9 * min(threads, os.cpu_count() or threads):
         print(f"WARNING: a phase kept fewer than {threads} cores busy: other processes competed for the CPU, "
               f"which stalls torch's threads (10x or worse with 2 threads on 2 cores); rerun on an idle "
               f"machine, or with --threads 1")

@@ -148,34 +148,52 @@ def test_finish_stop_string(tokenizer, stop):
 
 
 class ScriptedGPT2(GPT2LMHeadModel):
-    """A real tiny GPT-2 whose next-token logits follow a script, row by row.
+    """A real tiny GPT-2 whose next-token logits follow a script per prompt.
 
-    Everything else is the real thing: `generate`, left padding, the KV cache, EOS handling
-    and the stop-string criteria, so the engine's decoding path is what is tested.
+    Everything else is the real thing: the engine's batching, left padding, the KV cache,
+    EOS handling and the stop strings, so the engine's decoding path is what is tested.
+    The engine drops ended rows, adds waiting prompts and computes the prompts' shared start
+    once, so a prompt is recognised by how it ends, a row by its prompt's last key in the
+    cache (the latest prompt key there), and its step by the number of cache columns after it.
     """
 
-    scripts: list[list[int]] = []
+    scripts: dict[tuple[int, ...], list[int]] = {}  # prompt ids -> answer ids
+    default: list[int] = []  # the answer of any other prompt
 
-    def forward(self, input_ids=None, **kwargs):
-        out = super().forward(input_ids=input_ids, **kwargs)
-        if input_ids.shape[1] > 1:  # prefill: a new generate call
-            self.step = 0
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        keys = cache.layers[-1].keys if cache.get_seq_length() else None
+        out = super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         logits = torch.full_like(out.logits[:, -1:, :], -1e4)
         for row in range(input_ids.shape[0]):
-            script = self.scripts[row % len(self.scripts)]
-            logits[row, 0, script[min(self.step, len(script) - 1)]] = 0.0
-        self.step += 1
+            if input_ids.shape[1] > 1:  # a prompt pass: remember this prompt's last key and its script
+                tail = input_ids[row, -int(attention_mask[row, -input_ids.shape[1]:].sum()):].tolist()
+                script = next((s for p, s in self.scripts.items() if list(p[-len(tail):]) == tail), self.default)
+                self.known.append((cache.layers[-1].keys[row, :, -1].clone(), script))
+                step = 0
+            else:
+                script, column = max(((s, int(hit.nonzero()[-1])) for key, s in self.known
+                                      if (hit := (keys[row] == key[:, None]).all(-1).all(0)).any()),
+                                     key=lambda found: found[1])
+                step = keys.shape[-2] - column
+            if script:  # (the shared start of the prompts has none)
+                logits[row, 0, script[min(step, len(script) - 1)]] = 0.0
         out.logits = logits
         return out
 
 
-def scripted_model(tokenizer, scripts: list[list[int]]) -> ScriptedGPT2:
+def scripted_model(tokenizer, scripts: list[int] | dict[str, list[int]]) -> ScriptedGPT2:
+    """`scripts`: one answer for every prompt, or an answer per prompt text."""
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=16, n_layer=1, n_head=2,
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=16, n_layer=2, n_head=2,
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
                         pad_token_id=tokenizer.pad_token_id)
     model = ScriptedGPT2(config).eval()
-    model.scripts = scripts
+    if isinstance(scripts, dict):
+        model.scripts = {tuple(tokenizer(p).input_ids): answer for p, answer in scripts.items()}
+    else:
+        model.default = scripts
+    model.known = []
     return model
 
 
@@ -191,9 +209,9 @@ def test_generate_batch_stops_at_stop_string_eos_and_length(tokenizer):
         ids(tokenizer, "Red.\n### Response:") + after,
     ]
     assert len(stopping + after) <= n < len(scripts[2])
-    model = scripted_model(tokenizer, scripts)
     prompts = [alpaca_prompt("Name a colour."), alpaca_prompt("Describe the sea in a few words, please."),
                alpaca_prompt("Describe the sea."), alpaca_prompt("Name a colour", "in one word")]
+    model = scripted_model(tokenizer, dict(zip(prompts, scripts)))
     params = DecodeParams(max_new_tokens=n, stop_strings=ALPACA_STOP_STRINGS)
     got = generate_batch(model, tokenizer, prompts, params, seed=0)
     assert [(c.finish_reason, c.text) for c in got] == [
@@ -208,7 +226,7 @@ def test_generate_batch_stops_at_stop_string_eos_and_length(tokenizer):
 
 def test_teacher_alpaca_format_records_stop(tokenizer, tiny_gpt2_dir, records, tmp_path, monkeypatch):
     """Through the stage: alpaca prompts get the alpaca stop strings, answers say `stop` and keep no marker."""
-    model = scripted_model(tokenizer, [ids(tokenizer, "Blue sky.\n### Instruction:") + [tokenizer.eos_token_id]])
+    model = scripted_model(tokenizer, ids(tokenizer, "Blue sky.\n### Instruction:") + [tokenizer.eos_token_id])
     monkeypatch.setattr(teacher_stage, "load_model", lambda *args, **kwargs: (model, tokenizer))
     teacher = TeacherParams(model=str(tiny_gpt2_dir), prompt_format="alpaca", max_new_tokens=32, batch_size=4)
     rows, _, _ = run_generation(records, teacher, tiny_gpt2_dir, tmp_path)

@@ -1,18 +1,22 @@
 """The generation engine shared by teacher generation and evaluation.
 
-Prompts are sorted by length into fixed batches (little padding, and the same batches
-on every run, so a resumed run gives the same answers), left-padded with an attention
-mask, and decoded with `model.generate`. Each answer ends at EOS, at a stop string
-(base models run on into the next `### Instruction:`), or at the length limit, and
-says which in `finish_reason`.
+Prompts are sorted by length into fixed batches (the same batches and sampling seeds on
+every run, so a resumed run gives the same answers) and decoded by `decode`, a KV-cache
+loop of our own: rows that end leave the batch and waiting prompts take their places,
+and the prompts' shared start is computed once. Greedy answers are `model.generate`'s.
+Each answer ends at EOS, at a stop string (base models run on into the next
+`### Instruction:`), or at the length limit, and says which in `finish_reason`.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from kdscale.errors import UserError
 
@@ -58,39 +62,192 @@ def finish(tokenizer, token_ids: list[int], stop_strings: list[str], max_new_tok
     return Completion(text.strip(), "length", len(token_ids))
 
 
+@dataclass
+class _Row:
+    """One prompt being answered: where its answer goes, what it has generated, its sampling RNG."""
+    key: int
+    tokens: list[int]
+    generator: torch.Generator | None
+    done: bool = False
+
+
+def _mergeable(cache) -> bool:
+    """Whether the cache's layers are plain growing tensors that rows can be stacked onto."""
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
+
+
+def _left_pad(x: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    shape = list(x.shape)
+    shape[dim] = length - x.shape[dim]
+    return torch.cat([x.new_zeros(shape), x], dim=dim) if shape[dim] else x
+
+
+def _next_tokens(logits: torch.Tensor, rows: list[_Row], params: DecodeParams, eos: int | None) -> list[int]:
+    """Greedy or sampled next token per row (logits: [rows, vocab], fp32)."""
+    if params.min_new_tokens and eos is not None:
+        young = [r for r, row in enumerate(rows) if len(row.tokens) < params.min_new_tokens]
+        logits[young, eos] = -float("inf")  # as HF's min_new_tokens: no EOS before the minimum
+    if not params.do_sample:
+        return logits.argmax(-1).tolist()
+    logits = logits / params.temperature
+    if params.top_p < 1.0:  # nucleus filtering, as HF's TopPLogitsWarper
+        ordered, index = logits.sort(-1)
+        drop = ordered.softmax(-1).cumsum(-1) <= 1 - params.top_p
+        drop[:, -1] = False
+        logits = logits.masked_fill(drop.scatter(1, index, drop), -float("inf"))
+    probs = logits.softmax(-1)
+    # One generator per row: a row samples the same answer whichever rows share the batch with it.
+    return [int(torch.multinomial(probs[r], 1, generator=row.generator)) for r, row in enumerate(rows)]
+
+
+def _ended(tokenizer, row: _Row, params: DecodeParams, tail: int) -> bool:
+    if row.tokens[-1] == tokenizer.eos_token_id or len(row.tokens) >= params.max_new_tokens:
+        return True
+    # A stop string that just appeared lies within the last `tail` tokens (an earlier one would have ended the row).
+    return bool(params.stop_strings) and any(
+        s in tokenizer.decode(row.tokens[-tail:], skip_special_tokens=True) for s in params.stop_strings)
+
+
 @torch.inference_mode()
+def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: list[int],
+           slots: int) -> Iterator[tuple[int, Completion]]:
+    """Answer every prompt with at most `slots` rows decoding at once; yield (index, answer) as rows end.
+
+    Prompts enter in order. A row that ends leaves the batch (its rows of the KV cache are
+    dropped) and waiting prompts take the free places (continuous batching), so decoding
+    steps compute rows that still need tokens. Admission waits for a few free places: each
+    one is a prompt pass for the newcomers plus a copy of the KV cache. The tokens every
+    prompt starts with (a chat template's system prompt, the Alpaca preamble) are computed
+    once and their cache copied to each newcomer, which then computes only its own tokens.
+    """
+    device, eos = model.device, tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
+    ids = tokenizer(prompts).input_ids
+    accepts = inspect.signature(model.forward).parameters
+    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}  # no LM head on prompt positions
+    cache_arg = "past_key_values" if "past_key_values" in accepts and "cache" not in accepts else "cache"
+    tail = max((len(s.encode()) for s in params.stop_strings), default=0) + 2  # every token is >= 1 byte
+    admit_at = max(1, slots // 8)
+    waiting = list(reversed(range(len(prompts))))  # pop() gives the next prompt
+    rows: list[_Row] = []
+    cache = mask = positions = last = None
+
+    def forward(input_ids, attention_mask, position_ids, past) -> torch.Tensor:
+        """Next-token logits, fp32; `past` grows in place."""
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                    use_cache=True, **{cache_arg: past}, **keep_last)
+        return out.logits[:, -1, :].float()
+
+    # The shared start, short of each prompt's last token (whose logits give the first answer token).
+    shared = len(os.path.commonprefix(ids)) if len(ids) > 1 else 0
+    shared = min(shared, min(map(len, ids), default=1) - 1)
+    prefix = None
+    if shared >= 4:
+        prefix = DynamicCache(config=model.config)
+        forward(torch.tensor([ids[0][:shared]], device=device), torch.ones(1, shared, dtype=torch.long, device=device),
+                torch.arange(shared, device=device)[None], prefix)
+        if not _mergeable(prefix):
+            prefix, shared = None, 0
+    else:
+        shared = 0
+
+    while waiting or rows:
+        ended = sum(row.done for row in rows)
+        free = slots - len(rows) + ended
+        admit = bool(waiting) and free >= min(admit_at, len(waiting)) and (not rows or _mergeable(cache))
+        if ended and (admit or ended == len(rows) or (not waiting and ended >= admit_at)):
+            kept = [r for r, row in enumerate(rows) if not row.done]
+            rows = [rows[r] for r in kept]
+            if rows:
+                index = torch.tensor(kept, device=device)
+                cache.batch_select_indices(index)
+                mask, positions, last = mask[index], positions[index], last[index]
+                used = mask.any(0)  # columns that are padding in every row left are dropped too
+                if not used.all() and _mergeable(cache):
+                    for layer in cache.layers:
+                        layer.keys, layer.values = layer.keys[:, :, used], layer.values[:, :, used]
+                    mask = mask[:, used]
+        if admit:
+            new = [waiting.pop() for _ in range(min(slots - len(rows), len(waiting)))]
+            own = [ids[i][shared:] for i in new]  # left-padded after the shared start
+            width = max(map(len, own))
+            input_ids = torch.tensor([[pad] * (width - len(t)) + t for t in own], device=device)
+            new_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in own], device=device)
+            new_positions = shared + (new_mask.cumsum(-1) - 1).masked_fill(new_mask == 0, 1)  # as HF's generate
+            past = DynamicCache(config=model.config)
+            if prefix is not None:
+                for number, layer in enumerate(prefix.layers):
+                    past.update(layer.keys.expand(len(new), -1, -1, -1), layer.values.expand(len(new), -1, -1, -1),
+                                number)
+                new_mask = torch.cat([new_mask.new_ones(len(new), shared), new_mask], dim=1)
+            logits = forward(input_ids, new_mask, new_positions, past)
+            new_rows = [_Row(i, [], torch.Generator(device).manual_seed(seeds[i]) if params.do_sample else None)
+                        for i in new]
+            tokens = torch.tensor(_next_tokens(logits, new_rows, params, eos), device=device)
+            for row, token in zip(new_rows, tokens.tolist()):
+                row.tokens.append(token)
+            if rows:  # stack the newcomers under the running rows, the shorter cache left-padded
+                length = max(mask.shape[1], new_mask.shape[1])
+                for layer, new_layer in zip(cache.layers, past.layers):
+                    layer.keys = torch.cat([_left_pad(layer.keys, length, 2), _left_pad(new_layer.keys, length, 2)])
+                    layer.values = torch.cat([_left_pad(layer.values, length, 2),
+                                              _left_pad(new_layer.values, length, 2)])
+                mask = torch.cat([_left_pad(mask, length, 1), _left_pad(new_mask, length, 1)])
+                positions, last = torch.cat([positions, new_mask.sum(-1)]), torch.cat([last, tokens])
+            else:
+                cache, mask, positions, last = past, new_mask, new_mask.sum(-1), tokens
+            rows += new_rows
+        elif rows:
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            logits = forward(last[:, None], mask, positions[:, None], cache)
+            positions = positions + 1
+            live = [r for r, row in enumerate(rows) if not row.done]  # ended rows wait to be dropped
+            tokens = _next_tokens(logits[live], [rows[r] for r in live], params, eos)
+            for r, token in zip(live, tokens):
+                rows[r].tokens.append(token)
+            last = last.clone()
+            last[live] = torch.tensor(tokens, device=device)
+        for row in rows:
+            if not row.done and _ended(tokenizer, row, params, tail):
+                row.done = True
+                yield row.key, finish(tokenizer, row.tokens, params.stop_strings, params.max_new_tokens)
+
+
+def row_seed(batch_seed: int, position: int) -> int:
+    """The sampling seed of one prompt: its batch's seed and its place in that batch."""
+    return batch_seed * 1_000_003 + position
+
+
 def generate_batch(model, tokenizer, prompts: list[str], params: DecodeParams, seed: int) -> list[Completion]:
-    tokenizer.padding_side = "left"
-    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
-    torch.manual_seed(seed)  # per batch, so a resumed run samples what the full run would have
-    sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p} \
-        if params.do_sample else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    out = model.generate(
-        **enc,
-        max_new_tokens=params.max_new_tokens,
-        min_new_tokens=params.min_new_tokens or None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        stop_strings=params.stop_strings or None,
-        tokenizer=tokenizer if params.stop_strings else None,
-        **sampling,
-    )
-    new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()
-    return [finish(tokenizer, row, params.stop_strings, params.max_new_tokens) for row in new_tokens]
+    """Answer `prompts` decoding all at once; each row samples from its own seed."""
+    answers = dict(decode(model, tokenizer, prompts, params, [row_seed(seed, p) for p in range(len(prompts))],
+                          slots=max(1, len(prompts))))
+    return [answers[i] for i in range(len(prompts))]
 
 
 def generate(model, tokenizer, prompts: list[str], params: DecodeParams, batch_size: int,
              done: set[int] = frozenset()) -> Iterator[tuple[list[int], list[Completion]]]:
     """Yield (prompt indices, answers) batch by batch, for the prompts not in `done`.
 
-    Batches are planned over all prompts, so a run resumed after a kill (whose batches are
-    all done or not started) gives the answers of an uninterrupted run; a batch that is
-    partly done (the pool grew) generates only its new prompts."""
+    Batches are planned up front over all prompts and each prompt samples from its batch's seed and
+    its place in the batch, so a resumed run gives the answers the full run would have; a batch that
+    is partly done (the pool grew) generates only its new prompts. Decoding itself runs continuously
+    across batches, `batch_size` rows at a time, and a batch is yielded once all its answers are in.
+    """
+    todo, order, seeds = [], [], []
     for number, batch in enumerate(plan_batches(tokenizer, prompts, batch_size)):
-        todo = [i for i in batch if i not in done]
-        if not todo:
-            continue
-        yield todo, generate_batch(model, tokenizer, [prompts[i] for i in todo], params, params.seed + number)
+        rows = [(i, row_seed(params.seed + number, place)) for place, i in enumerate(batch) if i not in done]
+        if rows:
+            todo.append([i for i, _ in rows])
+            order += [i for i, _ in rows]
+            seeds += [seed for _, seed in rows]
+    answers: dict[int, Completion] = {}
+    for key, completion in decode(model, tokenizer, [prompts[i] for i in order], params, seeds, batch_size):
+        answers[order[key]] = completion
+        while todo and all(i in answers for i in todo[0]):
+            batch = todo.pop(0)
+            yield batch, [answers.pop(i) for i in batch]
 
 
 def generate_all(model, tokenizer, prompts: list[str], params: DecodeParams, batch_size: int) -> list[Completion]:

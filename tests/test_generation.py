@@ -1,0 +1,121 @@
+"""The decoding engine against `model.generate` one prompt at a time, on tiny random models.
+
+The engine decodes with its own loop (ended rows leave the batch, waiting prompts take
+their places, the prompts' shared start is computed once), so these tests pin what a
+user relies on: greedy answers equal HF's, answers end for the same reasons, and sampling
+is reproducible per batch seed, whatever else shares the batch. Stop strings are tested
+with a scripted model in test_teacher.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from kdscale.generation import DecodeParams, decode, finish, generate, generate_all, plan_batches
+from kdscale.prompts import alpaca_prompt
+from kdscale.sources import load_prompts
+
+N = 12  # max_new_tokens
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return [alpaca_prompt(r["instruction"], r["input"]) for r in load_prompts("builtin")[0][:8]]
+
+
+def eos_prone(model, tokenizer, factor: float):
+    """A random model ends nowhere; a larger EOS row in the LM head makes answers end at varied lengths."""
+    with torch.no_grad():
+        model.get_output_embeddings().weight[tokenizer.eos_token_id] *= factor
+    return model.eval(), tokenizer
+
+
+@pytest.fixture(scope="module")
+def gpt2(tiny_gpt2_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    return eos_prone(GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir), tokenizer, 2.5)
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_gpt2_dir):
+    """A random 2-layer Llama (rotary positions, grouped KV heads) with the tiny tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    return eos_prone(LlamaForCausalLM(config), tokenizer, 7.0)
+
+
+@torch.inference_mode()
+def one_by_one(model, tokenizer, prompts: list[str], **kwargs) -> list[list[int]]:
+    """What the engine must reproduce: greedy `model.generate` on each prompt alone, no padding."""
+    rows = []
+    for prompt in prompts:
+        enc = tokenizer(prompt, return_tensors="pt")
+        out = model.generate(**enc, max_new_tokens=N, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id, **kwargs)
+        rows.append(out[0, enc["input_ids"].shape[1]:].tolist())
+    return rows
+
+
+@pytest.fixture(scope="module")
+def expected(request, prompts):
+    """HF's greedy answers per architecture, computed once."""
+    return {arch: one_by_one(*request.getfixturevalue(arch), prompts) for arch in ("gpt2", "llama")}
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_greedy_equals_generate_one_prompt_at_a_time(request, expected, prompts, arch, batch_size):
+    model, tokenizer = request.getfixturevalue(arch)
+    got = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N), batch_size)
+    want = [finish(tokenizer, row, [], N) for row in expected[arch]]
+    assert got == want
+    # Answers end at different steps, so rows leave and join the batch while others decode.
+    assert "eos" in {c.finish_reason for c in got} and len({c.n_tokens for c in got}) >= 3
+
+
+def test_min_new_tokens_holds_back_eos(gpt2, prompts):
+    model, tokenizer = gpt2
+    got = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N, min_new_tokens=6), 3)
+    assert got == [finish(tokenizer, row, [], N) for row in one_by_one(model, tokenizer, prompts, min_new_tokens=6)]
+    assert min(c.n_tokens for c in got) >= 6 and "eos" in {c.finish_reason for c in got}
+
+
+def test_sampling_reproducible_per_batch_seed(gpt2, prompts):
+    model, tokenizer = gpt2
+    params = DecodeParams(max_new_tokens=N, do_sample=True, temperature=1.0, top_p=0.9, seed=3)
+    full = list(generate(model, tokenizer, prompts, params, 3))
+    plan = plan_batches(tokenizer, prompts, 3)
+    assert [b for b, _ in full] == plan
+    # A resumed run decodes batch 1 next to other rows than the full run did, and only its prompts
+    # not yet done: the same answers.
+    resumed = list(generate(model, tokenizer, prompts, params, 3, done=set(plan[0]) | {plan[1][0]}))
+    assert resumed[0] == (plan[1][1:], full[1][1][1:])
+    assert resumed[1:] == full[2:]
+    other = list(generate(model, tokenizer, prompts, DecodeParams(**{**vars(params), "seed": 4}), 3))
+    assert [c.text for _, cs in other for c in cs] != [c.text for _, cs in full for c in cs]
+
+
+def test_each_row_samples_from_its_own_seed_whatever_shares_the_batch(gpt2, prompts):
+    model, tokenizer = gpt2
+    params = DecodeParams(max_new_tokens=N, do_sample=True, temperature=1.5)
+    seeds = list(range(100, 100 + len(prompts)))
+    alone = sorted(decode(model, tokenizer, prompts, params, seeds, slots=1))
+    assert sorted(decode(model, tokenizer, prompts, params, seeds, slots=3)) == alone
+    # A nucleus so small it holds only the most likely token is greedy decoding.
+    greedy = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N), 3)
+    nucleus = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N, do_sample=True, top_p=1e-6), 3)
+    assert nucleus == greedy
