@@ -41,7 +41,9 @@ def checkout(tmp_path, monkeypatch, tiny_gpt2_dir):
     write_jsonl(paths.HELDOUT_PROMPTS, prompts[10:])
     write_jsonl(paths.TEACHER_POOL, answers[:10])
     write_jsonl(paths.TEACHER_HELDOUT, answers[10:])
-    write_json(paths.TEACHER_METRICS, {"answers": 12, "dropped": 0, "tokens_per_sec": 3.5, "by_reason": {"eos": 12}})
+    write_jsonl(paths.TEACHER_RAW, answers)
+    write_json(paths.TEACHER_GENERATION, {"generated_answers": 12, "session_seconds": 3.4, "device": "cpu"})
+    write_json(paths.TEACHER_METRICS, {"answers": 12, "dropped": 0, "tokens_per_sec": 3.5, "finish_eos": 12})
     write_jsonl(paths.subset_file(SIZE), answers[:SIZE])
     student = paths.student_dir(SIZE)
     shutil.copytree(tiny_gpt2_dir, student)
@@ -50,9 +52,12 @@ def checkout(tmp_path, monkeypatch, tiny_gpt2_dir):
                                                            "train_seconds": 1.0, "world_size": 1, "parameters": 9},
                                                "log_history": history + [{"train_runtime": 1.0, "step": 3}]})
     tracking.write_run_id(student, "f" * 32)  # the run id of the machine that trained it: unknown here
-    write_json(paths.student_metrics(SIZE), {"size": SIZE, "perplexity": 40.5, "pass_rate": 0.25,
-                                             "tokens_per_sec": 99.0, "model_size_mb": 0.1})
+    details = {"size": SIZE, "perplexity": 40.5, "pass_rate": 0.25, "tokens_per_sec": 99.0, "model_size_mb": 0.1,
+               "latency_mean_s": 1.3}
+    write_json(paths.student_details(SIZE), details)
+    write_json(paths.student_metrics(SIZE), {k: v for k, v in details.items() if k != "latency_mean_s"})
     write_jsonl(paths.student_samples(SIZE), [{"id": "p10", "response": "hi"}])
+    write_json(paths.TEACHER_EVAL_DETAILS, {"perplexity": 2.5, "pass_rate": 0.5, "latency_mean_s": 4.0})
     write_json(paths.TEACHER_EVAL_METRICS, {"perplexity": 2.5, "pass_rate": 0.5})
     write_jsonl(paths.TEACHER_SAMPLES, [{"id": "p10", "response": "hello"}])
     (root / "reports").mkdir()
@@ -76,16 +81,16 @@ def counts() -> dict:
 def test_sync_builds_the_full_view_in_a_fresh_clone_once(checkout, capsys):
     sync.main([])
     before = counts()
-    assert before["runs"] == 4 and before["versions"] == 1 and before["metric_rows"] > 0 and before["inputs"] == 5
+    assert before["runs"] == 5 and before["versions"] == 1 and before["metric_rows"] > 0 and before["inputs"] == 6
     sync.main([])
     assert counts() == before  # the second sync adds nothing
-    assert capsys.readouterr().out.count("up to date") == 4
+    assert capsys.readouterr().out.count("up to date") == 5
 
     done = sync.sync()
-    assert set(done) == {"teacher-generation", "teacher-eval", f"student-n{SIZE}", "report"}
+    assert set(done) == {"teacher-generation", "teacher-filter", "teacher-eval", f"student-n{SIZE}", "report"}
     client = MlflowClient()
     runs = {r.info.run_name: r for r in client.search_runs([tracking.setup()], max_results=100)}
-    assert set(runs) == {"teacher-generation", "teacher-eval", f"student-n{SIZE}", "report"}
+    assert set(runs) == {"teacher-generation", "teacher-filter", "teacher-eval", f"student-n{SIZE}", "report"}
     assert {r.info.status for r in runs.values()} == {"FINISHED"}
 
     student = runs[f"student-n{SIZE}"]
@@ -106,9 +111,13 @@ def test_sync_builds_the_full_view_in_a_fresh_clone_once(checkout, capsys):
     answers = mlflow.pyfunc.load_model(f"models:/{NAME}@n{SIZE}").predict(["Say hi."], params={"max_new_tokens": 2})
     assert len(answers) == 1 and isinstance(answers[0], str)
 
-    assert runs["teacher-generation"].data.metrics["by_reason.eos"] == 12
+    assert runs["teacher-generation"].data.metrics["generated_answers"] == 12
     assert runs["teacher-generation"].data.params["teacher.max_new_tokens"] == "12"
+    assert runs["teacher-filter"].data.metrics["finish_eos"] == 12
+    assert runs["teacher-filter"].data.params["teacher.filters.repetition"] in {"True", "False"}
     assert runs["teacher-eval"].data.metrics["eval/perplexity"] == 2.5
+    assert runs["teacher-eval"].data.metrics["eval/latency_mean_s"] == 4.0  # the details, not only the headline
+    assert student.data.metrics["eval/latency_mean_s"] == 1.3
     assert {f.path for f in client.list_artifacts(runs["report"].info.run_id)} >= {"report.md", "summary.json"}
 
 
@@ -122,14 +131,14 @@ def test_sync_completes_a_live_run_and_follows_a_new_evaluation(checkout):
         tracking.write_run_id(student, live.info.run_id)  # as train does, before the run ends and takes its key
     sync.sync()
     client = MlflowClient()
-    assert counts()["runs"] == 4  # no second student run
+    assert counts()["runs"] == 5  # no second student run
     got = client.get_run(live.info.run_id)
     assert len(client.get_metric_history(live.info.run_id, "train/loss")) == 1  # the live curve is kept
     assert got.data.metrics["eval/perplexity"] == 40.5
     assert client.get_model_version_by_alias(NAME, f"n{SIZE}").run_id == live.info.run_id
 
-    metrics = json.loads(paths.student_metrics(SIZE).read_text())
-    write_json(paths.student_metrics(SIZE), {**metrics, "perplexity": 30.0})
+    metrics = json.loads(paths.student_details(SIZE).read_text())
+    write_json(paths.student_details(SIZE), {**metrics, "perplexity": 30.0})
     sync.sync()
     before = counts()
     assert client.get_run(live.info.run_id).data.metrics["eval/perplexity"] == 30.0

@@ -7,8 +7,9 @@ the store short. sync walks the versioned outputs and fills in what is missing:
     models/student-nN/   one run per model: params, training curve (training_log.json), the
                          subset as a dataset input, eval metrics and samples, the model logged,
                          registered and aliased nN
-    metrics/teacher_generation.json, data/teacher/   the teacher-generation run
-    metrics/teacher.json, samples/teacher.jsonl      the teacher-eval run
+    data/teacher/raw.jsonl, generation.json          the teacher-generation run
+    data/teacher/{pool,heldout}.jsonl, metrics/teacher_generation.json   the teacher-filter run
+    metrics/teacher.json, samples/teacher.jsonl      the teacher-eval run (numbers from metrics/details/)
     reports/                                         the report run
 
 A run is found by its key (tracking.run_key: stage, size, md5 of the outputs it describes),
@@ -96,7 +97,7 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
         return []  # a live stage holds it (setup() closed those whose process died)
     log = read_json(model_dir / TRAINING_LOG)
     summary = log["summary"]
-    metrics_file = paths.student_metrics(size)
+    metrics_file = paths.student_details(size)  # every evaluation number; metrics/ holds the headline ones
     eval_metrics = read_json(metrics_file) if metrics_file.is_file() else {}
     added = []
     tags = {**tracking.common_tags("train", size, [paths.subset_file(size)] if paths.subset_file(size).is_file() else []),
@@ -190,18 +191,26 @@ def sync() -> dict[str, list[str]]:
     client = MlflowClient()
     params = load_params()
     done = {}
-    if paths.TEACHER_METRICS.is_file():
+    if paths.TEACHER_GENERATION.is_file():
+        decoding = {k: v for k, v in to_dict(params.teacher).items() if k != "filters"}
+        timing = {k: v for k, v in read_json(paths.TEACHER_GENERATION).items() if isinstance(v, (int, float))}
         done["teacher-generation"] = sync_simple(
-            client, experiment_id, "teacher", "teacher-generation",
-            [paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS],
-            {"teacher": to_dict(params.teacher)}, read_json(paths.TEACHER_METRICS), [paths.TEACHER_METRICS],
+            client, experiment_id, "teacher", "teacher-generation", [paths.TEACHER_RAW, paths.TEACHER_GENERATION],
+            {"teacher": decoding, "device": params.device, "dtype": params.dtype}, timing, [paths.TEACHER_GENERATION],
             [(paths.POOL_PROMPTS, "generation"), (paths.HELDOUT_PROMPTS, "generation")])
-    if paths.TEACHER_EVAL_METRICS.is_file():
+    if paths.TEACHER_METRICS.is_file():
+        done["teacher-filter"] = sync_simple(
+            client, experiment_id, "teacher_filter", "teacher-filter",
+            [paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS],
+            {"teacher": {"filters": to_dict(params.teacher.filters)}},
+            {k: v for k, v in read_json(paths.TEACHER_METRICS).items() if isinstance(v, (int, float))},
+            [paths.TEACHER_METRICS], [(paths.TEACHER_RAW, "filtering")])
+    if paths.TEACHER_EVAL_DETAILS.is_file():
         done["teacher-eval"] = sync_simple(
             client, experiment_id, "evaluate_teacher", "teacher-eval",
             [paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES], {},
-            {f"eval/{k}": v for k, v in read_json(paths.TEACHER_EVAL_METRICS).items()}, [paths.TEACHER_SAMPLES],
-            [(paths.TEACHER_HELDOUT, "evaluation")])
+            {f"eval/{k}": v for k, v in read_json(paths.TEACHER_EVAL_DETAILS).items()},
+            [paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_DETAILS], [(paths.TEACHER_HELDOUT, "evaluation")])
     for size in student_sizes():
         done[f"student-n{size}"] = sync_student(client, experiment_id, params, size, params.student.registered_name)
     summary_file = paths.REPORTS_DIR / "summary.json"

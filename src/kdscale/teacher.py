@@ -35,6 +35,7 @@ from kdscale.generation import DecodeParams, generate, generate_vllm
 from kdscale.jsonl import read_jsonl, write_json, write_jsonl
 from kdscale.models import load_model, load_tokenizer, resolve_device
 from kdscale.prompts import build_prompt, stop_strings
+from kdscale.text import is_repetitive
 
 TEMPLATE_MARKERS = ["### Instruction", "### Input", "### Response", "<|im_start|>", "<|im_end|>",
                     "<|endoftext|>", "<|user|>", "<|assistant|>"]
@@ -59,15 +60,6 @@ def is_echo(response: str, instruction: str) -> bool:
 
 def has_template_leak(response: str) -> bool:
     return any(marker in response for marker in TEMPLATE_MARKERS)
-
-
-def is_repetitive(response: str, n: int, max_fraction: float) -> bool:
-    """Stuck in a loop: too many of the answer's word n-grams are repeats."""
-    words = _normalise(response).split()
-    ngrams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    if len(ngrams) < 2 * n:
-        return False
-    return 1 - len(set(ngrams)) / len(ngrams) > max_fraction
 
 
 def drop_reason(record: dict, filters: FilterParams) -> str | None:

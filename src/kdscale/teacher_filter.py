@@ -65,7 +65,9 @@ def main(argv=None) -> None:
     write_json(paths.TEACHER_METRICS, metrics)
     tracking.setup()
     tags = tracking.common_tags("teacher_filter", None, [paths.TEACHER_RAW])
-    with tracking.start_run("teacher_filter", "teacher-filter", tags):  # its own run: filters change, params cannot
+    # Its own run: filters change, and a run's logged params cannot.
+    with tracking.start_run("teacher_filter", "teacher-filter", tags,
+                            outputs=[paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS]):
         tracking.log_params({"teacher": {"filters": to_dict(params.teacher.filters)}})
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracking.log_dict({"answers": answers[:25]}, "teacher_answers_sample.json")

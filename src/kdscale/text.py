@@ -31,11 +31,11 @@ def is_repetitive(text: str, n: int = LOOP_NGRAM, max_fraction: float = LOOP_MAX
 
 
 def has_sentence(text: str) -> bool:
-    """Some stretch between sentence ends (. ! ? or a line break) holds at least 3 words made of
-    letters, at least 2 of them different: "a a a a", "........" and "1, 2, 3" hold none."""
+    """Some stretch between sentence ends (. ! ? or a line break) holds at least 2 different words made
+    of letters: "Birds sing." is a sentence; "a a a a", "........" and "1, 2, 3" hold none."""
     for piece in re.split(r"[.!?\n]+", text):
         ws = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", piece.lower())
-        if len(ws) >= 3 and len(set(ws)) >= 2:
+        if len(set(ws)) >= 2:
             return True
     return False
 
