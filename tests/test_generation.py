@@ -105,6 +105,7 @@ def test_sampling_reproducible_per_batch_seed(gpt2, prompts):
     resumed = list(generate(model, tokenizer, prompts, params, 3, done=set(plan[0]) | {plan[1][0]}))
     assert resumed[0] == (plan[1][1:], full[1][1][1:])
     assert resumed[1:] == full[2:]
+    assert list(generate(model, tokenizer, prompts, params, 3, done=set(range(len(prompts))))) == []  # all done
     other = list(generate(model, tokenizer, prompts, DecodeParams(**{**vars(params), "seed": 4}), 3))
     assert [c.text for _, cs in other for c in cs] != [c.text for _, cs in full for c in cs]
 

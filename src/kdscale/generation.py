@@ -121,6 +121,8 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
     prompt starts with (a chat template's system prompt, the Alpaca preamble) are computed
     once and their cache copied to each newcomer, which then computes only its own tokens.
     """
+    if not prompts:  # a resumed run with every answer already written
+        return
     device, eos = model.device, tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
     ids = tokenizer(prompts).input_ids
