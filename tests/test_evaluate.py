@@ -211,9 +211,9 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
     assert metrics["instruction_pass_rate"] == pytest.approx(7 / n_instructions)
     assert metrics["adherence_prompts"] == 50
     assert metrics["answers_ended_eos"] == pytest.approx(len(CANNED) / 50)
-    # Degenerate (no sentence of 3 words): the 43 empty answers, the JSON of adh-006 and the two-word lines of
-    # adh-002 and adh-018; the other four canned answers hold a sentence.
-    assert metrics["degenerate_share"] == pytest.approx(46 / 50)
+    # Degenerate (no two different words between sentence ends): the 43 empty answers; every canned answer,
+    # the two-word lines of adh-002 and adh-018 and the JSON of adh-006 included, holds a sentence.
+    assert metrics["degenerate_share"] == pytest.approx(43 / 50)
     # 95% Wilson interval for 5 of 50, by its formula
     z, p, n = 1.959963984540054, 0.1, 50
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -242,7 +242,8 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
     assert by_id["adh-001"]["strict"] and by_id["adh-001"]["loose"]
     assert by_id["adh-001"]["response"] == CANNED["adh-001"] and by_id["adh-001"]["finish_reason"] == "eos"
     assert not by_id["adh-018"]["strict"]
-    assert not by_id["adh-001"]["degenerate"] and by_id["adh-006"]["degenerate"] and by_id["adh-050"]["degenerate"]
+    assert not by_id["adh-001"]["degenerate"] and not by_id["adh-006"]["degenerate"]
+    assert by_id["adh-050"]["degenerate"]  # empty
     assert [(c["type"], c["strict"]) for c in by_id["adh-018"]["checks"]] == [("title", True), ("lowercase", False)]
     assert not by_id["adh-012"]["strict"] and by_id["adh-012"]["loose"]
     assert not by_id["adh-050"]["strict"] and not by_id["adh-050"]["loose"]

@@ -344,8 +344,7 @@ def test_hub_without_network_end_to_end(project):
 
 
 @pytest.mark.parametrize("sizes, expected", [
-    ([0, 10], "params.yaml: 'scaling.sizes' must be positive sample counts, got 0"),
-    ([5, -10], "params.yaml: 'scaling.sizes' must be positive sample counts, got -10"),
+    ([5, -10], "params.yaml: 'scaling.sizes' must be sample counts >= 0 (0: the untrained student), got -10"),
     ([5, 10, 5], "params.yaml: 'scaling.sizes' repeats 5; list each sample count once"),
     ([], "params.yaml: 'scaling.sizes' is empty; give at least one sample count, e.g. [25, 50, 100]"),
     ([5, 21], "params.yaml: 'scaling.sizes' asks for 21 samples but 'data.pool_size' is 20; "

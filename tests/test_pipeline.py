@@ -192,12 +192,13 @@ def test_paths_agree_with_dvc_yaml():
 
 
 def test_teacher_stage_depends_on_every_decoding_param_but_no_filter():
-    from kdscale.config import TeacherParams
+    from kdscale.config import FilterParams, TeacherParams
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     decoding = {f"teacher.{f.name}" for f in dataclasses.fields(TeacherParams) if f.name != "filters"}
     assert set(stages["teacher"]["params"]) == decoding | {"device", "dtype"}
-    assert stages["teacher_filter"]["params"] == ["teacher.filters"]
+    filters = {f"teacher.filters.{f.name}" for f in dataclasses.fields(FilterParams)}
+    assert set(stages["teacher_filter"]["params"]) == filters
 
 
 # ----------------------------------------------------------------------------- the reproduced pipeline
