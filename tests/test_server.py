@@ -94,7 +94,7 @@ def study_through_server(project: Path, url: str) -> None:
     client = MlflowClient(url)
     synced = all_runs(client)
     assert sorted(r.data.tags["kdscale.stage"] for r in synced) == sorted(
-        ["teacher", "evaluate_teacher", "report"] + ["train"] * len(SIZES))
+        ["teacher", "teacher_filter", "evaluate_teacher", "report"] + ["train"] * len(SIZES))
 
     experiments = {"lr-high": "train.learning_rate=0.003", "weights": "report.weight_speed=0.3"}
     for name, setting in experiments.items():

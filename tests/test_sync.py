@@ -190,7 +190,7 @@ def test_sync_after_repro_adds_nothing_and_a_fresh_clone_gets_the_full_view(repr
     assert store_counts(clone / "mlflow.db") == view
     client = mlflow_client(clone / "mlflow.db")
     stages = sorted(r.data.tags["kdscale.stage"] for r in all_runs(client))
-    assert stages == sorted(["teacher", "evaluate_teacher", "report"] + ["train"] * 2), stages
+    assert stages == sorted(["teacher", "teacher_filter", "evaluate_teacher", "report"] + ["train"] * 2), stages
     script = (f"import mlflow; mlflow.set_tracking_uri('sqlite:///{clone / 'mlflow.db'}'); "
               f"print(mlflow.pyfunc.load_model('models:/{NAME}@n8').predict(['Say hi.'], params={{'max_new_tokens': 2}}))")
     assert sh(["python", "-c", script], clone).stdout.startswith("[")
@@ -230,7 +230,10 @@ def test_sigkill_during_a_stage_then_repro_leaves_no_run_running(reproduced, tmp
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    # As `make run` does: the repro may restore train@16 from the run-cache (no stage process starts
+    # to notice the dead run), and sync closes it then.
     sh(["dvc", "repro"], project)
+    sh(["kdscale", "sync"], project)
     runs = mlflow_client(db).search_runs([e.experiment_id for e in mlflow_client(db).search_experiments()])
     assert "RUNNING" not in {r.info.status for r in runs}, [(r.info.run_name, r.info.status) for r in runs]
     assert "KILLED" in {r.info.status for r in runs}
