@@ -23,7 +23,7 @@ from kdscale.jsonl import read_jsonl
 from kdscale.models import PRUNED, SOURCE_FILE, count_parameters, initial_student
 from kdscale.prompts import build_prompt
 
-CALIBRATION_ANSWERS = 32  # block influence is stable well below this many answers (a few thousand tokens)
+CALIBRATION_ANSWERS = 32  # teacher answers that block influence is measured on
 
 
 def calibration_texts(n: int = CALIBRATION_ANSWERS) -> list[str]:
