@@ -96,7 +96,7 @@ def study_through_server(project: Path, url: str) -> None:
     assert sorted(r.data.tags["kdscale.stage"] for r in synced) == sorted(
         ["teacher", "teacher_filter", "evaluate_teacher", "report"] + ["train"] * len(SIZES))
 
-    experiments = {"lr-high": "train.learning_rate=0.003", "weights": "report.weight_speed=0.3"}
+    experiments = {"lr-high": "train.learning_rate=0.003", "threshold": "report.doubling_gain_threshold=0.1"}
     for name, setting in experiments.items():
         sh(["dvc", "exp", "run", "--queue", "-n", name, "-S", setting], project, env=env)
     sh(["dvc", "queue", "start", "-j", "2"], project, env=env)
@@ -111,7 +111,7 @@ def study_through_server(project: Path, url: str) -> None:
     for r in runs:
         by_exp.setdefault(r.data.tags["kdscale.dvc_exp"], []).append(r.data.tags["kdscale.stage"])
     assert sorted(by_exp["lr-high"]) == ["report"] + ["train"] * len(SIZES), by_exp
-    assert by_exp["weights"] == ["report"], by_exp
+    assert by_exp["threshold"] == ["report"], by_exp
     for r in runs:  # artifacts went through the server, into its artifact root
         assert r.info.artifact_uri.startswith("mlflow-artifacts:"), r.info.artifact_uri
     versions = client.search_model_versions(f"name = '{NAME}'")
