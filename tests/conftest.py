@@ -54,6 +54,17 @@ def make_gpt2(folder: Path, tokenizer, seed: int = 0) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on one thread: a second one only spins, and slows a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tokenizer")

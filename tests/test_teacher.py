@@ -30,12 +30,7 @@ from kdscale.teacher import (drop_reason, fingerprint, has_template_leak, is_ech
 from kdscale.teacher_filter import answer_records, generation_metrics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
