@@ -10,6 +10,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from kdscale.distill import (KDCollator, KDConfig, TopkStore, answer_labels, build_store, check_same_vocabulary,
                              kd_loss, objective_loss, teacher_topk, tokenize_with_ids)
@@ -208,6 +209,27 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
     assert {k: v for k, v in run_.data.tags.items() if k.startswith("kdscale.recipe.")} == {
         "kdscale.recipe.objective": "kd", "kdscale.recipe.schedule": "steps", "kdscale.recipe.learning_rate": "0.001",
         "kdscale.recipe.student": "pruned", "kdscale.recipe.seed": "0"}
+
+
+def test_topk_stage_under_sft_skips_the_teacher_and_kd_then_names_the_stage(tmp_path, tiny_gpt2_dir, monkeypatch):
+    from kdscale import teacher_topk as stage, train
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("an sft study must not run the teacher's forward pass")
+
+    monkeypatch.setattr(stage, "load_model", no_teacher)
+    root = train_project(tmp_path, tiny_gpt2_dir, {8: varied_records(8)},
+                         train={"schedule": "steps", "max_steps": 1, "objective": "sft"})
+    with in_project(root):
+        stage.main([])
+        assert TopkStore.load(root / "data/topk/pool.safetensors").ids == []
+        assert json.loads((root / "data/topk/stats.json").read_text())["objective"] == "sft"
+        # the store of an sft study, read by kd training: the error says which stage to rerun
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["train"]["objective"] = "kd"
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+        with pytest.raises(UserError, match="ran under train.objective: sft.*dvc repro teacher_topk"):
+            train.main(["--size", "8"])
 
 
 def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):

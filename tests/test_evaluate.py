@@ -147,13 +147,15 @@ def test_speed_generates_exactly_speed_new_tokens(eos_biased, monkeypatch):
     monkeypatch.setattr(ev_mod, "generate_batch", spy)
     ev = EvalParams(batch_size=3, speed_runs=2, speed_new_tokens=5)
     m = ev_mod.speed(model, tokenizer, alpaca_prompt("Describe the sea."), ev)
-    assert [n for n, _, _ in calls] == [1, 1, 1, 3]  # warm-up, 2 timed runs at batch 1, then one batch
-    for _, params, out in calls:
+    assert [n for n, _, _ in calls] == [1, 1, 1]  # a short warm-up, then 2 timed runs, all at batch 1
+    warmup, *timed = calls
+    assert warmup[1].min_new_tokens == warmup[1].max_new_tokens == ev_mod.WARMUP_TOKENS
+    for _, params, out in timed:
         assert params.min_new_tokens == params.max_new_tokens == 5
         assert not params.do_sample
         assert all(c.n_tokens == 5 for c in out)
     assert m["tokens_per_sec"] == pytest.approx(5 / m["latency_mean_s"])
-    assert m["tokens_per_sec_median"] > 0 and m["batched_tokens_per_sec"] > 0
+    assert m["tokens_per_sec_median"] > 0
     assert (m["speed_runs"], m["speed_new_tokens"]) == (2, 5)
 
 
@@ -211,6 +213,7 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
     assert metrics["instruction_pass_rate"] == pytest.approx(7 / n_instructions)
     assert metrics["adherence_prompts"] == 50
     assert metrics["answers_ended_eos"] == pytest.approx(len(CANNED) / 50)
+    assert metrics["batched_tokens_per_sec"] > 0
     # Degenerate (no two different words between sentence ends): the 43 empty answers; every canned answer,
     # the two-word lines of adh-002 and adh-018 and the JSON of adh-006 included, holds a sentence.
     assert metrics["degenerate_share"] == pytest.approx(43 / 50)

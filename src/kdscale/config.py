@@ -48,7 +48,7 @@ class TeacherParams:
     system_prompt: str = "You are a helpful assistant. Answer briefly and completely, in a few sentences."
     backend: str = "hf"  # hf | vllm
     max_new_tokens: int = 96
-    batch_size: int = 32
+    batch_size: int = 64
     do_sample: bool = False
     temperature: float = 0.7
     top_p: float = 0.9
@@ -110,7 +110,7 @@ class TrainParams:
 @dataclass
 class EvalParams:
     max_new_tokens: int = 128
-    batch_size: int = 16
+    batch_size: int = 50
     adherence_file: str = ""  # "" = the project's 50-prompt set
     speed_runs: int = 3  # timed runs after one warm-up
     speed_new_tokens: int = 128

@@ -91,6 +91,9 @@ class TopkStore:
 
     def check(self, examples: list[dict], where: str) -> None:
         """Every example's answer tokens must be the ones the teacher was scored on."""
+        if examples and not self.ids:
+            raise UserError(f"{where}: the teacher's top-k store is empty (the teacher_topk stage ran under "
+                            f"train.objective: sft); rerun `dvc repro teacher_topk` with the kd objective in params")
         for e in examples:
             if e["id"] not in self.row:
                 raise UserError(f"{where}: answer {e['id']} has no teacher top-k log-probs; "

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from kdscale import paths, tracking
 from kdscale.checks import evaluate_response, load_adherence, wilson_interval
 from kdscale.config import check_size, EvalParams, load_params
-from kdscale.examples import CompletionCollator, tokenize_records
+from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
 from kdscale.generation import DecodeParams, generate_all, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.models import count_parameters, load_model, max_context, model_size_mb
@@ -31,6 +31,7 @@ from kdscale.text import is_degenerate
 from kdscale.paths import TRAINING_LOG
 
 BOOTSTRAP_RESAMPLES = 2000
+WARMUP_TOKENS = 16  # the warm-up only has to touch every code path once
 # The numbers `dvc metrics show` and `dvc exp show` print; every other key goes to the details file.
 HEADLINE = ["perplexity", "perplexity_ci_low", "perplexity_ci_high", "pass_rate", "pass_rate_ci_low",
             "pass_rate_ci_high", "degenerate_share", "answers_ended_eos", "tokens_per_sec", "model_size_mb"]
@@ -41,15 +42,18 @@ HEADLINE = ["perplexity", "perplexity_ci_low", "perplexity_ci_high", "pass_rate"
 
 @torch.inference_mode()
 def token_nll(model, examples: list[dict], pad_token_id: int, batch_size: int) -> tuple[list[float], list[int]]:
-    """Per example: the sum of next-token NLL over its labelled positions, and their count (right padding)."""
+    """Per example: the sum of next-token NLL over its labelled positions, and their count (right padding).
+    The LM head runs only where some row has a label, as in training."""
     collate = CompletionCollator(pad_token_id)
     sums, counts = [], []
     for start in range(0, len(examples), batch_size):
         batch = collate(examples[start : start + batch_size])
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        labels = batch["labels"][:, 1:]
-        nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+        keep = answer_positions(batch["labels"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       logits_to_keep=keep).logits
+        labels = batch["labels"][:, keep + 1]  # position t predicts token t + 1
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
                               reduction="none").view(labels.shape)
         sums += nll.sum(dim=1).tolist()
         counts += (labels != -100).sum(dim=1).tolist()
@@ -97,7 +101,9 @@ def bootstrap_perplexity(sums, counts, resamples: int = 2000, seed: int = 0,
 def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: EvalParams) -> tuple[dict, list]:
     texts = [build_prompt(p, prompt_format, tokenizer) for p in prompts]
     decode = DecodeParams(max_new_tokens=ev.max_new_tokens, stop_strings=stop_strings(prompt_format))
+    start = time.perf_counter()
     answers = generate_all(model, tokenizer, texts, decode, ev.batch_size)
+    seconds = time.perf_counter() - start
     samples, per_type, type_prompts = [], defaultdict(list), defaultdict(int)
     for prompt in prompts:  # how many prompts carry each check type (a prompt counts once per type)
         for t in {c["type"] for c in prompt["checks"]}:
@@ -123,6 +129,8 @@ def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: Eva
         "adherence_prompts": n,
         "answers_ended_eos": sum(s["finish_reason"] == "eos" for s in samples) / n,
         "degenerate_share": sum(s["degenerate"] for s in samples) / n,
+        # batched throughput of this greedy pass (eval.batch_size prompts at a time), beside batch-1 speed
+        "batched_tokens_per_sec": sum(a.n_tokens for a in answers) / max(seconds, 1e-9),
         **{f"type_pass_rate.{t}": sum(v) / len(v) for t, v in sorted(per_type.items())},
         **{f"type_prompts.{t}": k for t, k in sorted(type_prompts.items())},
     }
@@ -133,27 +141,24 @@ def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: Eva
 # speed and memory
 
 def speed(model, tokenizer, prompt: str, ev: EvalParams) -> dict:
-    """Batch-1 greedy decoding of exactly `speed_new_tokens` tokens: one warm-up, then K timed runs."""
+    """Batch-1 greedy decoding of exactly `speed_new_tokens` tokens: one short warm-up, then K timed runs."""
     fixed = DecodeParams(max_new_tokens=ev.speed_new_tokens, min_new_tokens=ev.speed_new_tokens)
 
-    def timed(prompts: list[str]) -> float:
+    def timed(decode: DecodeParams) -> float:
         start = time.perf_counter()
-        answers = generate_batch(model, tokenizer, prompts, fixed, seed=0)
+        (answer,) = generate_batch(model, tokenizer, [prompt], decode, seed=0)
         seconds = time.perf_counter() - start
-        if any(a.n_tokens != ev.speed_new_tokens for a in answers):  # the metric assumes exactly N tokens
-            raise RuntimeError(f"speed: asked for exactly {ev.speed_new_tokens} new tokens, got "
-                               f"{sorted({a.n_tokens for a in answers})}")
+        if answer.n_tokens != decode.max_new_tokens:  # the metric assumes exactly N tokens
+            raise RuntimeError(f"speed: asked for exactly {decode.max_new_tokens} new tokens, got {answer.n_tokens}")
         return seconds
 
-    timed([prompt])  # warm-up
-    latencies = [timed([prompt]) for _ in range(ev.speed_runs)]
+    timed(DecodeParams(max_new_tokens=WARMUP_TOKENS, min_new_tokens=WARMUP_TOKENS))  # first-call allocations
+    latencies = [timed(fixed) for _ in range(ev.speed_runs)]
     mean = statistics.mean(latencies)
-    batched = ev.batch_size * ev.speed_new_tokens / timed([prompt] * ev.batch_size)
     return {
         "tokens_per_sec": ev.speed_new_tokens / mean,
         "tokens_per_sec_median": ev.speed_new_tokens / statistics.median(latencies),
         "latency_mean_s": mean,
-        "batched_tokens_per_sec": batched,
         "speed_runs": ev.speed_runs,
         "speed_new_tokens": ev.speed_new_tokens,
     }

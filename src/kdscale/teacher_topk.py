@@ -1,6 +1,7 @@
 """Stage `teacher_topk`: the teacher's top-k log-probs at every token of its kept pool answers.
 
-For `train.objective: kd | mixed`. One forward pass of the teacher over its own prompt
+For `train.objective: kd | mixed`; under `sft` (the default) nothing reads them, so the stage
+writes an empty store in a second and reruns only when the objective changes. One forward pass of the teacher over its own prompt
 (`teacher.prompt_format`) + each answer's label tokens, which come from the same function
 training uses (so the EOS label is there exactly where training has it). Writes
 `data/topk/pool.safetensors` (see kdscale.distill.TopkStore) and `data/topk/stats.json`.
@@ -34,17 +35,22 @@ def main(argv=None) -> None:
     argparse.ArgumentParser(prog="kdscale teacher_topk", description=__doc__).parse_args(argv)
     params = load_params()
     records = [r for r in read_jsonl(paths.TEACHER_POOL) if not r["dropped"]]
-    model, tokenizer = load_model(str(paths.TEACHER_DIR), "teacher.model",
-                                  trust_remote_code=params.teacher.trust_remote_code)
     start = time.perf_counter()
-    store = store_for(records, model, tokenizer, params.teacher.prompt_format, params.teacher_topk.k,
-                      params.teacher_topk.batch_size)
+    if params.train.objective == "sft":
+        # An sft student never reads the store: skip the teacher's forward pass (minutes) and say so.
+        store = build_store([], [], [], params.teacher_topk.k)
+        print("teacher_topk: train.objective is sft, so no top-k log-probs are needed; wrote an empty store")
+    else:
+        model, tokenizer = load_model(str(paths.TEACHER_DIR), "teacher.model",
+                                      trust_remote_code=params.teacher.trust_remote_code)
+        store = store_for(records, model, tokenizer, params.teacher.prompt_format, params.teacher_topk.k,
+                          params.teacher_topk.batch_size)
     seconds = time.perf_counter() - start
     store.save(paths.TOPK_FILE)
     stats = {"answers": len(store.ids), "answer_tokens": len(store.labels), "k": store.k, "seconds": seconds,
              "tokens_per_sec": len(store.labels) / seconds if seconds else 0.0,
              "file_mb": paths.TOPK_FILE.stat().st_size / 1024**2}
-    write_json(paths.TOPK_STATS, stats)
+    write_json(paths.TOPK_STATS, {"objective": params.train.objective, **stats})
     print(f"teacher_topk: {stats['answers']} answers, {stats['answer_tokens']} tokens, top-{store.k} in "
           f"{seconds:.0f}s -> {paths.TOPK_FILE} ({stats['file_mb']:.1f} MB)")
 

@@ -30,7 +30,7 @@ from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
 from kdscale.paths import TRAINING_LOG
 from kdscale.models import SCRATCH, count_parameters, load_model, load_tokenizer, max_context
-from kdscale.examples import CompletionCollator, tokenize_records
+from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
 
 
 
@@ -93,13 +93,6 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
             longest = max(range(len(batches)), key=lambda b: self.lengths[batches[b][0]])
             batches[0], batches[longest] = batches[longest], batches[0]
         return iter([i for batch in batches + short for i in batch])
-
-
-def answer_positions(labels: torch.Tensor) -> torch.Tensor:
-    """Sequence positions whose next token is labelled in some row of the batch: the only positions
-    whose logits the loss reads. Skipping the LM head elsewhere (the prompts) saves its cost there;
-    with a 49k vocabulary the head is as large as a third of the embedded student's layers."""
-    return (labels[:, 1:] != -100).any(dim=0).nonzero().flatten()
 
 
 class StudentTrainer(Trainer):
