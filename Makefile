@@ -24,8 +24,10 @@ run: setup
 	dvc repro
 	kdscale sync
 
+# Two workers with one thread each on a 2-core machine (two 2-thread PyTorch processes slow each other
+# several-fold); the reproduced tiny study is built once for both (tests/test_pipeline.py).
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 ui: setup
 	kdscale sync

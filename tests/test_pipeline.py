@@ -1,7 +1,8 @@
 """The whole pipeline on the tiny configuration: `dvc repro` in a temporary copy of the project.
 
-One reproduced project is shared by the tests of this module and of test_workflow.py
-(`reproduced_project`); a test that changes it works on a copy (`copy_project`).
+One reproduced project is shared by the tests of this module, test_workflow.py, test_sync.py
+and test_server.py (`reproduced_project`); a test that runs a command in it works on a copy
+(`copy_project`).
 The paths test at the top needs no run.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -69,30 +71,44 @@ _REPRODUCED: dict[str, tuple[Path, str]] = {}
 def reproduced_project(tmp_path_factory, teacher_dir: Path) -> tuple[Path, str]:
     """A tiny project after a full `dvc repro`, committed (dvc.lock included); built once a session.
 
-    Returns the project and the commit the pipeline ran on (its runs carry it as a tag).
+    Under pytest-xdist (`make test` runs two workers) it is built once for all workers: the
+    first to take the lock builds it in the session's shared folder, the others wait and
+    reuse it (or its error). Tests read it in place; a test that runs a command in it
+    works on a copy (`copy_project`). Returns the project and the commit the pipeline ran on
+    (its runs carry it as a tag).
     """
-    if "error" in _REPRODUCED:  # failed once: do not spend minutes failing again in the next module
-        raise _REPRODUCED["error"]
+    from filelock import FileLock
+
     if "project" not in _REPRODUCED:
-        try:
-            project = tmp_path_factory.mktemp("reproduced") / "project"
-            project.mkdir()
-            make_project(project, teacher_dir)
-            commit = commit_all(project, "tiny kdscale project")
-            repro = sh(["dvc", "repro"], project, timeout=1800)
-            assert "report" in stages_run(repro.stdout), repro.stdout
-            commit_all(project, "dvc repro")
-        except Exception as e:
-            _REPRODUCED["error"] = e
-            raise
-        _REPRODUCED["project"] = (project, commit)
+        base = tmp_path_factory.getbasetemp()
+        shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+        project, record = shared / "reproduced" / "project", shared / "reproduced.json"
+        with FileLock(str(shared / "reproduced.lock")):
+            if not record.exists():
+                try:
+                    project.mkdir(parents=True)
+                    make_project(project, teacher_dir)
+                    commit = commit_all(project, "tiny kdscale project")
+                    repro = sh(["dvc", "repro"], project, timeout=1800)
+                    assert "report" in stages_run(repro.stdout), repro.stdout
+                    commit_all(project, "dvc repro")
+                    record.write_text(json.dumps({"commit": commit}))
+                except Exception as e:  # the next module (or worker) fails at once instead of minutes later
+                    record.write_text(json.dumps({"error": f"{type(e).__name__}: {e}"}))
+                    raise
+        built = json.loads(record.read_text())
+        if "error" in built:
+            raise AssertionError(f"building the reproduced project failed: {built['error']}")
+        _REPRODUCED["project"] = (project, built["commit"])
     return _REPRODUCED["project"]
 
 
 def copy_project(project: Path, dest: Path, fresh_store: bool = True) -> Path:
-    """A copy to change (git, DVC cache and all). fresh_store drops the copied MLflow store: its
+    """A copy to change (git, DVC cache and all) without DVC's transient state (.dvc/tmp: locks
+    another test's command may be writing). fresh_store drops the copied MLflow store: its
     experiment's artifact location is absolute and points into the original."""
-    shutil.copytree(project, dest, symlinks=True)
+    shutil.copytree(project, dest, symlinks=True,
+                    ignore=lambda folder, names: ["tmp"] if Path(folder).name == ".dvc" else [])
     if fresh_store:
         for p in dest.glob("mlflow.db*"):
             p.unlink()
@@ -300,8 +316,8 @@ def test_repro_records_runs_and_models(reproduced):
 
 
 @pytest.mark.slow
-def test_second_repro_has_nothing_to_do(reproduced):
-    project, _ = reproduced
+def test_second_repro_has_nothing_to_do(reproduced, tmp_path):
+    project = copy_project(reproduced[0], tmp_path / "project", fresh_store=False)
     assert_up_to_date(project)
     assert sh(["git", "status", "--porcelain"], project).stdout == ""
 

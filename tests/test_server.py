@@ -135,13 +135,19 @@ def test_study_through_a_tracking_server_on_sqlite(reproduced, tmp_path):
         stop_server(server)
 
 
+def pg_tool(name: str) -> str | None:
+    """A PostgreSQL program: on PATH, or in Debian's versioned folder (the newest version)."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    return shutil.which(name) or (str(found[-1]) if found else None)
+
+
 def postgres_missing() -> str | None:
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-        return "no local PostgreSQL (initdb, pg_ctl not on PATH; Debian: apt-get install postgresql)"
+    if not (pg_tool("initdb") and pg_tool("pg_ctl")):
+        return "no local PostgreSQL (initdb, pg_ctl not found; Debian: apt-get install postgresql)"
     try:
-        import psycopg2  # noqa: F401
+        import psycopg  # noqa: F401  (SQLAlchemy 2.1's default driver for postgresql:// URIs)
     except ImportError:
-        return "the psycopg2 driver is not installed (pip install psycopg2-binary)"
+        return "the psycopg driver is not installed (pip install 'psycopg[binary]')"
     if os.geteuid() == 0 and not shutil.which("runuser"):
         return "PostgreSQL refuses to run as root and runuser is missing"
     return None
@@ -157,12 +163,12 @@ def test_study_through_a_tracking_server_on_postgresql(reproduced, tmp_path):
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         os.chmod(cluster, 0o777)
-    subprocess.run([*as_user, "initdb", "-A", "trust", "-U", "mlflow", "-D", str(data)], check=True,
+    subprocess.run([*as_user, pg_tool("initdb"), "-A", "trust", "-U", "mlflow", "-D", str(data)], check=True,
                    capture_output=True)
-    subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-o", f"-p {port} -k {cluster} -h 127.0.0.1",
+    subprocess.run([*as_user, pg_tool("pg_ctl"), "-D", str(data), "-o", f"-p {port} -k {cluster} -h 127.0.0.1",
                     "-l", str(cluster / "pg.log"), "-w", "start"], check=True, capture_output=True)
     try:
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"], check=True)
+        subprocess.run([pg_tool("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"], check=True)
         project = copy_project(reproduced[0], tmp_path / "project")
         server, url = start_server(f"postgresql://mlflow@127.0.0.1:{port}/mlflow", tmp_path / "artifacts",
                                    tmp_path / "server.log")
@@ -171,5 +177,5 @@ def test_study_through_a_tracking_server_on_postgresql(reproduced, tmp_path):
         finally:
             stop_server(server)
     finally:
-        subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        subprocess.run([*as_user, pg_tool("pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(cluster, ignore_errors=True)

@@ -196,6 +196,28 @@ def test_sync_after_repro_adds_nothing_and_a_fresh_clone_gets_the_full_view(repr
     assert sh(["python", "-c", script], clone).stdout.startswith("[")
 
 
+@pytest.mark.slow
+def test_run_cache_restore_then_sync_gives_the_view_of_the_real_run(reproduced, tmp_path):
+    """Stages that DVC restores from its run-cache start no process and log nothing; sync fills the view."""
+    from test_pipeline import SIZES, copy_project, sh, stages_run
+
+    live = store_counts(reproduced[0] / "mlflow.db")
+    project = copy_project(reproduced[0], tmp_path / "project")  # an empty MLflow store
+    for n in SIZES:
+        shutil.rmtree(project / paths.student_dir(n))
+    repro = sh(["dvc", "repro"], project).stdout
+    assert not stages_run(repro), repro
+    for n in SIZES:
+        assert f"Stage 'train@{n}' is cached - skipping run, checking out outputs" in repro, repro
+    assert not (project / "mlflow.db").exists() or store_counts(project / "mlflow.db")["runs"] == 0
+
+    sh(["kdscale", "sync"], project)
+    view = store_counts(project / "mlflow.db")
+    assert (view["runs"], view["versions"], view["running"]) == (live["runs"], live["versions"], 0), (view, live)
+    sh(["kdscale", "sync"], project)
+    assert store_counts(project / "mlflow.db") == view  # runs, versions and metric rows
+
+
 def running_runs(db) -> int:
     """RUNNING runs, read with sqlite3: an MLflow client would race the stage's schema migrations."""
     import sqlite3

@@ -55,6 +55,18 @@ def show_experiments(project: Path) -> dict[str, dict]:
     return found
 
 
+def assert_exp_show_fits_a_terminal(project: Path) -> None:
+    """Only the headline numbers are DVC metrics, so two experiments compare in one screen's width."""
+    csv = sh(["dvc", "exp", "show", "--only-changed", "--csv"], project).stdout
+    header = csv.splitlines()[0].split(",")
+    table = sh(["dvc", "exp", "show", "--only-changed", "--no-pager"], project, env={"COLUMNS": "2000"}).stdout
+    print(f"$ dvc exp show --only-changed\n{table}\n$ dvc exp show --only-changed --csv\n{csv}")
+    assert len(header) <= 40, header
+    assert "train.learning_rate" in header
+    assert not [c for c in header if "type_pass_rate" in c or "latency" in c or c.endswith(("threads", "cpu"))]
+    assert any(c.endswith("perplexity_ci_high") for c in header) and any("combined_score" in c for c in header)
+
+
 @pytest.mark.slow
 def test_queued_experiments_with_two_workers(reproduced, tmp_path):
     project = copy_project(reproduced[0], tmp_path / "project")  # a fresh MLflow store, at the project root
@@ -102,6 +114,7 @@ def test_queued_experiments_with_two_workers(reproduced, tmp_path):
                 r"(Experiment|State|train\.learning_rate|.*student-n\d+\.json:(perplexity|pass_rate|tokens_per_sec))$"],
                project, env={"COLUMNS": "300"})
     print(table.stdout)
+    assert_exp_show_fits_a_terminal(project)
 
     # Both workers wrote to the store at the project root (DVC_ROOT), not in their temporary copies
     runs = all_runs(mlflow_client(project / "mlflow.db"))
@@ -231,7 +244,7 @@ def alive(pid: int) -> bool:
 def test_ui_serves_on_localhost_and_stops_cleanly(reproduced, tmp_path):
     from kdscale import ui
 
-    project, _ = reproduced
+    project = copy_project(reproduced[0], tmp_path / "project", fresh_store=False)
     port = free_port()
     assert ui.command("127.0.0.1", port)[ui.command("127.0.0.1", port).index("--host") + 1] == "127.0.0.1"
     log = open(tmp_path / "ui.log", "w")
@@ -279,7 +292,7 @@ def test_ui_serves_on_localhost_and_stops_cleanly(reproduced, tmp_path):
 
 @pytest.mark.slow
 def test_dvc_plots_show_renders_scaling_curves(reproduced, tmp_path):
-    project, _ = reproduced
+    project = copy_project(reproduced[0], tmp_path / "project")
     out = tmp_path / "plots"
     result = sh(["dvc", "plots", "show", "--json", "-o", str(out)], project)
     plots = json.loads(result.stdout)["data"]
@@ -309,22 +322,6 @@ def test_dvc_plots_show_renders_scaling_curves(reproduced, tmp_path):
 
 
 # ----------------------------------------------------------------------------- dvc exp show
-
-@pytest.mark.slow
-def test_exp_show_only_changed_fits_a_terminal(reproduced, tmp_path):
-    """Only the headline numbers are DVC metrics, so two experiments compare in one screen's width."""
-    project = copy_project(reproduced[0], tmp_path / "project")
-    for lr in ("3e-3", "1e-4"):
-        sh(["dvc", "exp", "run", "-S", f"train.learning_rate={lr}"], project)
-    csv = sh(["dvc", "exp", "show", "--only-changed", "--csv"], project).stdout
-    header = csv.splitlines()[0].split(",")
-    table = sh(["dvc", "exp", "show", "--only-changed", "--no-pager"], project, env={"COLUMNS": "2000"}).stdout
-    print(f"$ dvc exp show --only-changed\n{table}\n$ dvc exp show --only-changed --csv\n{csv}")
-    assert len(header) <= 40, header
-    assert "train.learning_rate" in header
-    assert not [c for c in header if "type_pass_rate" in c or "latency" in c or c.endswith(("threads", "cpu"))]
-    assert any(c.endswith("perplexity_ci_high") for c in header) and any("combined_score" in c for c in header)
-
 
 # ----------------------------------------------------------------------------- MLFLOW_TRACKING_URI
 
