@@ -125,6 +125,24 @@ def test_command_writes_the_report_and_figure(tmp_path, monkeypatch):
         compare.main(["--input", "missing.json"])
 
 
+def test_rev_reads_the_experiments_of_each_baseline_commit(tmp_path, monkeypatch):
+    """Experiments stay with the commit they ran on: after a later commit, --rev finds them."""
+    seen = []
+
+    def fake_run(cmd, **kwargs):
+        seen.append(cmd)
+        return type("Done", (), {"returncode": 0, "stdout": json.dumps(two_recipes()), "stderr": ""})()
+
+    monkeypatch.setattr(compare.subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    compare.main(["--rev", "abc1234", "--rev", "HEAD"])
+    compare.main([])
+    assert [c[c.index("show"):] for c in seen] == [["show", "--json", "--rev", "abc1234", "--rev", "HEAD"],
+                                                   ["show", "--json"]]
+
+
 def test_figure_goes_to_the_report_run(tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient

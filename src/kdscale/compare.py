@@ -119,8 +119,11 @@ def read_experiments(show: list[dict], names: list[str] = ()) -> list[Experiment
     return experiments
 
 
-def dvc_exp_show() -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True)
+def dvc_exp_show(revs: list[str] = ()) -> list[dict]:
+    """`dvc exp show --json`: the workspace and the experiments of HEAD, or of each of `revs` (experiments
+    stay with the commit they ran on, so those queued before a later commit need its --rev)."""
+    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json", *(a for rev in revs for a in ("--rev", rev))]
+    result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"compare: `dvc exp show --json` failed ({reason}); run it from the project root")
@@ -300,6 +303,9 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="experiments to compare (default: all; `workspace` is one)")
     parser.add_argument("--input", type=Path, help="a saved `dvc exp show --json` instead of running it")
+    parser.add_argument("--rev", action="append", default=[], metavar="COMMIT",
+                        help="read the experiments of this baseline commit (repeatable; default HEAD's): "
+                             "experiments queued before a later commit stay with theirs")
     args = parser.parse_args(argv)
     if args.input:
         try:
@@ -308,7 +314,7 @@ def main(argv=None) -> None:
             raise UserError(f"compare: cannot read {args.input} ({e}); save it with `dvc exp show --json > FILE`") \
                 from None
     else:
-        show = dvc_exp_show()
+        show = dvc_exp_show(args.rev)
     experiments = read_experiments(show, args.names)
     if not experiments:
         raise UserError("compare: no experiment has student metrics yet; run `dvc repro` or `dvc exp run` first")
