@@ -3,15 +3,15 @@
   teacher   the teacher answers N pool prompts (kdscale.generation, the teacher stage's decoding),
             then the teacher_topk stage's forward pass stores the top-k log-probs of those answers:
             target  top-k seconds / generation seconds < 20%
-  student   one optimizer step of the student (params.yaml's `student`, AdamW) on one batch of
-            those answers, with the SFT loss (the model's own, as Trainer computes it) and with the
-            KD loss (kdscale.distill.objective_loss), alternating, after a warm-up step of each:
+  student   one optimizer step of the initial student (models/student-init, AdamW) on one batch of
+            those answers, with training's SFT loss and its KD loss (both with the LM head at answer
+            positions only), alternating, after a warm-up step of each:
             target  median kd step / median sft step < 1.3
 
     python benchmarks/kd_step.py [--teacher models/teacher] [--prompts 16] [--steps 5]
 
-Run from the project root once the teacher exists (`dvc repro teacher_model`; exit 2
-without it). Exit 1 when a ratio misses its target. Time it alone: other processes on
+Run from the project root once the teacher and the initial student exist (`dvc repro
+student_init`; exit 2 without them). Exit 1 when a ratio misses its target. Time it alone: other processes on
 the same cores slow the two sides unevenly.
 """
 
@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from kdscale import distill, paths
 from kdscale.config import load_params
-from kdscale.examples import CompletionCollator
+from kdscale.examples import answer_positions, CompletionCollator
 from kdscale.generation import generate_all
-from kdscale.models import load_model, load_student_base
+from kdscale.models import load_model
 from kdscale.prompts import build_prompt
 from kdscale.sources import load_prompts
 from kdscale.teacher import decode_params
@@ -40,13 +41,20 @@ MAX_KD_RATIO = 1.3
 
 
 def student_step(model, optimizer, batch: dict, kd: distill.KDConfig | None) -> float:
+    """One optimizer step with the loss of kdscale.train.StudentTrainer.compute_loss: the LM head at
+    answer positions only, then the model's token NLL (sft) or distill.answer_loss (kd)."""
     start = time.perf_counter()
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    labels = batch["labels"]
+    keep = answer_positions(labels)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    targets = labels[:, keep + 1]
+    count = (targets != -100).sum()
     if kd is None:
-        loss = model(**inputs, labels=batch["labels"]).loss
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                               reduction="sum") / count
     else:
-        loss = distill.objective_loss(model(**inputs).logits, batch["labels"], batch["teacher_indices"],
-                                      batch["teacher_logprobs"], kd)
+        loss = distill.answer_loss(logits, targets, batch["teacher_indices"][:, keep + 1],
+                                   batch["teacher_logprobs"][:, keep + 1], kd, count)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -59,8 +67,9 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=16, help="pool prompts the teacher answers (one batch)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each loss")
     args = parser.parse_args()
-    if not (args.teacher / "config.json").exists():
-        print(f"kd_step: no teacher at {args.teacher}; run `dvc repro teacher_model` first", file=sys.stderr)
+    if not (args.teacher / "config.json").exists() or not (paths.STUDENT_INIT_DIR / "config.json").exists():
+        print(f"kd_step: needs {args.teacher} and {paths.STUDENT_INIT_DIR}; run `dvc repro student_init` first",
+              file=sys.stderr)
         return 2
     params = load_params()
     print(f"load: {os.getloadavg()[0]:.2f} (1 min), torch threads {torch.get_num_threads()}")
@@ -87,7 +96,9 @@ def main() -> int:
           f"top-{store.k} {topk_s:.2f}s -> {topk_s / generation_s:.1%} (target < {MAX_TOPK_SHARE:.0%})")
     del model
 
-    student, student_tokenizer = load_student_base(params.student, args.teacher, params.seed)
+    student, student_tokenizer = load_model(str(paths.STUDENT_INIT_DIR), "student.model")
+    if params.train.freeze_embeddings:  # as training does
+        student.get_input_embeddings().weight.requires_grad_(False)
     student.train()
     width = min(params.train.max_length, max(len(e["input_ids"]) for e in examples))
     examples = [{**e, "input_ids": e["input_ids"][:width], "labels": e["labels"][:width]}
