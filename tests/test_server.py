@@ -2,7 +2,7 @@
 artifact root, stopped at the end) takes every stage, `kdscale sync`, the model registry and two
 `dvc queue` workers at once, as MLFLOW_TRACKING_URI=http://127.0.0.1:PORT.
 
-The backend is a temporary SQLite file; where a local PostgreSQL (initdb, pg_ctl) and the psycopg2
+The backend is a temporary SQLite file; where a local PostgreSQL (initdb, pg_ctl) and the psycopg
 driver are available, the same study also runs on PostgreSQL, else that test is skipped with the reason.
 """
 
