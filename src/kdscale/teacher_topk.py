@@ -1,9 +1,10 @@
 """Stage `teacher_topk`: the teacher's top-k log-probs at every token of its kept pool answers.
 
 For `train.objective: kd | mixed`; under `sft` (the default) nothing reads them, so the stage
-writes an empty store in a second and reruns only when the objective changes. One forward pass of the teacher over its own prompt
-(`teacher.prompt_format`) + each answer's label tokens, which come from the same function
-training uses (so the EOS label is there exactly where training has it). Writes
+writes an empty store without loading the teacher, and reruns when the objective changes.
+One forward pass of the teacher over its own prompt (`teacher.prompt_format`) + each
+answer's label tokens, which come from the same function training uses (so the EOS label is
+there exactly where training has it). Writes
 `data/topk/pool.safetensors` (see kdscale.distill.TopkStore) and `data/topk/stats.json`.
 """
 
