@@ -35,13 +35,13 @@ def store_for(records: list[dict], model, tokenizer, prompt_format: str, k: int,
 def main(argv=None) -> None:
     argparse.ArgumentParser(prog="kdscale teacher_topk", description=__doc__).parse_args(argv)
     params = load_params()
-    records = [r for r in read_jsonl(paths.TEACHER_POOL) if not r["dropped"]]
     start = time.perf_counter()
     if params.train.objective == "sft":
         # An sft student never reads the store: skip the teacher's forward pass (minutes) and say so.
         store = build_store([], [], [], params.teacher_topk.k)
         print("teacher_topk: train.objective is sft, so no top-k log-probs are needed; wrote an empty store")
     else:
+        records = [r for r in read_jsonl(paths.TEACHER_POOL) if not r["dropped"]]
         model, tokenizer = load_model(str(paths.TEACHER_DIR), "teacher.model",
                                       trust_remote_code=params.teacher.trust_remote_code)
         store = store_for(records, model, tokenizer, params.teacher.prompt_format, params.teacher_topk.k,
