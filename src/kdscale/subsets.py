@@ -18,9 +18,11 @@ from kdscale.jsonl import read_jsonl, write_jsonl
 
 
 def nested_order(answers: list[dict], seed: int) -> list[dict]:
-    kept = [a for a in answers if not a["dropped"]]
-    random.Random(seed).shuffle(kept)
-    return kept
+    """The kept answers in an order drawn over the whole pool, so that a change of teacher.filters
+    moves only the answers it drops or restores; every other answer keeps its place in every subset."""
+    order = list(answers)
+    random.Random(seed).shuffle(order)
+    return [a for a in order if not a["dropped"]]
 
 
 def suggested_pool_size(largest: int, kept: int, answered: int, margin: float = 1.1) -> int:
