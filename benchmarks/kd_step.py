@@ -25,36 +25,26 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from kdscale import distill, paths
 from kdscale.config import load_params
-from kdscale.examples import answer_positions, CompletionCollator
+from kdscale.examples import CompletionCollator
 from kdscale.generation import generate_all
 from kdscale.models import load_model
 from kdscale.prompts import build_prompt
 from kdscale.sources import load_prompts
 from kdscale.teacher import decode_params
+from kdscale.train import completion_loss
 
 MAX_TOPK_SHARE = 0.20
 MAX_KD_RATIO = 1.3
 
 
 def student_step(model, optimizer, batch: dict, kd: distill.KDConfig | None) -> float:
-    """One optimizer step with the loss of kdscale.train.StudentTrainer.compute_loss: the LM head at
-    answer positions only, then the model's token NLL (sft) or distill.answer_loss (kd)."""
+    """One optimizer step with training's loss (kdscale.train.completion_loss: the LM head at answer
+    positions only, then the token NLL for sft or distill.answer_loss for kd)."""
     start = time.perf_counter()
-    labels = batch["labels"]
-    keep = answer_positions(labels)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
-    targets = labels[:, keep + 1]
-    count = (targets != -100).sum()
-    if kd is None:
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
-                               reduction="sum") / count
-    else:
-        loss = distill.answer_loss(logits, targets, batch["teacher_indices"][:, keep + 1],
-                                   batch["teacher_logprobs"][:, keep + 1], kd, count)
+    loss, _ = completion_loss(model, batch, kd)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

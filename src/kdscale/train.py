@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdscale import distill, paths, tracking
@@ -95,38 +94,43 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         return iter([i for batch in batches + short for i in batch])
 
 
+def completion_loss(model, inputs: dict, kd: distill.KDConfig | None = None, num_items_in_batch=None):
+    """(loss, outputs) of a batch with the LM head applied at answer positions only: the mean token NLL
+    of the answers (sft), or kdscale.distill's KD loss when `kd` is given (kd | mixed)."""
+    labels = inputs["labels"]
+    keep = answer_positions(labels)
+    outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=keep)
+    targets = labels[:, keep + 1]  # position t predicts token t + 1
+    count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
+    if kd is None:
+        loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                               reduction="sum") / count
+    else:
+        loss = distill.answer_loss(outputs.logits, targets, inputs["teacher_indices"][:, keep + 1],
+                                   inputs["teacher_logprobs"][:, keep + 1], kd, count)
+    return loss, outputs
+
+
 class StudentTrainer(Trainer):
-    """Trainer with the LengthGroupedSampler above and a completion-only loss that applies the LM head
-    only at answer positions: the model's own mean token NLL (sft), or kdscale.distill's KD loss when
-    `kd` is given (train.objective kd | mixed)."""
+    """Trainer with the LengthGroupedSampler above and `completion_loss` (train.objective sft, or kd | mixed
+    when `kd` is given)."""
 
     def __init__(self, *args, kd: distill.KDConfig | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.kd = kd
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        labels = inputs["labels"]
-        keep = answer_positions(labels)
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                        logits_to_keep=keep)
-        targets = labels[:, keep + 1]  # position t predicts token t + 1
-        count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
-        if self.kd is None:
-            loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
-                                   reduction="sum") / count
-        else:
-            loss = distill.answer_loss(outputs.logits, targets, inputs["teacher_indices"][:, keep + 1],
-                                       inputs["teacher_logprobs"][:, keep + 1], self.kd, count)
+        loss, outputs = completion_loss(model, inputs, self.kd, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as Trainer does: DDP averages, the count was global
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
-        if self.args.train_sampling_strategy != "group_by_length" or "length" not in dataset.column_names:
+        if self.args.train_sampling_strategy != "group_by_length":
             return super()._get_train_sampler(train_dataset)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return LengthGroupedSampler(dataset["length"], self.args.train_batch_size
+        return LengthGroupedSampler([e["length"] for e in dataset], self.args.train_batch_size
                                     * self.args.gradient_accumulation_steps, seed)
 
 
@@ -263,7 +267,7 @@ def main(argv=None) -> None:
         else distill.KDCollator(tokenizer.pad_token_id, store=store)
     args = one_process_one_gpu(training_arguments(params, checkpoints, steps))
     trainer = StudentTrainer(model=model, args=args,
-                             train_dataset=Dataset.from_list(examples), data_collator=collator,
+                             train_dataset=examples, data_collator=collator,
                              callbacks=[MLflowLogger(collator)], kd=kd)
     resume = last_checkpoint(checkpoints)
 
