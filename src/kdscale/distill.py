@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from kdscale import generation
 from kdscale.errors import UserError
 from kdscale.examples import CompletionCollator, tokenize_records
 
@@ -123,27 +124,36 @@ def teacher_topk(model, tokenizer, prompts: list[list[int]], answers: list[list[
     """(indices [n, k], log-probs [n, k]) of each answer: the teacher's prediction of every answer token,
     from one forward pass over prompt + answer.
 
-    Rows are left-padded (with matching position ids) so that every answer ends at the last
-    position and the LM head runs on the answer positions only (the head is a fifth of a small
-    model's compute). Batches group similar lengths."""
+    The tokens every prompt starts with (the chat template's system turn) run once, and each batch
+    starts from their KV cache. The rest of each row is left-padded after them (with matching
+    position ids), so every answer ends at the last position and the LM head runs on the answer
+    positions only (the head is a fifth of a small model's compute). Batches group similar lengths."""
     k = min(k, model.get_output_embeddings().weight.shape[0])
     order = sorted(range(len(prompts)), key=lambda i: -(len(prompts[i]) + len(answers[i])))
     out: list = [None] * len(prompts)
     device = next(model.parameters()).device
+    prefix, shared = generation.shared_prefix(model, prompts)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         # The last answer token is only a label; the input stops before it.
-        inputs = [prompts[i] + answers[i][:-1] for i in batch]
+        inputs = [prompts[i][shared:] + answers[i][:-1] for i in batch]
         width, tail = max(map(len, inputs)), max(1, *(len(answers[i]) for i in batch))  # 0 would keep all
         input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, ids in enumerate(inputs):
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             attention_mask[row, width - len(ids) :] = 1
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        position_ids = shared + (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        cache = {}
+        if prefix is not None:
+            cache = {generation.cache_argument(model): generation.repeat_prefix(model, prefix, len(batch)),
+                     "use_cache": True}
+            attention_mask = torch.cat([attention_mask.new_ones(len(batch), shared), attention_mask], dim=1)
         logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                       position_ids=position_ids.to(device), logits_to_keep=tail).logits
-        logprobs, indices = torch.log_softmax(logits.float(), dim=-1).topk(k, dim=-1)
+                       position_ids=position_ids.to(device), logits_to_keep=tail, **cache).logits.float()
+        # top-k of the logits, then their log-probs: no full-vocabulary log-softmax to write
+        top, indices = logits.topk(k, dim=-1)
+        logprobs = top - logits.logsumexp(dim=-1, keepdim=True)
         for row, i in enumerate(batch):
             n = len(answers[i])
             out[i] = (indices[row, tail - n :].to(torch.int32).cpu(), logprobs[row, tail - n :].cpu())

@@ -77,6 +77,39 @@ def _mergeable(cache) -> bool:
     return bool(layers) and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
 
 
+def cache_argument(model) -> str:
+    """The name under which this model's forward takes its KV cache."""
+    accepts = inspect.signature(model.forward).parameters
+    return "past_key_values" if "past_key_values" in accepts and "cache" not in accepts else "cache"
+
+
+def shared_prefix(model, ids: list[list[int]], min_tokens: int = 4) -> tuple[DynamicCache | None, int]:
+    """The KV cache of the tokens that every sequence in `ids` starts with (a chat template's system
+    turn, the Alpaca preamble), short of the shortest sequence's last token, and its length; computed
+    once, for `repeat_prefix` to hand to each batch. (None, 0) when fewer than `min_tokens` are shared
+    or the model's cache is not one that rows can share."""
+    shared = min(len(os.path.commonprefix(ids)), min(map(len, ids)) - 1) if len(ids) > 1 else 0
+    if shared < min_tokens:
+        return None, 0
+    accepts = inspect.signature(model.forward).parameters
+    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}
+    cache = DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([ids[0][:shared]], device=model.device),
+          attention_mask=torch.ones(1, shared, dtype=torch.long, device=model.device),
+          position_ids=torch.arange(shared, device=model.device)[None], use_cache=True,
+          **{cache_argument(model): cache}, **keep_last)
+    return (cache, shared) if _mergeable(cache) else (None, 0)
+
+
+def repeat_prefix(model, prefix: DynamicCache, rows: int) -> DynamicCache:
+    """A cache that starts `rows` sequences with the shared prefix (expanded views: a forward pass
+    appends by concatenation, so the prefix itself is never written)."""
+    cache = DynamicCache(config=model.config)
+    for number, layer in enumerate(prefix.layers):
+        cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), number)
+    return cache
+
+
 def _left_pad(x: torch.Tensor, length: int, dim: int) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = length - x.shape[dim]
@@ -128,7 +161,7 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
     ids = tokenizer(prompts).input_ids
     accepts = inspect.signature(model.forward).parameters
     keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}  # no LM head on prompt positions
-    cache_arg = "past_key_values" if "past_key_values" in accepts and "cache" not in accepts else "cache"
+    cache_arg = cache_argument(model)
     tail = max((len(s.encode()) for s in params.stop_strings), default=0) + 2  # every token is >= 1 byte
     admit_at = max(1, slots // 8)
     waiting = list(reversed(range(len(prompts))))  # pop() gives the next prompt
@@ -142,17 +175,7 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
         return out.logits[:, -1, :].float()
 
     # The shared start, short of each prompt's last token (whose logits give the first answer token).
-    shared = len(os.path.commonprefix(ids)) if len(ids) > 1 else 0
-    shared = min(shared, min(map(len, ids), default=1) - 1)
-    prefix = None
-    if shared >= 4:
-        prefix = DynamicCache(config=model.config)
-        forward(torch.tensor([ids[0][:shared]], device=device), torch.ones(1, shared, dtype=torch.long, device=device),
-                torch.arange(shared, device=device)[None], prefix)
-        if not _mergeable(prefix):
-            prefix, shared = None, 0
-    else:
-        shared = 0
+    prefix, shared = shared_prefix(model, ids)
 
     while waiting or rows:
         ended = sum(row.done for row in rows)
@@ -177,11 +200,8 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
             input_ids = torch.tensor([[pad] * (width - len(t)) + t for t in own], device=device)
             new_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in own], device=device)
             new_positions = shared + (new_mask.cumsum(-1) - 1).masked_fill(new_mask == 0, 1)  # as HF's generate
-            past = DynamicCache(config=model.config)
+            past = DynamicCache(config=model.config) if prefix is None else repeat_prefix(model, prefix, len(new))
             if prefix is not None:
-                for number, layer in enumerate(prefix.layers):
-                    past.update(layer.keys.expand(len(new), -1, -1, -1), layer.values.expand(len(new), -1, -1, -1),
-                                number)
                 new_mask = torch.cat([new_mask.new_ones(len(new), shared), new_mask], dim=1)
             logits = forward(input_ids, new_mask, new_positions, past)
             new_rows = [_Row(i, [], torch.Generator(device).manual_seed(seeds[i]) if params.do_sample else None)
