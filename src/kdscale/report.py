@@ -267,8 +267,9 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
               f"Perplexity intervals: 95% percentile bootstrap over the {teacher.get('heldout_answers', '?')} held-out "
               "answers. Pass rates are prompt-level strict adherence on "
               f"{teacher['adherence_prompts']} prompts, with 95% Wilson intervals. Degenerate: the share of adherence "
-              "answers that loop (over half of their word 4-grams repeat) or hold no sentence (no two different "
-              "words between sentence ends): a pass on such an answer is not adherence. Ended at EOS: the share "
+              "answers that loop (over half of their word 4-grams repeat, or over half of their characters are "
+              "runs of one short unit, as in \"4000000...\") or hold no sentence (no two different words between "
+              "sentence ends): a pass on such an answer is not adherence. Ended at EOS: the share "
               "of adherence answers the model ended itself.", ""]
     lines += steps_note(params, students)
     lines += ["", "Rankings by the combined score under other weightings (perplexity / pass rate / speed; best first):",
