@@ -1,8 +1,9 @@
-"""The data stages are deterministic: two fresh projects give byte-identical prompts, answers and subsets.
+"""The data stages are deterministic: a fresh project gives the prompts, answers and subsets of the
+reproduced one (test_pipeline's), byte for byte.
 
-Each project runs `dvc repro subsets` (prepare, teacher_model, teacher, subsets@N; no
-training) in its own processes with a different PYTHONHASHSEED, so that anything
-that depends on set or dict order across processes would show up as a difference.
+The fresh project runs `dvc repro subsets` (prepare, teacher_model, teacher, subsets@N; no
+training) with a fixed PYTHONHASHSEED, the reproduced one ran under random ones, so that
+anything that depends on set or dict order across processes would show up as a difference.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 
 import pytest
 from conftest import make_project, run
+from test_pipeline import reproduced_project
 
 from kdscale import paths
 
@@ -25,19 +27,20 @@ def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_data_stages_are_byte_identical(tmp_path, tiny_gpt2_dir, monkeypatch):
-    digests = []
-    for name, hash_seed in [("a", "1"), ("b", "2")]:
-        (tmp_path / name).mkdir()
-        project = make_project(tmp_path / name / "project", tiny_gpt2_dir)
-        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
-        run(["dvc", "repro", "subsets"], cwd=project)
-        digests.append({str(p): sha256(project / p) for p in OUTPUTS})
-        teacher_files = sorted(p for p in (project / paths.TEACHER_DIR).iterdir() if p.suffix == ".safetensors")
-        assert teacher_files
-        digests[-1].update({str(p.relative_to(project)): sha256(p) for p in teacher_files})
-    assert digests[0] == digests[1]
+def digests(project) -> dict[str, str]:
+    found = {str(p): sha256(project / p) for p in OUTPUTS}
+    teacher_files = sorted(p for p in (project / paths.TEACHER_DIR).iterdir() if p.suffix == ".safetensors")
+    assert teacher_files
+    return found | {str(p.relative_to(project)): sha256(p) for p in teacher_files}
+
+
+def test_data_stages_are_byte_identical(tmp_path, tmp_path_factory, tiny_gpt2_dir, monkeypatch):
+    project = make_project(tmp_path / "project", tiny_gpt2_dir)
+    monkeypatch.setenv("PYTHONHASHSEED", "2")
+    run(["dvc", "repro", "subsets"], cwd=project)
+    reproduced, _ = reproduced_project(tmp_path_factory, tiny_gpt2_dir)  # built meanwhile, or now
+    assert digests(project) == digests(reproduced)
 
     # the subsets are nested and of the asked sizes
-    small, large = ((tmp_path / "b" / "project" / paths.subset_file(n)).read_text().splitlines() for n in SIZES)
+    small, large = ((project / paths.subset_file(n)).read_text().splitlines() for n in SIZES)
     assert (len(small), len(large)) == (8, 16) and large[:8] == small
