@@ -112,7 +112,7 @@ class EvalParams:
     max_new_tokens: int = 128
     batch_size: int = 50
     adherence_file: str = ""  # "" = the project's 50-prompt set
-    speed_runs: int = 3  # timed runs after one warm-up
+    speed_runs: int = 1  # timed runs after one warm-up
     speed_new_tokens: int = 128
 
 
