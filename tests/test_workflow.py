@@ -321,8 +321,6 @@ def test_dvc_plots_show_renders_scaling_curves(reproduced, tmp_path):
     assert sh(["git", "status", "--porcelain"], project).stdout == ""
 
 
-# ----------------------------------------------------------------------------- dvc exp show
-
 # ----------------------------------------------------------------------------- MLFLOW_TRACKING_URI
 
 @pytest.mark.slow
