@@ -287,14 +287,15 @@ def main(argv=None) -> None:
         seconds["teacher_filter"] = run_stage("teacher_filter")
         size = str(args.pool)
         seconds["subsets"] = run_stage("subsets", "--size", size)
+        seconds["student_init"] = run_stage("student_init")  # train starts from models/student-init
         seconds["train"] = run_stage("train", "--size", size)
         seconds["evaluate"] = run_stage("evaluate", "--size", size)
         seconds["evaluate_teacher"] = run_stage("evaluate", "--teacher")
 
         generation = json.loads((project / "metrics/teacher_generation.json").read_text())
         training = json.loads((project / f"models/student-n{size}/training_log.json").read_text())["summary"]
-        student_eval = json.loads((project / f"metrics/student-n{size}.json").read_text())
-        teacher_eval = json.loads((project / "metrics/teacher.json").read_text())
+        student_eval = json.loads((project / f"metrics/details/student-n{size}.json").read_text())
+        teacher_eval = json.loads((project / "metrics/details/teacher.json").read_text())  # eval_seconds
         vllm_tok_s = None if args.tiny else vllm_rate(project, params["teacher"], args.pool)
 
     teacher_cfg = gpt2_config(teacher_shape, vocab)
