@@ -78,3 +78,18 @@ def test_projection_of_the_paper_study():
     assert p["minutes"] == pytest.approx({"teacher": 10, "train": 5, "evaluate": 4, "total": 19})
     assert math.isclose(gpu_check.flops_share(1000, 2e9, gpu_check.Gpu("x", 4e12, 1)), 0.5)
     assert gpu_check.flops_share(1000, 2e9, None) is None
+
+
+@pytest.mark.slow
+def test_tiny_run_goes_through_every_stage(tmp_path):
+    """`python benchmarks/gpu_check.py --tiny`, as the README runs it: the paper path end to end on a CPU."""
+    import json
+    import subprocess
+
+    out = tmp_path / "gpu_check.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu_check.py"), "--tiny", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert {"prepare", "teacher", "student_init", "train", "evaluate", "evaluate_teacher"} <= set(report["stage_seconds"])
+    assert report["projection_hf"]
