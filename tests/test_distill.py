@@ -33,7 +33,8 @@ def store_and_model(tiny_gpt2_dir):
 
     model, tokenizer = load_model(str(tiny_gpt2_dir), "teacher")
     records = answers()
-    return store_for(records, model, tokenizer, "chat", k=5, batch_size=4), model, tokenizer, records
+    return store_for(records, tokenizer, "chat", k=5, batch_size=4, load_teacher=lambda: model)[0], model, tokenizer, \
+        records
 
 
 # ----------------------------------------------------------------------------- the store
@@ -77,6 +78,41 @@ def test_store_saves_and_loads(store_and_model, tmp_path):
     assert torch.equal(loaded.indices, store.indices) and torch.equal(loaded.offsets, store.offsets)
     with pytest.raises(UserError, match="dvc repro teacher_topk"):
         TopkStore.load(tmp_path / "missing.safetensors")
+
+
+def test_teacher_topk_reuses_what_generation_kept_and_passes_the_rest(store_and_model):
+    """An answer whose label tokens are the ids the teacher generated takes the top-k it kept while
+    generating (test_generation checks that those are the forward pass's); the others take the
+    forward pass, and the teacher is loaded only for them. A generation that kept fewer than k
+    serves no answer."""
+    from kdscale.teacher import generated_topk
+
+    store, model, tokenizer, records = store_and_model
+    wide, _ = store_for(records, tokenizer, "chat", 8, 4, load_teacher=lambda: model)
+
+    def row(record_id: str, labels: list[int]) -> dict:  # what the teacher stage kept for one answer
+        rows = wide.rows(record_id, len(labels))
+        return {"id": record_id, "token_ids": labels, "topk_indices": wide.indices[rows].tolist(),
+                "topk_logprobs": wide.logprobs[rows].float().tolist()}
+
+    labels = {e["id"]: answer_labels(e) for e in tokenize_with_ids(tokenizer, records, 1 << 30)[0]}
+    ids = [r["id"] for r in records]
+    kept = [row(i, labels[i]) for i in ids[:4]]
+    kept.append(row(ids[4], labels[ids[4]][:-1] + [labels[ids[4]][-1] + 1]))  # generated other tokens
+    loads = []
+
+    def load():
+        loads.append(1)
+        return model
+
+    reused, forward = store_for(records, tokenizer, "chat", 5, 4, generated_topk(kept, 8), load)
+    assert forward == 2 and len(loads) == 1  # ids[4] and ids[5], which the generation did not keep
+    assert reused.ids == store.ids and torch.equal(reused.labels, store.labels)
+    torch.testing.assert_close(reused.logprobs.float(), store.logprobs.float(), atol=1e-2, rtol=0)  # fp16
+    assert torch.equal(reused.indices, store.indices)
+    _, forward = store_for(records[:4], tokenizer, "chat", 5, 4, generated_topk(kept, 8), lambda: 1 / 0)
+    assert forward == 0  # nothing left to compute: the teacher is never loaded
+    assert store_for(records, tokenizer, "chat", 9, 4, generated_topk(kept, 8), load)[1] == len(records)
 
 
 def test_store_check_names_misaligned_or_missing_answers(store_and_model):

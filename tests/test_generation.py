@@ -3,8 +3,9 @@
 The engine decodes with its own loop (ended rows leave the batch, waiting prompts take
 their places, the prompts' shared start is computed once), so these tests pin what a
 user relies on: greedy answers equal HF's, answers end for the same reasons, and sampling
-is reproducible per batch seed, whatever else shares the batch. Stop strings are tested
-with a scripted model in test_teacher.py.
+is reproducible per batch seed, whatever else shares the batch, and the top-k log-probs kept
+for distillation are the model's own. Stop strings are tested with a scripted model in
+test_teacher.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from kdscale.generation import DecodeParams, decode, finish, generate, generate_all, plan_batches
+from kdscale.generation import DecodeParams, GrowingLayer, decode, finish, generate, generate_all, plan_batches
 from kdscale.prompts import alpaca_prompt
 from kdscale.sources import load_prompts
 
@@ -115,3 +116,39 @@ def test_each_row_samples_from_its_own_seed_whatever_shares_the_batch(gpt2, prom
     greedy = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N), 3)
     nucleus = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N, do_sample=True, top_p=1e-6), 3)
     assert nucleus == greedy
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_topk_is_the_models_own_next_token_distribution(request, prompts, arch):
+    """With DecodeParams.topk each answer keeps, at every generated token, the top-k log-probs that a
+    plain forward pass over prompt + the tokens before it gives; keeping them changes no answer."""
+    model, tokenizer = request.getfixturevalue(arch)
+    plain = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N), 3)
+    kept = generate_all(model, tokenizer, prompts, DecodeParams(max_new_tokens=N, topk=5), 3)
+    assert [(c.text, c.finish_reason, c.n_tokens) for c in kept] == [(c.text, c.finish_reason, c.n_tokens)
+                                                                     for c in plain]
+    assert plain[0].topk_indices is None
+    for prompt, c in zip(prompts, kept):
+        assert len(c.token_ids) == c.n_tokens and c.topk_indices.shape == c.topk_logprobs.shape == (c.n_tokens, 5)
+        ids = tokenizer(prompt).input_ids
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(torch.tensor([ids + c.token_ids])).logits[0, len(ids) - 1 : -1], -1)
+        torch.testing.assert_close(logprobs.gather(-1, c.topk_indices.long()), c.topk_logprobs, atol=1e-4, rtol=0)
+        assert (c.topk_logprobs[:, -1] >= logprobs.topk(5, -1).values[:, -1] - 1e-4).all()  # the 5 largest
+        assert c.topk_indices[:, 0].tolist() == c.token_ids  # greedy: each token is the most likely one
+
+
+def test_growing_layer_appends_in_place_and_survives_replaced_tensors():
+    layer, reference = GrowingLayer(), []
+    torch.manual_seed(0)
+    for width in (5, 1, 1, 70, 1):  # the 70 overruns the first buffer's room
+        keys = torch.randn(2, 3, width, 4)
+        before = layer.keys.data_ptr() if layer.is_initialized else None
+        out, _ = layer.update(keys, -keys)
+        reference.append(keys)
+        assert torch.equal(out, torch.cat(reference, dim=2)) and torch.equal(layer.values, -out)
+        if width == 1:
+            assert out.data_ptr() == before  # written into the room left after the keys
+    layer.batch_select_indices(torch.tensor([1]))  # rows leave: the tensors are replaced
+    out, _ = layer.update(torch.ones(1, 3, 1, 4), torch.ones(1, 3, 1, 4))
+    assert torch.equal(out, torch.cat([torch.cat(reference, dim=2)[1:], torch.ones(1, 3, 1, 4)], dim=2))

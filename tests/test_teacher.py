@@ -21,6 +21,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from kdscale import teacher as teacher_stage
 from kdscale.config import FilterParams, TeacherParams
+from kdscale.distill import TopkStore
 from kdscale.generation import Completion, DecodeParams, finish, generate, generate_batch, plan_batches, vllm_completion
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
@@ -309,6 +310,7 @@ def test_fingerprint_covers_weights_decoding_and_precision(tiny_gpt2_dir, tmp_pa
     assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, do_sample=True))
     assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, max_new_tokens=9))
     assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir), "cuda", "bfloat16")
+    assert base != fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir), topk=20)  # the progress holds them
     # Filters only mark answers afterwards: changing them must not throw generated answers away.
     assert base == fingerprint(tiny_gpt2_dir, teacher_params(tiny_gpt2_dir, filters=FilterParams(echo=False)))
     other = shutil.copytree(tiny_gpt2_dir, tmp_path / "other")
@@ -355,7 +357,7 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
     run(["kdscale", "prepare"], base)
     killed = tmp_path / "b"
     shutil.copytree(base, killed, symlinks=True)
-    outputs = ["data/teacher/pool.jsonl", "data/teacher/heldout.jsonl"]
+    outputs = ["data/teacher/pool.jsonl", "data/teacher/heldout.jsonl", "data/teacher/topk.safetensors"]
 
     total = sum(len(read_jsonl(base / name)) for name in ["data/prompts/pool.jsonl", "data/prompts/heldout.jsonl"])
 
@@ -374,10 +376,13 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
         run(["kdscale", "teacher_filter"], root)
     for name in outputs:
         assert (killed / name).read_bytes() == (base / name).read_bytes(), name
-    ids_ = [a["id"] for name in outputs for a in read_jsonl(killed / name)]
+    ids_ = [a["id"] for name in outputs[:2] for a in read_jsonl(killed / name)]
     prompt_ids = [p["id"] for name in ["data/prompts/pool.jsonl", "data/prompts/heldout.jsonl"]
                   for p in read_jsonl(killed / name)]
     assert ids_ == prompt_ids and len(set(ids_)) == total  # none lost, none repeated
+    kept = TopkStore.load(killed / "data/teacher/topk.safetensors")  # the top-k of every generated token
+    assert sorted(kept.ids) == sorted(prompt_ids) and kept.k == 20
+    assert len(kept.labels) == sum(r["n_tokens"] for r in read_jsonl(killed / "data/teacher/raw.jsonl"))
     metrics = json.loads((killed / "metrics/teacher_generation.json").read_text())
     assert metrics["resumed_answers"] == done and metrics["answers"] == total
     (progress,) = (killed / ".kdscale/progress").glob("*.jsonl")  # kept, for a pool that grows later

@@ -1,8 +1,9 @@
 """White-box distillation: the teacher's top-k log-probs per answer token, and the KD loss.
 
-The `teacher_topk` stage runs the teacher once over its own prompt + each answer's label
-tokens and stores, per answer token, the k most likely next tokens and their log-probs
-(sparse: a few MB for the embedded pool). Training with `train.objective: kd` then
+Stage `teacher_topk` stores, per answer token, the teacher's k most likely next tokens and
+their log-probs (sparse: a few MB for the embedded pool; kdscale.topk): those the teacher
+kept while generating the answer, or else from one forward pass of the teacher over its own
+prompt + the answer's label tokens (`teacher_topk` below). Training with `train.objective: kd` then
 minimises, on answer tokens only,
 
     T^2 * KL(teacher's top-k distribution, renormalised, at temperature T || student's at T)
@@ -18,9 +19,7 @@ format each model was conditioned on.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +27,11 @@ import torch.nn.functional as F
 from kdscale import generation
 from kdscale.errors import UserError
 from kdscale.examples import CompletionCollator, tokenize_records
+from kdscale.topk import TopkStore, answer_labels, build_store  # noqa: F401 (the store, as distillation uses it)
 
 
 # -----------------------------------------------------------------------------
 # answer tokens: exactly the label tokens training uses
-
-def answer_labels(example: dict) -> list[int]:
-    return [t for t in example["labels"] if t != -100]
-
 
 def tokenize_with_ids(tokenizer, records: list[dict], max_length: int, overlong: str = "truncate",
                       prompt_format: str = "alpaca") -> tuple[list[dict], dict]:
@@ -47,64 +43,6 @@ def tokenize_with_ids(tokenizer, records: list[dict], max_length: int, overlong:
             counts[key] = counts.get(key, 0) + n
         examples += [{**e, "id": record["id"]} for e in one]
     return examples, counts
-
-
-# -----------------------------------------------------------------------------
-# the store: flat arrays plus offsets, one safetensors file
-
-@dataclass
-class TopkStore:
-    ids: list[str]
-    offsets: torch.Tensor  # [records + 1]: answer j of ids[i] is row offsets[i] + j
-    labels: torch.Tensor  # [rows] int32: the answer token each row predicts
-    indices: torch.Tensor  # [rows, k] int32
-    logprobs: torch.Tensor  # [rows, k] float16, the teacher's full-softmax log-probs (not renormalised)
-
-    def __post_init__(self):
-        self.row = {id_: i for i, id_ in enumerate(self.ids)}
-
-    @property
-    def k(self) -> int:
-        return self.indices.shape[1]
-
-    def rows(self, record_id: str, n: int) -> slice:
-        start = int(self.offsets[self.row[record_id]])
-        return slice(start, start + n)
-
-    def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"offsets": self.offsets, "labels": self.labels, "indices": self.indices,
-                   "logprobs": self.logprobs}, str(path), metadata={"ids": json.dumps(self.ids)})
-
-    @classmethod
-    def load(cls, path: Path) -> TopkStore:
-        from safetensors import safe_open
-
-        if not Path(path).exists():
-            raise UserError(f"{path}: not found; train.objective kd | mixed needs the teacher's top-k "
-                            f"log-probs: run `dvc repro teacher_topk` (or `kdscale teacher_topk`)")
-        with safe_open(str(path), "pt") as f:
-            ids = json.loads(f.metadata()["ids"])
-            tensors = {name: f.get_tensor(name) for name in ("offsets", "labels", "indices", "logprobs")}
-        return cls(ids, **tensors)
-
-    def check(self, examples: list[dict], where: str) -> None:
-        """Every example's answer tokens must be the ones the teacher was scored on."""
-        if examples and not self.ids:
-            raise UserError(f"{where}: the teacher's top-k store is empty (the teacher_topk stage ran under "
-                            f"train.objective: sft); rerun `dvc repro teacher_topk` with the kd objective in params")
-        for e in examples:
-            if e["id"] not in self.row:
-                raise UserError(f"{where}: answer {e['id']} has no teacher top-k log-probs; "
-                                f"rerun `dvc repro teacher_topk` after the teacher stage")
-            labels = answer_labels(e)
-            stored = self.labels[self.rows(e["id"], len(labels))].tolist()
-            if stored != labels:
-                raise UserError(f"{where}: the teacher's top-k log-probs of answer {e['id']} are for other tokens "
-                                f"than training uses (a changed tokenizer or example rule); rerun "
-                                f"`dvc repro teacher_topk`")
 
 
 def check_same_vocabulary(student_tokenizer, teacher_tokenizer, student_model: str) -> None:
@@ -158,16 +96,6 @@ def teacher_topk(model, tokenizer, prompts: list[list[int]], answers: list[list[
             n = len(answers[i])
             out[i] = (indices[row, tail - n :].to(torch.int32).cpu(), logprobs[row, tail - n :].cpu())
     return out
-
-
-def build_store(ids: list[str], answers: list[list[int]], topk: list[tuple[torch.Tensor, torch.Tensor]],
-                k: int) -> TopkStore:
-    lengths = torch.tensor([0] + [len(a) for a in answers], dtype=torch.int64)
-    empty = (torch.zeros((0, k), dtype=torch.int32), torch.zeros((0, k)))
-    indices, logprobs = zip(*topk) if topk else ([empty[0]], [empty[1]])
-    return TopkStore(ids=list(ids), offsets=lengths.cumsum(0),
-                     labels=torch.tensor([t for a in answers for t in a], dtype=torch.int32),
-                     indices=torch.cat(indices), logprobs=torch.cat(logprobs).to(torch.float16))
 
 
 # -----------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Prompts are sorted by length into fixed batches (the same batches and sampling s
 every run, so a resumed run gives the same answers) and decoded by `decode`, a KV-cache
 loop of our own: rows that end leave the batch and waiting prompts take their places,
 and the prompts' shared start is computed once. Greedy answers are `model.generate`'s.
+With `DecodeParams.topk`, each answer also keeps the model's k most likely next tokens and
+their log-probs at every generated token (white-box distillation reads them).
 Each answer ends at EOS, at a stop string (base models run on into the next
 `### Instruction:`), or at the length limit, and says which in `finish_reason`.
 """
@@ -30,6 +32,7 @@ class DecodeParams:
     top_p: float = 1.0
     stop_strings: list[str] = field(default_factory=list)
     seed: int = 0
+    topk: int = 0  # > 0: keep the top-k log-probs of every generated token (before temperature)
 
 
 @dataclass
@@ -37,6 +40,11 @@ class Completion:
     text: str
     finish_reason: str  # eos | stop | length
     n_tokens: int  # generated tokens, up to and including the one that ended the answer
+    # With DecodeParams.topk: the n_tokens generated ids, and per id the model's top-k next tokens
+    # [n_tokens, k] (int32) and their log-probs over the full vocabulary (fp32)
+    token_ids: list[int] | None = None
+    topk_indices: torch.Tensor | None = None
+    topk_logprobs: torch.Tensor | None = None
 
 
 def plan_batches(tokenizer, prompts: list[str], batch_size: int) -> list[list[int]]:
@@ -69,12 +77,50 @@ class _Row:
     tokens: list[int]
     generator: torch.Generator | None
     done: bool = False
+    top: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # with params.topk, per token
+
+
+class GrowingLayer(DynamicLayer):
+    """A DynamicLayer with spare room after its keys and values, so that a decoding step writes its new
+    column in place. DynamicLayer concatenates, copying the whole cache at every step: a quarter of a
+    decoding step on the embedded teacher. Code that replaces `keys`/`values` (row selection, merging
+    rows) may do so freely; the next update moves them into a new buffer."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.buffers = None
+        used, new = (self.keys.shape[-2] if self.keys.numel() else 0), key_states.shape[-2]
+        if not self._has_room(used + new):
+            size = used + new + max(64, (used + new) // 2)  # grows by half: amortised O(1) copies
+            self.buffers = tuple(x.new_empty((*y.shape[:2], size, y.shape[-1])) for x, y in
+                                 ((self.keys, key_states), (self.values, value_states)))
+            for buffer, old in zip(self.buffers, (self.keys, self.values)):
+                buffer[:, :, :used] = old if used else 0
+        for buffer, x in zip(self.buffers, (key_states, value_states)):
+            buffer[:, :, used : used + new] = x
+        self.keys, self.values = (buffer[:, :, : used + new] for buffer in self.buffers)
+        return self.keys, self.values
+
+    def _has_room(self, length: int) -> bool:
+        """Whether keys and values are still the front of this layer's buffers, with room for `length`."""
+        return self.buffers is not None and all(
+            x.data_ptr() == b.data_ptr() and x.stride() == b.stride() and x.shape[0] == b.shape[0]
+            and length <= b.shape[2] for x, b in zip((self.keys, self.values), self.buffers))
+
+
+def new_cache(model) -> DynamicCache:
+    """An empty KV cache for `model`: GrowingLayers where the model's cache would be plain DynamicLayers."""
+    cache = DynamicCache(config=model.config)
+    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
 
 
 def _mergeable(cache) -> bool:
     """Whether the cache's layers are plain growing tensors that rows can be stacked onto."""
     layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
+    return bool(layers) and all(type(layer) in (DynamicLayer, GrowingLayer) and layer.is_initialized
+                                for layer in layers)
 
 
 def cache_argument(model) -> str:
@@ -102,9 +148,9 @@ def shared_prefix(model, ids: list[list[int]], min_tokens: int = 4) -> tuple[Dyn
 
 
 def repeat_prefix(model, prefix: DynamicCache, rows: int) -> DynamicCache:
-    """A cache that starts `rows` sequences with the shared prefix (expanded views: a forward pass
-    appends by concatenation, so the prefix itself is never written)."""
-    cache = DynamicCache(config=model.config)
+    """A cache that starts `rows` sequences with the shared prefix (each row gets its own copy, so the
+    prefix itself is never written)."""
+    cache = new_cache(model)
     for number, layer in enumerate(prefix.layers):
         cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), number)
     return cache
@@ -114,6 +160,13 @@ def _left_pad(x: torch.Tensor, length: int, dim: int) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = length - x.shape[dim]
     return torch.cat([x.new_zeros(shape), x], dim=dim) if shape[dim] else x
+
+
+def _top(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k most likely next tokens per row and their log-probs over the whole vocabulary (logits:
+    [rows, vocab], fp32): top-k first, so no full-vocabulary log-softmax is written."""
+    top, indices = logits.topk(k, dim=-1)
+    return indices.to(torch.int32).cpu(), (top - logits.logsumexp(dim=-1, keepdim=True)).cpu()
 
 
 def _next_tokens(logits: torch.Tensor, rows: list[_Row], params: DecodeParams, eos: int | None) -> list[int]:
@@ -174,6 +227,13 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
                     use_cache=True, **{cache_arg: past}, **keep_last)
         return out.logits[:, -1, :].float()
 
+    def keep_top(logits: torch.Tensor, of: list[_Row]) -> None:
+        """With params.topk: each row's top-k at this step, before sampling alters the logits."""
+        if params.topk:
+            indices, logprobs = _top(logits, params.topk)
+            for r, row in enumerate(of):
+                row.top.append((indices[r], logprobs[r]))
+
     # The shared start, short of each prompt's last token (whose logits give the first answer token).
     prefix, shared = shared_prefix(model, ids)
 
@@ -200,12 +260,15 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
             input_ids = torch.tensor([[pad] * (width - len(t)) + t for t in own], device=device)
             new_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in own], device=device)
             new_positions = shared + (new_mask.cumsum(-1) - 1).masked_fill(new_mask == 0, 1)  # as HF's generate
-            past = DynamicCache(config=model.config) if prefix is None else repeat_prefix(model, prefix, len(new))
-            if prefix is not None:
+            if prefix is None:
+                past = new_cache(model)
+            else:
+                past = repeat_prefix(model, prefix, len(new))
                 new_mask = torch.cat([new_mask.new_ones(len(new), shared), new_mask], dim=1)
             logits = forward(input_ids, new_mask, new_positions, past)
             new_rows = [_Row(i, [], torch.Generator(device).manual_seed(seeds[i]) if params.do_sample else None)
                         for i in new]
+            keep_top(logits, new_rows)
             tokens = torch.tensor(_next_tokens(logits, new_rows, params, eos), device=device)
             for row, token in zip(new_rows, tokens.tolist()):
                 row.tokens.append(token)
@@ -225,6 +288,7 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
             logits = forward(last[:, None], mask, positions[:, None], cache)
             positions = positions + 1
             live = [r for r, row in enumerate(rows) if not row.done]  # ended rows wait to be dropped
+            keep_top(logits[live], [rows[r] for r in live])
             tokens = _next_tokens(logits[live], [rows[r] for r in live], params, eos)
             for r, token in zip(live, tokens):
                 rows[r].tokens.append(token)
@@ -233,7 +297,13 @@ def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: li
         for row in rows:
             if not row.done and _ended(tokenizer, row, params, tail):
                 row.done = True
-                yield row.key, finish(tokenizer, row.tokens, params.stop_strings, params.max_new_tokens)
+                completion = finish(tokenizer, row.tokens, params.stop_strings, params.max_new_tokens)
+                if params.topk:
+                    completion.token_ids = row.tokens[: completion.n_tokens]
+                    kept = row.top[: completion.n_tokens]
+                    completion.topk_indices = torch.stack([i for i, _ in kept])
+                    completion.topk_logprobs = torch.stack([p for _, p in kept])
+                yield row.key, completion
 
 
 def row_seed(batch_seed: int, position: int) -> int:

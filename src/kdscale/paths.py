@@ -12,6 +12,8 @@ TEACHER_DIR = Path("models/teacher")
 STUDENT_INIT_DIR = Path("models/student-init")  # the student before training: every size starts here
 TEACHER_RAW = Path("data/teacher/raw.jsonl")  # stage teacher: every answer, unfiltered
 TEACHER_GENERATION = Path("data/teacher/generation.json")  # stage teacher: timing, device, skipped prompts
+# stage teacher: its top-k log-probs at every token it generated (stage teacher_topk reuses them)
+TEACHER_GENERATED_TOPK = Path("data/teacher/topk.safetensors")
 TEACHER_POOL = Path("data/teacher/pool.jsonl")  # stage teacher_filter: the answers with drop marks
 TEACHER_HELDOUT = Path("data/teacher/heldout.jsonl")
 TEACHER_METRICS = Path("metrics/teacher_generation.json")

@@ -7,6 +7,10 @@ and because batches are planned over all prompts up front, the result is the sam
 an uninterrupted run. The file is kept after the stage ends, so a larger
 `data.pool_size` generates only the new prompts.
 
+The teacher also keeps its top-k log-probs (`teacher_topk.k`) at every token it generates
+(data/teacher/topk.safetensors, a few MB), so that white-box distillation mostly needs no
+second pass of the teacher (stage `teacher_topk`).
+
 The raw answers go to data/teacher/raw.jsonl; stage `teacher_filter`
 (src/kdscale/teacher_filter.py) marks bad ones with a reason instead of deleting them,
 so editing `teacher.filters` re-filters without regenerating.
@@ -27,6 +31,7 @@ import re
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from kdscale import paths, tracking
@@ -36,6 +41,7 @@ from kdscale.jsonl import read_jsonl, write_json, write_jsonl
 from kdscale.models import load_model, load_tokenizer, resolve_device
 from kdscale.prompts import build_prompt, stop_strings
 from kdscale.text import is_repetitive
+from kdscale.topk import TopkStore, build_store
 
 TEMPLATE_MARKERS = ["### Instruction", "### Input", "### Response", "<|im_start|>", "<|im_end|>",
                     "<|endoftext|>", "<|user|>", "<|assistant|>"]
@@ -80,8 +86,10 @@ def drop_reason(record: dict, filters: FilterParams) -> str | None:
 # -----------------------------------------------------------------------------
 # resumable generation
 
-def fingerprint(teacher_dir: Path, teacher: TeacherParams, device: str = "cpu", dtype: str = "float32") -> str:
-    """Changes when anything that shapes the answers changes: weights, decoding, device and dtype.
+def fingerprint(teacher_dir: Path, teacher: TeacherParams, device: str = "cpu", dtype: str = "float32",
+                topk: int = 0) -> str:
+    """Changes when anything that shapes the answers changes: weights, decoding, device and dtype,
+    and with the number of top-k log-probs kept per token (the progress file holds them).
 
     Prompts are not part of it: progress is keyed by prompt id, so a new pool reuses
     every answer the old one already has."""
@@ -92,7 +100,8 @@ def fingerprint(teacher_dir: Path, teacher: TeacherParams, device: str = "cpu", 
             h.update(name.encode())
             h.update(tracking.data_md5([file]).encode())
     decoding = {k: v for k, v in to_dict(teacher).items() if k not in {"filters", "trust_remote_code"}}
-    h.update(json.dumps({"decoding": decoding, "device": str(device), "dtype": str(dtype)}, sort_keys=True).encode())
+    key = {"decoding": decoding, "device": str(device), "dtype": str(dtype)} | ({"topk": topk} if topk else {})
+    h.update(json.dumps(key, sort_keys=True).encode())
     return h.hexdigest()[:20]
 
 
@@ -122,10 +131,28 @@ def append_progress(f, rows: list[dict]) -> None:
     os.fsync(f.fileno())
 
 
-def decode_params(teacher: TeacherParams) -> DecodeParams:
+def decode_params(teacher: TeacherParams, topk: int = 0) -> DecodeParams:
     return DecodeParams(max_new_tokens=teacher.max_new_tokens, do_sample=teacher.do_sample,
                         temperature=teacher.temperature, top_p=teacher.top_p,
-                        stop_strings=stop_strings(teacher.prompt_format), seed=teacher.seed)
+                        stop_strings=stop_strings(teacher.prompt_format), seed=teacher.seed, topk=topk)
+
+
+def progress_row(prompt_id: str, completion, seconds: float) -> dict:
+    row = {"id": prompt_id, "response": completion.text, "finish_reason": completion.finish_reason,
+           "n_tokens": completion.n_tokens, "seconds": seconds}
+    if completion.topk_indices is not None:  # the store keeps float16: 4 decimals lose nothing
+        row.update(token_ids=completion.token_ids, topk_indices=completion.topk_indices.tolist(),
+                   topk_logprobs=[[round(x, 4) for x in token] for token in completion.topk_logprobs.tolist()])
+    return row
+
+
+def generated_topk(rows: list[dict], k: int) -> TopkStore:
+    """The teacher's top-k at every token it generated, for the answers that have them (vLLM's and
+    skipped prompts' have none), as a store whose labels are the generated token ids."""
+    have = [r for r in rows if r.get("topk_indices")]
+    return build_store([r["id"] for r in have], [r["token_ids"] for r in have],
+                       [(torch.tensor(r["topk_indices"], dtype=torch.int32), torch.tensor(r["topk_logprobs"]))
+                        for r in have], k)
 
 
 def context_size(teacher_dir: Path, tokenizer) -> int:
@@ -143,8 +170,9 @@ def too_long(tokenizer, prompts: list[str], max_new_tokens: int, context: int) -
 
 
 def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Path, progress_dir: Path,
-                   device: str = "cpu", dtype: str = "float32") -> tuple[list[dict], dict, Path]:
-    """Answer every record, resuming from the progress file; returns rows by position and timing."""
+                   device: str = "cpu", dtype: str = "float32", topk: int = 0) -> tuple[list[dict], dict, Path]:
+    """Answer every record, resuming from the progress file; returns rows by position and timing.
+    With `topk` (HF engine only), each row also keeps the teacher's top-k log-probs per generated token."""
     torch_device, torch_dtype = resolve_device(device, dtype)
     dtype_name = str(torch_dtype).removeprefix("torch.")
     if teacher.backend == "vllm":  # vLLM loads its own copy onto the GPUs: only the tokenizer here
@@ -155,7 +183,8 @@ def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Pat
                                       device=str(torch_device), dtype=dtype_name)
     prompts = [build_prompt(r, teacher.prompt_format, tokenizer) for r in records]
     ids = [r["id"] for r in records]
-    progress = progress_dir / f"teacher-{fingerprint(teacher_dir, teacher, torch_device.type, dtype_name)}.jsonl"
+    topk = topk if teacher.backend == "hf" else 0
+    progress = progress_dir / f"teacher-{fingerprint(teacher_dir, teacher, torch_device.type, dtype_name, topk)}.jsonl"
     progress.parent.mkdir(parents=True, exist_ok=True)
     done = read_progress(progress)
     resumed = sum(i in done for i in ids)
@@ -168,7 +197,7 @@ def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Pat
     if skipped:
         print(f"teacher: skipping {len(skipped)} prompts longer than the context minus teacher.max_new_tokens")
     todo_done = {i for i, prompt_id in enumerate(ids) if prompt_id in done}
-    params = decode_params(teacher)
+    params = decode_params(teacher, topk)
     if teacher.backend == "vllm":
         batches = generate_vllm(str(teacher_dir), prompts, params, teacher.tensor_parallel_size, done=todo_done,
                                 dtype=dtype_name)
@@ -180,8 +209,7 @@ def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Pat
         batch_start = time.perf_counter()
         for batch, completions in batches:
             seconds = (time.perf_counter() - batch_start) / len(batch)
-            rows = [{"id": ids[i], "response": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens,
-                     "seconds": seconds} for i, c in zip(batch, completions) if ids[i] not in done]
+            rows = [progress_row(ids[i], c, seconds) for i, c in zip(batch, completions) if ids[i] not in done]
             append_progress(f, rows)
             for row in rows:
                 done[row["id"]] = row
@@ -213,12 +241,14 @@ def main(argv=None) -> None:
     tracking.setup()
     tags = tracking.common_tags("teacher", None, [paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR])
     with tracking.start_run("teacher", "teacher-generation", tags,
-                            outputs=[paths.TEACHER_RAW, paths.TEACHER_GENERATION]):
+                            outputs=[paths.TEACHER_RAW, paths.TEACHER_GENERATION, paths.TEACHER_GENERATED_TOPK]):
         decoding = {k: v for k, v in to_dict(teacher).items() if k != "filters"}  # logged by teacher_filter
-        tracking.log_params({"teacher": decoding, "device": params.device, "dtype": params.dtype})
+        tracking.log_params({"teacher": decoding, "device": params.device, "dtype": params.dtype,
+                             "topk_k": params.teacher_topk.k})
         rows, timing, progress = run_generation(pool + heldout, teacher, paths.TEACHER_DIR, paths.PROGRESS_DIR,
-                                                params.device, params.dtype)
+                                                params.device, params.dtype, params.teacher_topk.k)
         write_jsonl(paths.TEACHER_RAW, raw_records(pool, heldout, rows))
+        generated_topk(rows, params.teacher_topk.k).save(paths.TEACHER_GENERATED_TOPK)
         write_json(paths.TEACHER_GENERATION, timing)
         tracking.log_metrics({k: v for k, v in timing.items() if isinstance(v, (int, float))})
     print(f"teacher: {len(rows)} answers ({timing['generated_answers']} generated, {timing['resumed_answers']} "
