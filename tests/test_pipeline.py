@@ -161,11 +161,12 @@ def test_paths_agree_with_dvc_yaml():
     expected = {
         "prepare": {"outs": s(paths.POOL_PROMPTS.parent), "deps": set()},
         "teacher_model": {"outs": s(paths.TEACHER_DIR), "deps": set()},
-        "teacher": {"outs": s(paths.TEACHER_RAW, paths.TEACHER_GENERATION),
+        "teacher": {"outs": s(paths.TEACHER_RAW, paths.TEACHER_GENERATION, paths.TEACHER_GENERATED_TOPK),
                     "deps": s(paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR)},
         "teacher_filter": {"outs": s(paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS),
                            "deps": s(paths.TEACHER_RAW, paths.TEACHER_GENERATION)},
-        "teacher_topk": {"outs": s(paths.TOPK_FILE.parent), "deps": s(paths.TEACHER_POOL, paths.TEACHER_DIR)},
+        "teacher_topk": {"outs": s(paths.TOPK_FILE.parent),
+                         "deps": s(paths.TEACHER_POOL, paths.TEACHER_GENERATED_TOPK, paths.TEACHER_DIR)},
         "subsets": {"outs": s(paths.subset_file(n)), "deps": s(paths.TEACHER_POOL)},
         "student_init": {"outs": s(paths.STUDENT_INIT_DIR), "deps": s(paths.TEACHER_DIR, paths.TEACHER_POOL)},
         "train": {"outs": s(paths.student_dir(n)),
@@ -212,7 +213,8 @@ def test_teacher_stage_depends_on_every_decoding_param_but_no_filter():
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     decoding = {f"teacher.{f.name}" for f in dataclasses.fields(TeacherParams) if f.name != "filters"}
-    assert set(stages["teacher"]["params"]) == decoding | {"device", "dtype"}
+    # teacher_topk.k: the top-k log-probs the teacher keeps at every token it generates
+    assert set(stages["teacher"]["params"]) == decoding | {"device", "dtype", "teacher_topk.k"}
     filters = {f"teacher.filters.{f.name}" for f in dataclasses.fields(FilterParams)}
     assert set(stages["teacher_filter"]["params"]) == filters
 
