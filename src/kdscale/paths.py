@@ -14,6 +14,7 @@ TEACHER_RAW = Path("data/teacher/raw.jsonl")  # stage teacher: every answer, unf
 TEACHER_GENERATION = Path("data/teacher/generation.json")  # stage teacher: timing, device, skipped prompts
 # stage teacher: its top-k log-probs at every token it generated (stage teacher_topk reuses them)
 TEACHER_GENERATED_TOPK = Path("data/teacher/topk.safetensors")
+TEACHER_OUTPUTS = [TEACHER_RAW, TEACHER_GENERATION, TEACHER_GENERATED_TOPK]  # its MLflow run's key (kdscale sync)
 TEACHER_POOL = Path("data/teacher/pool.jsonl")  # stage teacher_filter: the answers with drop marks
 TEACHER_HELDOUT = Path("data/teacher/heldout.jsonl")
 TEACHER_METRICS = Path("metrics/teacher_generation.json")

@@ -195,8 +195,9 @@ def sync() -> dict[str, list[str]]:
         decoding = {k: v for k, v in to_dict(params.teacher).items() if k != "filters"}
         timing = {k: v for k, v in read_json(paths.TEACHER_GENERATION).items() if isinstance(v, (int, float))}
         done["teacher-generation"] = sync_simple(
-            client, experiment_id, "teacher", "teacher-generation", [paths.TEACHER_RAW, paths.TEACHER_GENERATION],
-            {"teacher": decoding, "device": params.device, "dtype": params.dtype}, timing, [paths.TEACHER_GENERATION],
+            client, experiment_id, "teacher", "teacher-generation", paths.TEACHER_OUTPUTS,
+            {"teacher": decoding, "device": params.device, "dtype": params.dtype, "topk_k": params.teacher_topk.k},
+            timing, [paths.TEACHER_GENERATION],
             [(paths.POOL_PROMPTS, "generation"), (paths.HELDOUT_PROMPTS, "generation")])
     if paths.TEACHER_METRICS.is_file():
         done["teacher-filter"] = sync_simple(

@@ -241,7 +241,7 @@ def main(argv=None) -> None:
     tracking.setup()
     tags = tracking.common_tags("teacher", None, [paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR])
     with tracking.start_run("teacher", "teacher-generation", tags,
-                            outputs=[paths.TEACHER_RAW, paths.TEACHER_GENERATION, paths.TEACHER_GENERATED_TOPK]):
+                            outputs=paths.TEACHER_OUTPUTS):
         decoding = {k: v for k, v in to_dict(teacher).items() if k != "filters"}  # logged by teacher_filter
         tracking.log_params({"teacher": decoding, "device": params.device, "dtype": params.dtype,
                              "topk_k": params.teacher_topk.k})
