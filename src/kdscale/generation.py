@@ -95,8 +95,9 @@ class GrowingLayer(DynamicLayer):
             size = used + new + max(64, (used + new) // 2)  # grows by half: amortised O(1) copies
             self.buffers = tuple(x.new_empty((*y.shape[:2], size, y.shape[-1])) for x, y in
                                  ((self.keys, key_states), (self.values, value_states)))
-            for buffer, old in zip(self.buffers, (self.keys, self.values)):
-                buffer[:, :, :used] = old if used else 0
+            if used:
+                for buffer, old in zip(self.buffers, (self.keys, self.values)):
+                    buffer[:, :, :used] = old
         for buffer, x in zip(self.buffers, (key_states, value_states)):
             buffer[:, :, used : used + new] = x
         self.keys, self.values = (buffer[:, :, : used + new] for buffer in self.buffers)

@@ -9,7 +9,7 @@ generated ids reuses them. The others (an answer whose text tokenizes differentl
 was generated: trailing whitespace stripped, a stop string, a rare non-canonical split; and
 vLLM's answers) get one forward pass of the teacher over its own prompt
 (`teacher.prompt_format`) + the label tokens. Writes `data/topk/pool.safetensors` (see
-kdscale.distill.TopkStore) and `data/topk/stats.json`.
+kdscale.topk.TopkStore) and `data/topk/stats.json`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def reuse(generated: TopkStore | None, record_id: str, labels: list[int], k: int
     with at least k log-probs each (the first k of a sorted top-k are the top-k); else None."""
     if generated is None or generated.k < k or record_id not in generated.row:
         return None
-    rows = generated.rows(record_id, len(labels))
-    end = int(generated.offsets[generated.row[record_id] + 1])
-    if rows.stop != end or generated.labels[rows].tolist() != labels:
+    row = generated.row[record_id]
+    rows = slice(int(generated.offsets[row]), int(generated.offsets[row + 1]))
+    if generated.labels[rows].tolist() != labels:  # also when the lengths differ
         return None
     return generated.indices[rows, :k], generated.logprobs[rows, :k].float()
 
