@@ -1,4 +1,4 @@
-"""Teacher stage and generation engine: filters, how answers end, batch planning, resume after a kill.
+"""Teacher stage and generation engine: how answers end, batch planning, resume after a kill.
 
 Tiny models only. Tiny models gain nothing from a second thread and lose a lot when the
 cores are shared, so this file runs torch (and the stage subprocesses) on one thread.
@@ -26,8 +26,7 @@ from kdscale.generation import Completion, DecodeParams, finish, generate, gener
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
 from kdscale.sources import load_prompts
-from kdscale.teacher import (drop_reason, fingerprint, has_template_leak, is_echo, is_empty, is_repetitive,
-                             read_progress, run_generation)
+from kdscale.teacher import fingerprint, read_progress, run_generation
 from kdscale.teacher_filter import answer_records, generation_metrics
 
 
@@ -46,77 +45,6 @@ def records():
 
 def ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False).input_ids
-
-
-# ----------------------------------------------------------------------------- filters
-
-LOOP = "the cat sat on the mat " * 5
-VARIED = "The sea covers most of the planet and holds many kinds of fish, whales and coral reefs."
-
-
-def test_is_empty():
-    assert is_empty("") and is_empty("  \n\t ") and is_empty(" ... !? ")
-    assert not is_empty("Paris.") and not is_empty("42")
-
-
-def test_is_echo():
-    asked = "Describe the sea."
-    assert is_echo("Describe the sea.", asked)
-    assert is_echo("describe the SEA: it is blue", asked)  # restates, then goes on
-    assert not is_echo(VARIED, asked)
-    assert not is_echo("The sea, described.", asked)
-    assert not is_echo("anything", "")  # nothing asked, nothing echoed
-
-
-def test_has_template_leak():
-    assert has_template_leak("Blue.\n### Instruction:\nName a colour.")
-    assert has_template_leak("Blue.<|im_end|>")
-    assert not has_template_leak("Blue. Use # for headings in Markdown.")
-
-
-def test_is_repetitive():
-    assert is_repetitive(LOOP, 4, 0.5)
-    assert not is_repetitive(VARIED, 4, 0.5)
-    assert not is_repetitive("yes yes yes yes yes", 4, 0.5)  # too short to judge
-    assert not is_repetitive(LOOP, 4, 0.9)  # the threshold is a parameter
-
-
-def answer(response: str, finish_reason: str = "eos", instruction: str = "Describe the sea.") -> dict:
-    return {"instruction": instruction, "input": "", "response": response, "finish_reason": finish_reason}
-
-
-# One answer that trips exactly one filter, per switch.
-TRIPS = {
-    "empty": answer(" ... "),
-    "echo": answer("Describe the sea."),
-    "template_leak": answer("Blue.\n### Instruction: next"),
-    "repetition": answer(LOOP),
-    "truncated": answer(VARIED, finish_reason="length"),
-}
-
-
-@pytest.mark.parametrize("reason", sorted(TRIPS))
-def test_drop_reason_each_filter_and_its_switch(reason):
-    on = FilterParams(truncated="drop")
-    assert drop_reason(TRIPS[reason], on) == reason
-    off = FilterParams(truncated="drop", **{reason: False}) if reason != "truncated" else FilterParams(truncated="keep")
-    assert drop_reason(TRIPS[reason], off) is None
-
-
-def test_drop_reason_keeps_good_answers():
-    on = FilterParams(truncated="drop")
-    assert drop_reason(answer(VARIED), on) is None
-    assert drop_reason(answer(VARIED, "stop"), on) is None  # a stop string is a proper end
-    assert drop_reason(answer(VARIED, "length"), FilterParams()) is None  # truncated: keep is the default
-
-
-def test_answer_records_mark_instead_of_delete():
-    rows = [{"response": r["response"], "finish_reason": r["finish_reason"], "n_tokens": 3} for r in TRIPS.values()]
-    records = [{"id": str(i), "instruction": r["instruction"], "input": ""} for i, r in enumerate(TRIPS.values())]
-    out = answer_records(records, rows, FilterParams(truncated="drop"))
-    assert [a["id"] for a in out] == [r["id"] for r in records]
-    assert [a["drop_reason"] for a in out] == list(TRIPS)
-    assert all(a["dropped"] for a in out)
 
 
 # ----------------------------------------------------------------------------- how an answer ends

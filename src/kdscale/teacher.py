@@ -27,7 +27,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -35,53 +34,12 @@ import torch
 from tqdm import tqdm
 
 from kdscale import paths, tracking
-from kdscale.config import FilterParams, TeacherParams, load_params, to_dict
+from kdscale.config import TeacherParams, load_params, to_dict
 from kdscale.generation import DecodeParams, generate, generate_vllm
 from kdscale.jsonl import read_jsonl, write_json, write_jsonl
 from kdscale.models import load_model, load_tokenizer, resolve_device
 from kdscale.prompts import build_prompt, stop_strings
-from kdscale.text import is_repetitive
 from kdscale.topk import TopkStore, build_store
-
-TEMPLATE_MARKERS = ["### Instruction", "### Input", "### Response", "<|im_start|>", "<|im_end|>",
-                    "<|endoftext|>", "<|user|>", "<|assistant|>"]
-
-
-# -----------------------------------------------------------------------------
-# filters: each returns True when the answer must be dropped
-
-def _normalise(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
-def is_empty(response: str) -> bool:
-    return not re.search(r"\w", response)
-
-
-def is_echo(response: str, instruction: str) -> bool:
-    """The answer restates the instruction instead of answering it."""
-    answer, asked = _normalise(response), _normalise(instruction)
-    return bool(asked) and (answer == asked or answer.startswith(asked))
-
-
-def has_template_leak(response: str) -> bool:
-    return any(marker in response for marker in TEMPLATE_MARKERS)
-
-
-def drop_reason(record: dict, filters: FilterParams) -> str | None:
-    response = record["response"]
-    if filters.empty and is_empty(response):
-        return "empty"
-    if filters.echo and is_echo(response, record["instruction"]):
-        return "echo"
-    if filters.template_leak and has_template_leak(response):
-        return "template_leak"
-    if filters.repetition and is_repetitive(response, filters.repetition_ngram, filters.repetition_max_fraction):
-        return "repetition"
-    if filters.truncated == "drop" and record["finish_reason"] == "length":
-        return "truncated"
-    return None
-
 
 # -----------------------------------------------------------------------------
 # resumable generation

@@ -3,20 +3,63 @@
 Reads data/teacher/raw.jsonl (stage `teacher`), marks bad answers with a reason
 instead of deleting them, and writes data/teacher/{pool,heldout}.jsonl and
 metrics/teacher_generation.json. Editing a filter reruns this stage and what reads
-its outputs, never the generation.
+its outputs, never the generation. It imports no torch, so a rerun starts in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections import Counter
 
 from kdscale import paths, tracking
 from kdscale.config import FilterParams, load_params, to_dict
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
-from kdscale.teacher import drop_reason
+from kdscale.text import is_repetitive
 
+TEMPLATE_MARKERS = ["### Instruction", "### Input", "### Response", "<|im_start|>", "<|im_end|>",
+                    "<|endoftext|>", "<|user|>", "<|assistant|>"]
 RAW_ONLY = ("split", "seconds")  # raw.jsonl fields the filtered files do not carry
+
+
+# -----------------------------------------------------------------------------
+# filters: each returns True when the answer must be dropped
+
+def _normalise(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def is_empty(response: str) -> bool:
+    return not re.search(r"\w", response)
+
+
+def is_echo(response: str, instruction: str) -> bool:
+    """The answer restates the instruction instead of answering it."""
+    answer, asked = _normalise(response), _normalise(instruction)
+    return bool(asked) and (answer == asked or answer.startswith(asked))
+
+
+def has_template_leak(response: str) -> bool:
+    return any(marker in response for marker in TEMPLATE_MARKERS)
+
+
+def drop_reason(record: dict, filters: FilterParams) -> str | None:
+    response = record["response"]
+    if filters.empty and is_empty(response):
+        return "empty"
+    if filters.echo and is_echo(response, record["instruction"]):
+        return "echo"
+    if filters.template_leak and has_template_leak(response):
+        return "template_leak"
+    if filters.repetition and is_repetitive(response, filters.repetition_ngram, filters.repetition_max_fraction):
+        return "repetition"
+    if filters.truncated == "drop" and record["finish_reason"] == "length":
+        return "truncated"
+    return None
+
+
+# -----------------------------------------------------------------------------
+# the stage
 
 
 def answer_records(records: list[dict], rows: list[dict], filters: FilterParams) -> list[dict]:
