@@ -54,6 +54,13 @@ def make_gpt2(folder: Path, tokenizer, seed: int = 0) -> Path:
     return folder
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first. Under `--dist worksteal` (make test) one worker starts on them while the other
+    runs the quick ones and then takes slow tests from the end of its queue, so both end together
+    rather than one waiting minutes on the last slow test."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models on one thread: a second one only spins, and slows a busy 2-core machine."""

@@ -278,6 +278,7 @@ def kill_after_first_batch(root: Path, total: int) -> int:
     return done
 
 
+@pytest.mark.slow
 def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, one_thread_env):
     # Small batches and longer answers leave a wide window between the first batch and the last.
     base = make_project(tmp_path / "a", tiny_gpt2_dir, teacher={"batch_size": 2, "max_new_tokens": 24})

@@ -119,6 +119,7 @@ def test_exception_marks_run_failed():
     assert mlflow.active_run() is None
 
 
+@pytest.mark.slow
 def test_concurrent_writers_on_fresh_db(tmp_path):
     """Three processes hit an empty database at the same moment (two `dvc queue` workers and more)."""
     go = tmp_path / "go"
@@ -263,6 +264,7 @@ def tiny_student(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_student_pyfunc_round_trip(tmp_path):
     model_dir = tiny_student(tmp_path / "student")
     with tracking.start_run("train", "student-n5", {}) as run:

@@ -322,6 +322,7 @@ def test_one_mlflow_run_per_model(memorised):
 
 # ----------------------------------------------------------------------------- processes
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tmp_path, tiny_gpt2_dir):
     root = train_project(tmp_path, tiny_gpt2_dir, {16: varied_records(16)},
                          train={"schedule": "epochs", "epochs": 2, "batch_size": 4, "save_steps": 1000})
@@ -340,6 +341,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, tiny_gpt2_dir):
     assert not (root / "models" / "student-n16.tmp").exists()
 
 
+@pytest.mark.slow
 def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
     steps = 80
     root = train_project(tmp_path, tiny_gpt2_dir, {8: varied_records(8)},
