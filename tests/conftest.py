@@ -55,10 +55,18 @@ def make_gpt2(folder: Path, tokenizer, seed: int = 0) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Slow tests first. Under `--dist worksteal` (make test) one worker starts on them while the other
-    runs the quick ones and then takes slow tests from the end of its queue, so both end together
-    rather than one waiting minutes on the last slow test."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+    """Slow tests first, those on the reproduced study (tests/test_pipeline.py) first of all.
+
+    `make test` runs two workers under `--dist worksteal`: each starts on half of this list and
+    an idle one takes the second half of the other's queue. So one worker builds the reproduced
+    study while the other runs the quick tests and then the slow tests that do not need it, and
+    both end together rather than one waiting minutes on the last slow test."""
+    def rank(item) -> int:
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 0 if "reproduced" in item.fixturenames else 1
+
+    items.sort(key=rank)  # stable: file order within a rank
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ def test_queued_experiments_with_two_workers(reproduced, tmp_path):
             states = queue_states(project)
             if all(states.get(n) in {"Success", "Failed"} for n in rates):
                 break
-            time.sleep(10)
+            time.sleep(5)
         else:
             pytest.fail(f"queued experiments did not finish in {QUEUE_TIMEOUT_S}s: {states}")
     finally:
