@@ -55,16 +55,16 @@ def make_gpt2(folder: Path, tokenizer, seed: int = 0) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Slow tests first, those on the reproduced study (tests/test_pipeline.py) first of all.
+    """The slow tests on the reproduced study (tests/test_pipeline.py) first, the other slow ones last.
 
-    `make test` runs two workers under `--dist worksteal`: each starts on half of this list and
-    an idle one takes the second half of the other's queue. So one worker builds the reproduced
-    study while the other runs the quick tests and then the slow tests that do not need it, and
-    both end together rather than one waiting minutes on the last slow test."""
+    `make test` runs two workers under `--dist worksteal`: each starts on one half of this list, and
+    a worker that runs out takes the second half of the other's queue. So one worker builds the
+    reproduced study and runs the tests on it, while the other runs the quick tests and then the
+    slow tests that need no study, instead of waiting for the build; then it takes what is left."""
     def rank(item) -> int:
         if item.get_closest_marker("slow") is None:
-            return 2
-        return 0 if "reproduced" in item.fixturenames else 1
+            return 1
+        return 0 if "reproduced" in item.fixturenames else 2
 
     items.sort(key=rank)  # stable: file order within a rank
 
