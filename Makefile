@@ -41,8 +41,8 @@ run: setup
 	kdscale sync
 
 # Two workers with one thread each on a 2-core machine (two 2-thread PyTorch processes slow each other
-# several-fold); the reproduced tiny study is built once for both (tests/test_pipeline.py). The test
-# order and worksteal keep both workers busy while it builds (tests/conftest.py).
+# several-fold); the reproduced tiny study is built once for both (tests/test_pipeline.py). Slow tests
+# go first and worksteal spreads them over both workers (tests/conftest.py).
 test: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal
 

@@ -55,16 +55,17 @@ def make_gpt2(folder: Path, tokenizer, seed: int = 0) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slow tests on the reproduced study (tests/test_pipeline.py) first, the other slow ones last.
+    """Slow tests first, those on the reproduced study (tests/test_pipeline.py) first of all.
 
-    `make test` runs two workers under `--dist worksteal`: each starts on one half of this list, and
-    a worker that runs out takes the second half of the other's queue. So one worker builds the
-    reproduced study and runs the tests on it, while the other runs the quick tests and then the
-    slow tests that need no study, instead of waiting for the build; then it takes what is left."""
+    `make test` runs two workers under `--dist worksteal`: each starts on one half of this list,
+    and a worker that runs out takes the second half of the other's queue. So one worker starts
+    building the reproduced study at once while the other runs quick tests, and the slow tests
+    spread over both as they steal. (Putting the slow tests that need no study last, for the
+    second worker, measured slower: 775 s against 596 and 684 s for this order.)"""
     def rank(item) -> int:
         if item.get_closest_marker("slow") is None:
-            return 1
-        return 0 if "reproduced" in item.fixturenames else 2
+            return 2
+        return 0 if "reproduced" in item.fixturenames else 1
 
     items.sort(key=rank)  # stable: file order within a rank
 
