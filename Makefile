@@ -31,7 +31,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q -r requirements.txt
-	{ sed -n '1,3p' requirements.lock; .lock-venv/bin/python -m pip freeze | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > requirements.lock.new
+	{ grep '^#' requirements.lock; .lock-venv/bin/python -m pip freeze | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv
 

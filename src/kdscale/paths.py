@@ -18,6 +18,7 @@ TEACHER_OUTPUTS = [TEACHER_RAW, TEACHER_GENERATION, TEACHER_GENERATED_TOPK]  # i
 TEACHER_POOL = Path("data/teacher/pool.jsonl")  # stage teacher_filter: the answers with drop marks
 TEACHER_HELDOUT = Path("data/teacher/heldout.jsonl")
 TEACHER_METRICS = Path("metrics/teacher_generation.json")
+FILTER_OUTPUTS = [TEACHER_POOL, TEACHER_HELDOUT, TEACHER_METRICS]  # its MLflow run's key (kdscale sync)
 TOPK_FILE = Path("data/topk/pool.safetensors")  # the teacher's top-k log-probs, for train.objective kd | mixed
 TOPK_STATS = Path("data/topk/stats.json")
 SUBSETS_DIR = Path("data/subsets")

@@ -192,18 +192,15 @@ def sync() -> dict[str, list[str]]:
     params = load_params()
     done = {}
     if paths.TEACHER_GENERATION.is_file():
-        decoding = {k: v for k, v in to_dict(params.teacher).items() if k != "filters"}
         timing = {k: v for k, v in read_json(paths.TEACHER_GENERATION).items() if isinstance(v, (int, float))}
         done["teacher-generation"] = sync_simple(
             client, experiment_id, "teacher", "teacher-generation", paths.TEACHER_OUTPUTS,
-            {"teacher": decoding, "device": params.device, "dtype": params.dtype, "topk_k": params.teacher_topk.k},
-            timing, [paths.TEACHER_GENERATION],
+            tracking.teacher_run_params(params), timing, [paths.TEACHER_GENERATION],
             [(paths.POOL_PROMPTS, "generation"), (paths.HELDOUT_PROMPTS, "generation")])
     if paths.TEACHER_METRICS.is_file():
         done["teacher-filter"] = sync_simple(
             client, experiment_id, "teacher_filter", "teacher-filter",
-            [paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS],
-            {"teacher": {"filters": to_dict(params.teacher.filters)}},
+            paths.FILTER_OUTPUTS, tracking.filter_run_params(params),
             {k: v for k, v in read_json(paths.TEACHER_METRICS).items() if isinstance(v, (int, float))},
             [paths.TEACHER_METRICS], [(paths.TEACHER_RAW, "filtering")])
     if paths.TEACHER_EVAL_DETAILS.is_file():

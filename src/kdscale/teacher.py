@@ -198,11 +198,8 @@ def main(argv=None) -> None:
     pool, heldout = read_jsonl(paths.POOL_PROMPTS), read_jsonl(paths.HELDOUT_PROMPTS)
     tracking.setup()
     tags = tracking.common_tags("teacher", None, [paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR])
-    with tracking.start_run("teacher", "teacher-generation", tags,
-                            outputs=paths.TEACHER_OUTPUTS):
-        decoding = {k: v for k, v in to_dict(teacher).items() if k != "filters"}  # logged by teacher_filter
-        tracking.log_params({"teacher": decoding, "device": params.device, "dtype": params.dtype,
-                             "topk_k": params.teacher_topk.k})
+    with tracking.start_run("teacher", "teacher-generation", tags, outputs=paths.TEACHER_OUTPUTS):
+        tracking.log_params(tracking.teacher_run_params(params))
         rows, timing, progress = run_generation(pool + heldout, teacher, paths.TEACHER_DIR, paths.PROGRESS_DIR,
                                                 params.device, params.dtype, params.teacher_topk.k)
         write_jsonl(paths.TEACHER_RAW, raw_records(pool, heldout, rows))

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 
 from kdscale import paths, tracking
-from kdscale.config import FilterParams, load_params, to_dict
+from kdscale.config import FilterParams, load_params
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.text import is_repetitive
 
@@ -60,7 +60,6 @@ def drop_reason(record: dict, filters: FilterParams) -> str | None:
 
 # -----------------------------------------------------------------------------
 # the stage
-
 
 def answer_records(records: list[dict], rows: list[dict], filters: FilterParams) -> list[dict]:
     out = []
@@ -109,9 +108,8 @@ def main(argv=None) -> None:
     tracking.setup()
     tags = tracking.common_tags("teacher_filter", None, [paths.TEACHER_RAW])
     # Its own run: filters change, and a run's logged params cannot.
-    with tracking.start_run("teacher_filter", "teacher-filter", tags,
-                            outputs=[paths.TEACHER_POOL, paths.TEACHER_HELDOUT, paths.TEACHER_METRICS]):
-        tracking.log_params({"teacher": {"filters": to_dict(params.teacher.filters)}})
+    with tracking.start_run("teacher_filter", "teacher-filter", tags, outputs=paths.FILTER_OUTPUTS):
+        tracking.log_params(tracking.filter_run_params(params))
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracking.log_dict({"answers": answers[:25]}, "teacher_answers_sample.json")
     print(f"teacher_filter: {metrics['answers']} answers, {metrics['kept']} kept, {metrics['dropped']} dropped "

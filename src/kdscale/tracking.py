@@ -40,7 +40,7 @@ import mlflow.pyfunc  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from kdscale.config import flatten  # noqa: E402
+from kdscale.config import flatten, to_dict  # noqa: E402
 
 try:
     import fcntl
@@ -341,6 +341,18 @@ def recipe_tags(params) -> dict:
     """The recipe as MLflow tags (`kdscale.recipe.<name>`), so the UI groups runs as compare does."""
     flat = flatten({"seed": params.seed, "train": vars(params.train), "student": vars(params.student)})
     return {f"kdscale.recipe.{tag}": str(flat[key]) for tag, key in RECIPE_TAGS.items()}
+
+
+def teacher_run_params(params) -> dict:
+    """The params of the teacher stage's run, logged by the stage and by `kdscale sync` when it rebuilds
+    the run: decoding, device, dtype and top-k. The filters go to teacher_filter's run."""
+    decoding = {k: v for k, v in to_dict(params.teacher).items() if k != "filters"}
+    return {"teacher": decoding, "device": params.device, "dtype": params.dtype, "topk_k": params.teacher_topk.k}
+
+
+def filter_run_params(params) -> dict:
+    """The params of the teacher_filter stage's run (the stage and `kdscale sync`)."""
+    return {"teacher": {"filters": to_dict(params.teacher.filters)}}
 
 
 def log_params(d: dict) -> None:
