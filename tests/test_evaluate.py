@@ -263,12 +263,18 @@ DESIGN_KEYS = {"perplexity", "pass_rate", "pass_rate_loose", "instruction_pass_r
 
 
 def test_evaluate_model_returns_every_design_key(tiny_gpt2_dir):
-    heldout = [{**r, "dropped": i == 1, "reference": "An answer from the source."} for i, r in enumerate(RECORDS[:5])]
+    heldout = [{**r, "id": f"h{i}", "dropped": i == 1, "reference": "An answer from the source."}
+               for i, r in enumerate(RECORDS[:5])]
     ev = EvalParams(max_new_tokens=4, batch_size=16, speed_runs=1, speed_new_tokens=4)
     metrics, samples = ev_mod.evaluate_model(tiny_gpt2_dir, "alpaca", heldout, ev)
     assert DESIGN_KEYS <= set(metrics)
     assert "perplexity_reference" in metrics
     assert metrics["heldout_answers"] == 4  # the dropped answer is not scored
+    # per answer, in the held-out file's order, so that the report can pair models answer by answer
+    assert metrics["heldout_ids"] == [r["id"] for r in heldout if not r["dropped"]]
+    assert len(metrics["heldout_nll_sums"]) == len(metrics["heldout_token_counts"]) == 4
+    assert math.exp(sum(metrics["heldout_nll_sums"]) / sum(metrics["heldout_token_counts"])) == \
+        pytest.approx(metrics["perplexity"])
     assert metrics["perplexity_ci_low"] < metrics["perplexity"] < metrics["perplexity_ci_high"]
     assert 0 <= metrics["degenerate_share"] <= 1
     assert metrics["perplexity"] > 1 and metrics["perplexity_reference"] > 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import numpy as np
@@ -22,11 +23,18 @@ def ppl(n: int) -> float:
     return 3 + 50 * n**-0.5 if n else 5000.0
 
 
+def heldout(p: float) -> dict:
+    """Forty held-out answers of 10 tokens whose pooled perplexity is p (the per-answer fields of evaluate)."""
+    logs = [math.log(p) + 0.2 * (i % 5 - 2) for i in range(40)]  # the offsets average to 0
+    return {"heldout_ids": [f"h{i}" for i in range(40)], "heldout_nll_sums": [10 * x for x in logs],
+            "heldout_token_counts": [10] * 40}
+
+
 def student_metrics(n: int, i: int) -> dict:
     pass_rate = 0.1 + 0.1 * i
     p = ppl(n)
     return {
-        "size": n, "perplexity": p, "perplexity_ci_low": 0.8 * p, "perplexity_ci_high": 1.3 * p,
+        "size": n, "perplexity": p, "perplexity_ci_low": 0.8 * p, "perplexity_ci_high": 1.3 * p, **heldout(p),
         "pass_rate": pass_rate, "pass_rate_loose": pass_rate + 0.05,
         "instruction_pass_rate": pass_rate + 0.1, "pass_rate_ci_low": pass_rate - 0.08,
         "pass_rate_ci_high": pass_rate + 0.1, "adherence_prompts": 50, "heldout_answers": 40,
@@ -47,7 +55,7 @@ TEACHER = {
     "pass_rate_ci_low": 0.46, "pass_rate_ci_high": 0.72, "adherence_prompts": 50, "tokens_per_sec": 7.0,
     "degenerate_share": 0.04, "answers_ended_eos": 0.8, "architecture": TEACHER_ARCH,
     "model_size_mb": 520.0, "peak_memory_mb": 1200.0, "device": "cpu", "dtype": "float32", "threads": 2,
-    "eval_seconds": 300.0, **{f"type_pass_rate.{t}": 0.6 for t in TYPES},
+    "eval_seconds": 300.0, **heldout(2.5), **{f"type_pass_rate.{t}": 0.6 for t in TYPES},
     **{f"type_prompts.{t}": 3 + k for k, t in enumerate(TYPES)},
 }
 GENERATION = {"answers": 440, "kept": 430, "dropped": 10, "dropped_empty": 4, "dropped_echo": 0,
@@ -121,6 +129,115 @@ def test_speed_jitter_within_an_architecture_cannot_change_the_ranking(study):
              for i, t in enumerate([100.0, 104.0])}
     assert len(set(report.combined_scores(equal, weights).values())) == 1
     assert len(set(report.combined_scores_seed(equal, weights).values())) == 2
+
+
+# ----------------------------------------------------------------------------- intervals and ties
+
+def scored(passes: dict[str, int], nll_per_token: dict[str, float], prompts: int = 50, answers: int = 40):
+    """Models scored on the same prompts and answers: each passes the first `passes[name]` prompts; its answers'
+    NLL per token scatters around `nll_per_token[name]`, harder answers being harder for every model."""
+    rng = np.random.default_rng(0)
+    names = list(passes)
+    tokens = rng.integers(20, 80, size=answers).astype(float)
+    hardness = rng.normal(0, 0.3, size=answers)
+    nll = np.array([(nll_per_token[n] + hardness + rng.normal(0, 0.05, size=answers)) * tokens for n in names])
+    strict = np.array([[i < passes[n] for i in range(prompts)] for n in names], dtype=float)
+    evidence = report.Evidence(names, nll, np.tile(tokens, (len(names), 1)), strict)
+    models = {n: {"perplexity": math.exp(nll[i].sum() / tokens.sum()),
+                  "pass_rate": strict[i].mean(), "architecture": "teacher" if n == "teacher" else "student",
+                  "tokens_per_sec": 10.0 if n == "teacher" else 50.0} for i, n in enumerate(names)}
+    return evidence, models
+
+
+def test_rankings_order_only_what_the_prompts_and_answers_separate():
+    # big and small differ by one prompt of 50 and by noise in perplexity; none is far behind both.
+    evidence, models = scored({"teacher": 30, "big": 10, "small": 9, "none": 2},
+                              {"teacher": 0.6, "big": 3.0, "small": 3.02, "none": 8.0})
+    weights = (0.4, 0.4, 0.2)
+    scores = report.combined_scores(models, weights)
+    axes = report.resampled_axes(evidence)
+    draws = report.score_draws(evidence, report.speed_terms(models), weights, axes)
+    assert report.ranking_with_ties(scores, draws, evidence.names) == "teacher > big ≈ small > none"
+    assert report.ranking_with_ties(scores, None, evidence.names) == "teacher, big, small, none"
+    # Each draw scores like combined_scores on the resampled perplexities and pass rates; the point lies inside.
+    low, high = np.percentile(draws, [2.5, 97.5], axis=1)
+    assert all(low[i] <= scores[n] <= high[i] for i, n in enumerate(evidence.names))
+    again = report.score_draws(evidence, report.speed_terms(models), weights, report.resampled_axes(evidence))
+    assert np.array_equal(draws, again)  # seeded
+    # Pass rate alone: one prompt apart is a tie; perplexity alone separates all four.
+    adherence = report.score_draws(evidence, report.speed_terms(models), (0, 1, 0), axes)
+    assert report.ranking_with_ties(report.combined_scores(models, (0, 1, 0)), adherence, evidence.names) == \
+        "teacher > big ≈ small > none"
+    quality = report.score_draws(evidence, report.speed_terms(models), (1, 0, 0), axes)
+    small_vs_none = report.ranking_with_ties(report.combined_scores(models, (1, 0, 0)), quality, evidence.names)
+    assert small_vs_none.startswith("teacher > big") and small_vs_none.endswith("small > none")
+
+
+def test_models_of_identical_scores_are_never_ordered():
+    evidence, models = scored({"a": 10, "b": 10}, {"a": 3.0, "b": 3.0})
+    evidence.nll_sums[1] = evidence.nll_sums[0]
+    draws = report.score_draws(evidence, report.speed_terms(models), (0.4, 0.4, 0.2), report.resampled_axes(evidence))
+    assert report.ranking_with_ties({"a": 0.5, "b": 0.5}, draws, ["a", "b"]) == "a ≈ b"
+
+
+def test_paired_evidence_needs_the_same_answers_and_prompts_for_every_model():
+    models = {"student-n8": heldout(9.0), "teacher": heldout(2.0)}
+    samples_of = {name: [{"id": f"adh-{i}", "strict": i < 3} for i in range(5)] for name in models}
+    evidence = report.paired_evidence(models, samples_of)
+    assert evidence.names == ["student-n8", "teacher"] and evidence.nll_sums.shape == (2, 40)
+    assert evidence.strict.tolist() == [[1, 1, 1, 0, 0]] * 2
+    assert report.paired_evidence({**models, "teacher": {}}, samples_of) is None  # details of an older kdscale
+    other = {**models, "teacher": {**heldout(2.0), "heldout_ids": [f"x{i}" for i in range(40)]}}
+    assert report.paired_evidence(other, samples_of) is None
+    assert report.paired_evidence(models, {**samples_of, "teacher": samples_of["teacher"][::-1]}) is None
+
+
+def study_samples(students: dict[int, dict]) -> tuple[dict[int, list[dict]], list[dict]]:
+    """Fifty adherence answers per model, the first pass_rate x 50 of them passing."""
+    def answers(m):
+        return [{"id": f"adh-{i:03d}", "instruction": "Say hi.", "input": "", "response": "hi", "finish_reason": "eos",
+                 "n_tokens": 2, "strict": i < round(50 * m["pass_rate"]), "loose": True, "degenerate": False,
+                 "checks": []} for i in range(50)]
+    return {n: answers(m) for n, m in students.items()}, answers(TEACHER)
+
+
+def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_out(study):
+    params, students = study
+    student_samples, teacher_samples = study_samples(students)
+    models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
+    evidence = report.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
+                                      | {"teacher": teacher_samples})
+    s = report.summarize(params, students, TEACHER, GENERATION, evidence)
+    for name, (low, high) in s["combined_score_ci"].items():
+        assert low <= s["combined_score"][name] <= high
+    for name, text in s["rankings_with_ties"].items():
+        assert text.replace(" ≈ ", " > ").split(" > ") == s["rankings"][name]
+    assert s["best_student_size"] == 400 and s["best_student_separated"] is True  # 30 of 50 prompts against 25
+    assert "50 adherence prompts and the 40 held-out answers" in s["score_uncertainty"]
+    json.dumps(s)
+    text = report.build_report(params, students, TEACHER, GENERATION, s, student_samples, teacher_samples)
+    low, high = s["combined_score_ci"]["student-n100"]
+    assert f"| {s['combined_score']['student-n100']:.3f} [{low:.3f}, {high:.3f}] |" in text
+    assert f"- params (0.40 / 0.40 / 0.20): {s['rankings_with_ties']['params']}" in text
+    assert "Best student by the combined score: n=400, above student-n200 in the paired bootstrap." in text
+
+    # Two students one prompt apart, of equal perplexity: the report names no best student.
+    close = {n: {**m, **heldout(6.0), "perplexity": 6.0} if n in (200, 400) else m for n, m in students.items()}
+    close[200]["pass_rate"], close[400]["pass_rate"] = 0.58, 0.6
+    student_samples, teacher_samples = study_samples(close)
+    models = {f"student-n{n}": m for n, m in close.items()} | {"teacher": TEACHER}
+    evidence = report.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in close}
+                                      | {"teacher": teacher_samples})
+    s = report.summarize(params, close, TEACHER, GENERATION, evidence)
+    assert s["best_student_separated"] is False and "student-n400 ≈ student-n200" in s["rankings_with_ties"]["params"]
+    assert report.best_student_line(s) == ("Best student by the combined score: n=400 by its point estimate only: "
+                                           "the paired bootstrap does not separate it from student-n200.")
+
+    # Without per-answer scores (an older evaluation) the report says there are no intervals.
+    s = report.summarize(params, students, TEACHER, GENERATION)
+    assert s["combined_score_ci"] is None and s["best_student_separated"] is None
+    assert s["score_uncertainty"].startswith("none") and s["rankings_with_ties"]["params"] == ", ".join(
+        s["rankings"]["params"])
 
 
 # ----------------------------------------------------------------------------- diminishing returns
@@ -333,6 +450,9 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert summary["combined_score"] == details["combined_score"]
     assert summary["fit"]["alpha"] == details["perplexity_fit"]["alpha"]
     assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(details)
+    # every model answered the same two prompts and forty held-out answers: the scores carry intervals
+    assert set(details["combined_score_ci"]) == set(summary["combined_score"])
+    assert "2 adherence prompts and the 40 held-out answers" in details["score_uncertainty"]
     assert set(summary["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
     assert all(isinstance(v, float) for v in summary["combined_score"].values())
     rows = json.loads((tmp_path / "plots/scaling.json").read_text())

@@ -201,7 +201,9 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
     sums, counts = answer_nll(model, tokenizer, kept, prompt_format, ev.batch_size)
     low, high = bootstrap_perplexity(sums, counts, BOOTSTRAP_RESAMPLES)
     metrics = {"perplexity": pooled_perplexity(sums, counts), "perplexity_ci_low": low, "perplexity_ci_high": high,
-               "heldout_answers": len(kept)}
+               "heldout_answers": len(kept),
+               # per answer, so the report can resample the same answers for every model (paired intervals)
+               "heldout_ids": [r["id"] for r in kept], "heldout_nll_sums": sums, "heldout_token_counts": counts}
     with_reference = [r for r in heldout if r.get("reference")]
     if with_reference:
         metrics["perplexity_reference"] = perplexity(model, tokenizer, with_reference, prompt_format,

@@ -8,6 +8,9 @@ study (students and teacher) so that a weight means what it says:
             share one architecture).
 combined_score_seed keeps the seed's raw formula: w_ppl / perplexity + w_pass * pass_rate
 + w_speed * tokens_per_sec / max tokens_per_sec.
+
+The scores' intervals and the rankings' ties come from a paired bootstrap over the adherence prompts and
+the held-out answers, which every model answered alike: a ranking orders two models only where the data do.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -57,6 +61,70 @@ def combined_scores_seed(models: dict[str, dict], weights: tuple[float, float, f
     w_ppl, w_pass, w_speed = weights
     return {name: w_ppl / m["perplexity"] + w_pass * m["pass_rate"] + w_speed * m["tokens_per_sec"] / fastest
             for name, m in models.items()}
+
+
+SCORE_RESAMPLES = 2000
+
+
+@dataclass
+class Evidence:
+    """What every model was scored on, item by item (rows in `names` order): the paired bootstrap's input."""
+    names: list[str]
+    nll_sums: np.ndarray      # models x held-out answers: NLL summed over the answer's tokens
+    token_counts: np.ndarray  # models x held-out answers
+    strict: np.ndarray        # models x adherence prompts: 1 where the answer passed every check
+
+
+def paired_evidence(models: dict[str, dict], samples: dict[str, list[dict]]) -> Evidence | None:
+    """The per-item scores of every model, or None where they are missing (details written before kdscale
+    kept per-answer NLLs) or where the models were not scored on the same answers and prompts."""
+    names = list(models)
+    answer_ids = [models[n].get("heldout_ids") for n in names]
+    prompt_ids = [[s["id"] for s in samples[n]] for n in names]
+    if any(ids is None or ids != answer_ids[0] for ids in answer_ids) or \
+            any(ids != prompt_ids[0] for ids in prompt_ids):
+        return None
+    return Evidence(names, np.array([models[n]["heldout_nll_sums"] for n in names], dtype=float),
+                    np.array([models[n]["heldout_token_counts"] for n in names], dtype=float),
+                    np.array([[s["strict"] for s in samples[n]] for n in names], dtype=float))
+
+
+def resampled_axes(evidence: Evidence, resamples: int = SCORE_RESAMPLES,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """q_ppl and pass rate (models x resamples) on paired bootstrap draws: each draw picks held-out answers
+    and adherence prompts with replacement, the same ones for every model, and normalises perplexity
+    within the draw."""
+    rng = np.random.default_rng(seed)
+    answers = rng.integers(0, evidence.nll_sums.shape[1], size=(resamples, evidence.nll_sums.shape[1]))
+    prompts = rng.integers(0, evidence.strict.shape[1], size=(resamples, evidence.strict.shape[1]))
+    ppl = np.exp(evidence.nll_sums[:, answers].sum(-1) / evidence.token_counts[:, answers].sum(-1))
+    return ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1)
+
+
+def score_draws(evidence: Evidence, speeds: dict[str, float], weights: tuple[float, float, float],
+                axes: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Combined scores on the draws of `resampled_axes` (models x resamples); speed terms as measured."""
+    q_ppl, pass_rate = axes
+    q_speed = np.array([speeds[n] for n in evidence.names]) / max(speeds.values())
+    w_ppl, w_pass, w_speed = weights
+    return w_ppl * q_ppl + w_pass * pass_rate + w_speed * q_speed[:, None]
+
+
+def separated(draws: np.ndarray, above: int, below: int, level: float = 0.95) -> bool:
+    """Whether row `above` scores higher than row `below`: the paired difference's interval excludes 0."""
+    return bool(np.percentile(draws[above] - draws[below], (1 - level) / 2 * 100) > 0)
+
+
+def ranking_with_ties(scores: dict[str, float], draws: np.ndarray | None, names: list[str]) -> str:
+    """Best first: ' > ' where the data order two neighbours, ' ≈ ' where they do not."""
+    order = sorted(scores, key=scores.get, reverse=True)
+    if draws is None:
+        return ", ".join(order)
+    row = {name: i for i, name in enumerate(names)}
+    text = order[0]
+    for above, below in zip(order, order[1:]):
+        text += (" > " if separated(draws, row[above], row[below]) else " ≈ ") + below
+    return text
 
 
 MIN_FIT_POINTS = 4  # three parameters: fewer points leave no residual to judge them by
@@ -237,6 +305,22 @@ def fit_lines(fit: dict | None, threshold: float, at: float | None) -> list[str]
     return lines
 
 
+def _score(summary: dict, name: str) -> str:
+    interval = (summary["combined_score_ci"] or {}).get(name)
+    score = _fmt(summary["combined_score"][name], 3)
+    return f"{score} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else score
+
+
+def best_student_line(summary: dict) -> str:
+    best, apart, runner_up = summary["best_student_size"], summary["best_student_separated"], summary["runner_up"]
+    line = f"Best student by the combined score: n={best}"
+    if apart is None:
+        return line + "." if runner_up is None else line + " (no intervals, so not tested against the next)."
+    if apart:
+        return line + f", above {runner_up} in the paired bootstrap."
+    return line + f" by its point estimate only: the paired bootstrap does not separate it from {runner_up}."
+
+
 def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: dict,
                  student_samples: dict[int, list[dict]], teacher_samples: list[dict]) -> str:
     rp: ReportParams = params.report
@@ -255,7 +339,7 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
                      f"{m['pass_rate']:.0%} [{m['pass_rate_ci_low']:.0%}, {m['pass_rate_ci_high']:.0%}] | "
                      f"{m['degenerate_share']:.0%} | {m['answers_ended_eos']:.0%} | {m['pass_rate_loose']:.0%} | "
                      f"{_fmt(m['tokens_per_sec'], 1)} | {_fmt(m['model_size_mb'], 1)} | "
-                     f"{_fmt(summary['combined_score'][name], 3)} | {_fmt(summary['combined_score_seed'][name], 3)} |")
+                     f"{_score(summary, name)} | {_fmt(summary['combined_score_seed'][name], 3)} |")
     lines += ["", f"combined = {rp.weight_perplexity} x q_ppl + {rp.weight_pass_rate} x pass_rate + "
               f"{rp.weight_speed} x q_speed, each axis normalised across this study: q_ppl = "
               f"{_ppl(summary['lowest_perplexity'])} (the lowest perplexity) / perplexity; q_speed = the speed of the "
@@ -271,12 +355,15 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
               "runs of one short unit, as in \"4000000...\") or hold no sentence (no two different words between "
               "sentence ends): a pass on such an answer is not adherence. Ended at EOS: the share "
               "of adherence answers the model ended itself.", ""]
+    lines += [f"Combined-score intervals and the rankings' ties: {summary['score_uncertainty']}.", ""]
     lines += steps_note(params, students)
-    lines += ["", "Rankings by the combined score under other weightings (perplexity / pass rate / speed; best first):",
-              ""]
-    for name, ranking in summary["rankings"].items():
+    lines += ["", "Rankings by the combined score under other weightings (perplexity / pass rate / speed; best first; "
+              "`>`: the paired bootstrap's 95% interval for the two neighbours' difference excludes 0, `≈`: it does "
+              "not, so the data do not order them):", ""]
+    for name, ranking in summary["rankings_with_ties"].items():
         w = OTHER_WEIGHTINGS.get(name, (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed))
-        lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {', '.join(ranking)}")
+        lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {ranking}")
+    lines += ["", best_student_line(summary)]
     lines += ["", "## Students as a fraction of the teacher", "",
               "| model | perplexity ratio | pass-rate ratio | speedup | size ratio |", "|---|---|---|---|---|"]
     for n in sizes:
@@ -309,24 +396,38 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
     return "\n".join(lines) + "\n"
 
 
-def summarize(params, students: dict[int, dict], teacher: dict, generation: dict) -> dict:
+def summarize(params, students: dict[int, dict], teacher: dict, generation: dict,
+              evidence: Evidence | None = None) -> dict:
+    """Everything the report says; with `evidence` (paired_evidence), intervals and ties as well."""
     rp = params.report
     models = {f"student-n{n}": m for n, m in sorted(students.items())} | {"teacher": teacher}
     weights = (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed)
-    scores = combined_scores(models, weights)
-    rankings = {"params": sorted(scores, key=scores.get, reverse=True)}
-    for name, other in OTHER_WEIGHTINGS.items():
-        s = combined_scores(models, other)
-        rankings[name] = sorted(s, key=s.get, reverse=True)
+    speeds = speed_terms(models)
+    axes = resampled_axes(evidence) if evidence else None
+    scores, rankings, ties, draws = {}, {}, {}, {}
+    for name, w in {"params": weights, **OTHER_WEIGHTINGS}.items():
+        scores[name] = combined_scores(models, w)
+        draws[name] = score_draws(evidence, speeds, w, axes) if evidence else None
+        rankings[name] = sorted(scores[name], key=scores[name].get, reverse=True)
+        ties[name] = ranking_with_ties(scores[name], draws[name], evidence.names if evidence else [])
     sizes = sorted(students)
+    best = max(sizes, key=lambda n: scores["params"][f"student-n{n}"])
+    runner_up = next((name for name in rankings["params"] if name.startswith("student-")
+                      and name != f"student-n{best}"), None)  # the next student by the point estimate
+    best_separated, interval = None, None
+    if evidence:
+        row = {name: i for i, name in enumerate(evidence.names)}
+        if runner_up:
+            best_separated = separated(draws["params"], row[f"student-n{best}"], row[runner_up])
+        low, high = np.percentile(draws["params"], [2.5, 97.5], axis=1)
+        interval = {name: [float(low[row[name]]), float(high[row[name]])] for name in models}
+    scores = scores["params"]
     fit = fit_saturating(sizes, [students[n]["perplexity"] for n in sizes])
     vs_teacher = {f"student-n{n}": {
         "perplexity_ratio": students[n]["perplexity"] / teacher["perplexity"],
         "pass_rate_ratio": students[n]["pass_rate"] / teacher["pass_rate"] if teacher["pass_rate"] else None,
         "speedup": students[n]["tokens_per_sec"] / teacher["tokens_per_sec"],
         "size_ratio": students[n]["model_size_mb"] / teacher["model_size_mb"]} for n in sizes}
-    best = max((n for n in sizes), key=lambda n: scores[f"student-n{n}"])
-    speeds = speed_terms(models)
     return {
         "weights": {"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
         "lowest_perplexity": min(m["perplexity"] for m in models.values()),
@@ -338,9 +439,20 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
                          "one architecture; pass_rate as measured. combined_score_seed: q_ppl = 1 / perplexity; "
                          "q_speed = tokens_per_sec / max_tokens_per_sec.",
         "combined_score": scores,
+        "combined_score_ci": interval,
         "combined_score_seed": combined_scores_seed(models, weights),
         "best_student_size": best,
+        "runner_up": runner_up,
+        "best_student_separated": best_separated,
         "rankings": rankings,
+        "rankings_with_ties": ties,
+        "score_uncertainty": (
+            f"95% paired percentile bootstrap ({SCORE_RESAMPLES} draws) over the {evidence.strict.shape[1]} "
+            f"adherence prompts and the {evidence.nll_sums.shape[1]} held-out answers, the same draw for every "
+            "model, perplexity normalised within each draw, speed terms as measured; it covers which prompts and "
+            "answers were drawn, not the training seed" if evidence else
+            "none: the evaluations hold no per-answer scores on common answers and prompts (rerun the evaluate "
+            "stages)"),
         "vs_teacher": vs_teacher,
         "optimizer_steps": {f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
         "perplexity_fit": fit,
@@ -387,7 +499,9 @@ def main(argv=None) -> None:
     generation = read_json(paths.TEACHER_METRICS)
     student_samples = {n: read_jsonl(paths.student_samples(n)) for n in sizes}
     teacher_samples = read_jsonl(paths.TEACHER_SAMPLES)
-    summary = summarize(params, students, teacher, generation)
+    evidence = paired_evidence({f"student-n{n}": students[n] for n in sizes} | {"teacher": teacher},
+                               {f"student-n{n}": student_samples[n] for n in sizes} | {"teacher": teacher_samples})
+    summary = summarize(params, students, teacher, generation, evidence)
 
     scaling_rows = [{"size": n, **{k: students[n].get(k) for k in SCALING_KEYS},
                      "combined_score": summary["combined_score"][f"student-n{n}"]} for n in sizes]
@@ -414,7 +528,7 @@ def main(argv=None) -> None:
             tracking.log_artifact(path)
         tracking.retry(mlflow.log_text, "\n".join(["# Answers side by side", ""] + side_by_side(
             teacher_samples, student_samples)) + "\n", "side_by_side.md")
-    print(f"report: {paths.REPORTS_DIR / 'report.md'}; best combined score: n={summary['best_student_size']}")
+    print(f"report: {paths.REPORTS_DIR / 'report.md'}; {best_student_line(summary)}")
 
 
 if __name__ == "__main__":
