@@ -115,6 +115,34 @@ def separated(draws: np.ndarray, above: int, below: int, level: float = 0.95) ->
     return bool(np.percentile(draws[above] - draws[below], (1 - level) / 2 * 100) > 0)
 
 
+def interval95(values: np.ndarray) -> list[float]:
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def vs_teacher(models: dict[str, dict], speeds: dict[str, float], evidence: Evidence | None = None,
+               axes: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, dict]:
+    """Each student as a fraction of the teacher. The speedup divides architecture speed terms (one timing
+    per model is jitter); with evidence, the quality ratios get paired bootstrap intervals."""
+    teacher, row = models["teacher"], {name: i for i, name in enumerate(evidence.names)} if evidence else {}
+    out = {}
+    for name, m in models.items():
+        if name == "teacher":
+            continue
+        out[name] = {"perplexity_ratio": m["perplexity"] / teacher["perplexity"],
+                     "pass_rate_ratio": m["pass_rate"] / teacher["pass_rate"] if teacher["pass_rate"] else None,
+                     "speedup": speeds[name] / speeds["teacher"],
+                     "size_ratio": m["model_size_mb"] / teacher["model_size_mb"]}
+        if evidence:
+            q_ppl, pass_rate = axes
+            out[name]["perplexity_ratio_ci"] = interval95(q_ppl[row["teacher"]] / q_ppl[row[name]])
+            with np.errstate(divide="ignore", invalid="ignore"):  # draws where the teacher passes nothing
+                ratio = pass_rate[row[name]] / pass_rate[row["teacher"]]
+            finite = ratio[np.isfinite(ratio)]
+            out[name]["pass_rate_ratio_ci"] = interval95(finite) if len(finite) else None
+    return out
+
+
 def ranking_with_ties(scores: dict[str, float], draws: np.ndarray | None, names: list[str]) -> str:
     """Best first: ' > ' where the data order two neighbours, ' ≈ ' where they do not."""
     order = sorted(scores, key=scores.get, reverse=True)
@@ -305,10 +333,14 @@ def fit_lines(fit: dict | None, threshold: float, at: float | None) -> list[str]
     return lines
 
 
+def _with_ci(value, interval: list[float] | None, digits: int = 2) -> str:
+    if value is None or not interval:
+        return _fmt(value, digits)
+    return f"{_fmt(value, digits)} [{_fmt(interval[0], digits)}, {_fmt(interval[1], digits)}]"
+
+
 def _score(summary: dict, name: str) -> str:
-    interval = (summary["combined_score_ci"] or {}).get(name)
-    score = _fmt(summary["combined_score"][name], 3)
-    return f"{score} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else score
+    return _with_ci(summary["combined_score"][name], (summary["combined_score_ci"] or {}).get(name), 3)
 
 
 def best_student_line(summary: dict) -> str:
@@ -365,11 +397,16 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
         lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {ranking}")
     lines += ["", best_student_line(summary)]
     lines += ["", "## Students as a fraction of the teacher", "",
-              "| model | perplexity ratio | pass-rate ratio | speedup | size ratio |", "|---|---|---|---|---|"]
+              "| model | perplexity ratio [95% CI] | pass-rate ratio [95% CI] | speedup | size ratio |",
+              "|---|---|---|---|---|"]
     for n in sizes:
         r = summary["vs_teacher"][f"student-n{n}"]
-        lines.append(f"| student-n{n} | {_fmt(r['perplexity_ratio'])} | {_fmt(r['pass_rate_ratio'])} | "
-                     f"{_fmt(r['speedup'])} | {_fmt(r['size_ratio'], 3)} |")
+        lines.append(f"| student-n{n} | {_with_ci(r['perplexity_ratio'], r.get('perplexity_ratio_ci'))} | "
+                     f"{_with_ci(r['pass_rate_ratio'], r.get('pass_rate_ratio_ci'))} | {_fmt(r['speedup'])} | "
+                     f"{_fmt(r['size_ratio'], 3)} |")
+    lines += ["", "Speedup: the speed term of the student's architecture over the teacher's (medians of their "
+              "models' batch-1 tokens/s). Intervals, where the evaluations allow them: the paired bootstrap of the "
+              "rankings (draws where the teacher passes no prompt are left out of the pass-rate ratio)."]
     lines += ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Diminishing returns", ""]
     lines += fit_lines(summary["perplexity_fit"], rp.doubling_gain_threshold,
                        summary["doubling_gain_below_threshold_at"])
@@ -419,15 +456,9 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
         row = {name: i for i, name in enumerate(evidence.names)}
         if runner_up:
             best_separated = separated(draws["params"], row[f"student-n{best}"], row[runner_up])
-        low, high = np.percentile(draws["params"], [2.5, 97.5], axis=1)
-        interval = {name: [float(low[row[name]]), float(high[row[name]])] for name in models}
+        interval = {name: interval95(draws["params"][row[name]]) for name in models}
     scores = scores["params"]
     fit = fit_saturating(sizes, [students[n]["perplexity"] for n in sizes])
-    vs_teacher = {f"student-n{n}": {
-        "perplexity_ratio": students[n]["perplexity"] / teacher["perplexity"],
-        "pass_rate_ratio": students[n]["pass_rate"] / teacher["pass_rate"] if teacher["pass_rate"] else None,
-        "speedup": students[n]["tokens_per_sec"] / teacher["tokens_per_sec"],
-        "size_ratio": students[n]["model_size_mb"] / teacher["model_size_mb"]} for n in sizes}
     return {
         "weights": {"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
         "lowest_perplexity": min(m["perplexity"] for m in models.values()),
@@ -453,7 +484,7 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
             "answers were drawn, not the training seed" if evidence else
             "none: the evaluations hold no per-answer scores on common answers and prompts (rerun the evaluate "
             "stages)"),
-        "vs_teacher": vs_teacher,
+        "vs_teacher": vs_teacher(models, speeds, evidence, axes),
         "optimizer_steps": {f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
         "perplexity_fit": fit,
         "doubling_gain_below_threshold_at":
