@@ -304,6 +304,8 @@ def test_dvc_plots_show_renders_scaling_curves(reproduced, tmp_path):
         assert sorted({v["size"] for v in values}) == SIZES and all(y in v for v in values), name
     # Each curve once: the stage outputs are plotted only through dvc.yaml's top-level definitions
     assert set(plots) == {"perplexity", "pass_rate", "tokens_per_sec", "loss", "reports/scaling.png"}
+    (speed,) = plots["tokens_per_sec"]  # timings of one architecture are noise: points, not a trend line
+    assert speed["content"]["mark"]["type"] == "point"
     (perplexity,) = plots["perplexity"]  # log axes, size 0 included (symlog)
     assert perplexity["content"]["encoding"]["x"]["scale"]["type"] == "symlog"
     assert perplexity["content"]["encoding"]["y"]["scale"]["type"] == "log"

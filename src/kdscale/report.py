@@ -240,7 +240,7 @@ def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
     x_zero = (min(sizes) if sizes else 1) / 2.5  # left of the smallest size, on the log axis
     panels = [("perplexity", "perplexity (held-out teacher answers, 95% CI)", True),
               ("pass_rate", "adherence pass rate (strict, 95% CI) and degenerate share", False),
-              ("tokens_per_sec", "tokens/s (batch 1, greedy)", False),
+              ("tokens_per_sec", "tokens/s (batch 1, greedy; one timing per model)", False),
               ("train_seconds", "training time (s)", False)]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     for ax, (key, title, log_y) in zip(axes.flat, panels):
@@ -252,7 +252,9 @@ def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
             return [[max(m[key] - m[f"{ci}_low"], 0.0) for m in ms], [max(m[f"{ci}_high"] - m[key], 0.0) for m in ms]]
 
         ms = [students[n] for n in sizes]
-        ax.errorbar(sizes, [m[key] for m in ms], yerr=err(ms), marker="o", capsize=4, label="students")
+        # Timings of one architecture differ by noise alone: points, not a line that suggests a trend.
+        ax.errorbar(sizes, [m[key] for m in ms], yerr=err(ms), marker="o", capsize=4, label="students",
+                    linestyle="none" if key == "tokens_per_sec" else "-")
         if zero is not None and key in zero:
             ax.errorbar([x_zero], [zero[key]], yerr=err([zero]), marker="s", color="C3", capsize=4, linestyle="none",
                         label="untrained (n=0)")
@@ -261,6 +263,12 @@ def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
                     label="degenerate share")
             if zero is not None and "degenerate_share" in zero:
                 ax.plot([x_zero], [zero["degenerate_share"]], marker="x", color="C3", linestyle="none")
+        if key == "tokens_per_sec":
+            timed = ms + ([zero] if zero is not None else [])
+            if len({m.get("architecture") for m in timed}) == 1:
+                ax.axhline(float(np.median([m[key] for m in timed])), color="C0", linestyle=":",
+                           label="students' median (the score's speed term)")
+            ax.set_ylim(bottom=0)
         if key in teacher:
             ax.axhline(teacher[key], color="gray", linestyle="--", label="teacher")
         ax.set_xscale("log")
