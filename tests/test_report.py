@@ -180,6 +180,21 @@ def test_models_of_identical_scores_are_never_ordered():
     assert report.ranking_with_ties({"a": 0.5, "b": 0.5}, draws, ["a", "b"]) == "a ≈ b"
 
 
+def test_each_step_in_data_gets_a_paired_interval():
+    evidence, models = scored({"student-n10": 5, "student-n20": 5, "student-n40": 5},
+                              {"student-n10": 4.0, "student-n20": 3.0, "student-n40": 3.0})
+    students = {int(name.removeprefix("student-n")): m for name, m in models.items()}
+    steps = report.perplexity_steps(students, evidence, report.resampled_axes(evidence))
+    assert [(s["from"], s["to"]) for s in steps] == [(10, 20), (20, 40)]
+    gain, flat = steps
+    assert gain["ratio"] == pytest.approx(math.e, rel=0.05) and 1 < gain["ratio_ci"][0] <= gain["ratio"]
+    assert flat["ratio_ci"][0] < 1 < flat["ratio_ci"][1]  # the same model twice, up to per-answer noise
+    text = "\n".join(report.steps_lines(steps))
+    assert f"| n=10 -> n=20 | {gain['ratio']:.2f} [{gain['ratio_ci'][0]:.2f}, {gain['ratio_ci'][1]:.2f}] |" in text
+    assert "The largest step (n=20 -> n=40) is not separated from no gain: its interval reaches 1." in text
+    assert [s["ratio_ci"] for s in report.perplexity_steps(students)] == [None, None]  # no per-answer scores
+
+
 def test_paired_evidence_needs_the_same_answers_and_prompts_for_every_model():
     models = {"student-n8": heldout(9.0), "teacher": heldout(2.0)}
     samples_of = {name: [{"id": f"adh-{i}", "strict": i < 3} for i in range(5)] for name in models}
@@ -220,6 +235,9 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
     assert f"| {s['combined_score']['student-n100']:.3f} [{low:.3f}, {high:.3f}] |" in text
     assert f"- params (0.40 / 0.40 / 0.20): {s['rankings_with_ties']['params']}" in text
     assert "Best student by the combined score: n=400, above student-n200 in the paired bootstrap." in text
+    assert [(st["from"], st["to"]) for st in s["perplexity_steps"]] == list(zip(SIZES, SIZES[1:]))
+    assert s["perplexity_steps"][-1]["ratio"] == pytest.approx(ppl(200) / ppl(400))
+    assert "The largest step (n=200 -> n=400) still lowers perplexity: its interval lies above 1." in text
     for name, r in s["vs_teacher"].items():  # the ratios to the teacher carry the same bootstrap's intervals
         for key in ("perplexity_ratio", "pass_rate_ratio"):
             low, high = r[f"{key}_ci"]

@@ -143,6 +143,23 @@ def vs_teacher(models: dict[str, dict], speeds: dict[str, float], evidence: Evid
     return out
 
 
+def perplexity_steps(students: dict[int, dict], evidence: Evidence | None = None,
+                     axes: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+    """Each size's perplexity over the next size's (above 1: the larger set is better), with the paired
+    bootstrap's interval: what each step in data still buys, without assuming a curve."""
+    sizes = sorted(students)
+    row = {name: i for i, name in enumerate(evidence.names)} if evidence else {}
+    steps = []
+    for small, large in zip(sizes, sizes[1:]):
+        step = {"from": small, "to": large, "ratio": students[small]["perplexity"] / students[large]["perplexity"],
+                "ratio_ci": None}
+        if evidence:  # q_ppl = lowest / perplexity, so a perplexity ratio is the inverse ratio of q_ppl
+            q_ppl = axes[0]
+            step["ratio_ci"] = interval95(q_ppl[row[f"student-n{large}"]] / q_ppl[row[f"student-n{small}"]])
+        steps.append(step)
+    return steps
+
+
 def ranking_with_ties(scores: dict[str, float], draws: np.ndarray | None, names: list[str]) -> str:
     """Best first: ' > ' where the data order two neighbours, ' ≈ ' where they do not."""
     order = sorted(scores, key=scores.get, reverse=True)
@@ -314,6 +331,21 @@ def steps_note(params, students: dict[int, dict]) -> list[str]:
     return [f"Optimizer steps per size: {steps} (`train.schedule: {params.train.schedule}`)."]
 
 
+def steps_lines(steps: list[dict]) -> list[str]:
+    if not steps:
+        return []
+    lines = ["Each step in data, by itself: the perplexity of the smaller set over the larger's (above 1: the "
+             "larger set is better; 95% paired bootstrap over the held-out answers, not over training seeds):", "",
+             "| step | perplexity ratio [95% CI] |", "|---|---|"]
+    lines += [f"| n={s['from']} -> n={s['to']} | {_with_ci(s['ratio'], s['ratio_ci'])} |" for s in steps]
+    last = steps[-1]
+    if last["ratio_ci"]:
+        verdict = ("still lowers perplexity: its interval lies above 1" if last["ratio_ci"][0] > 1 else
+                   "is not separated from no gain: its interval reaches 1")
+        lines += ["", f"The largest step (n={last['from']} -> n={last['to']}) {verdict}."]
+    return lines + [""]
+
+
 def fit_lines(fit: dict | None, threshold: float, at: float | None) -> list[str]:
     if fit is None:
         return [f"The fit needs at least {MIN_FIT_POINTS} sizes > 0 (three parameters); add sizes to "
@@ -416,6 +448,7 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
               "models' batch-1 tokens/s). Intervals, where the evaluations allow them: the paired bootstrap of the "
               "rankings (draws where the teacher passes no prompt are left out of the pass-rate ratio)."]
     lines += ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Diminishing returns", ""]
+    lines += steps_lines(summary["perplexity_steps"])
     lines += fit_lines(summary["perplexity_fit"], rp.doubling_gain_threshold,
                        summary["doubling_gain_below_threshold_at"])
     lines += ["", "## Cost", "", "| step | seconds |", "|---|---|",
@@ -494,6 +527,7 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
             "stages)"),
         "vs_teacher": vs_teacher(models, speeds, evidence, axes),
         "optimizer_steps": {f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
+        "perplexity_steps": perplexity_steps(students, evidence, axes),
         "perplexity_fit": fit,
         "doubling_gain_below_threshold_at":
             doubling_threshold(fit, rp.doubling_gain_threshold) if identifiable(fit) else None,
