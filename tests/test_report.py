@@ -164,13 +164,12 @@ def test_rankings_order_only_what_the_prompts_and_answers_separate():
     assert all(low[i] <= scores[n] <= high[i] for i, n in enumerate(evidence.names))
     again = report.score_draws(evidence, report.speed_terms(models), weights, report.resampled_axes(evidence))
     assert np.array_equal(draws, again)  # seeded
-    # Pass rate alone: one prompt apart is a tie; perplexity alone separates all four.
-    adherence = report.score_draws(evidence, report.speed_terms(models), (0, 1, 0), axes)
-    assert report.ranking_with_ties(report.combined_scores(models, (0, 1, 0)), adherence, evidence.names) == \
-        "teacher > big ≈ small > none"
-    quality = report.score_draws(evidence, report.speed_terms(models), (1, 0, 0), axes)
-    small_vs_none = report.ranking_with_ties(report.combined_scores(models, (1, 0, 0)), quality, evidence.names)
-    assert small_vs_none.startswith("teacher > big") and small_vs_none.endswith("small > none")
+    # Each axis alone: one prompt apart is a tie on pass rate, and 0.02 nats per token within answer noise
+    # is a tie on perplexity; the far models stay apart on both.
+    for alone in ((0, 1, 0), (1, 0, 0)):
+        draws = report.score_draws(evidence, report.speed_terms(models), alone, axes)
+        ranking = report.ranking_with_ties(report.combined_scores(models, alone), draws, evidence.names)
+        assert ranking == "teacher > big ≈ small > none", alone
 
 
 def test_models_of_identical_scores_are_never_ordered():
