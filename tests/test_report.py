@@ -156,18 +156,18 @@ def test_rankings_order_only_what_the_prompts_and_answers_separate():
     weights = (0.4, 0.4, 0.2)
     scores = report.combined_scores(models, weights)
     axes = report.resampled_axes(evidence)
-    draws = report.score_draws(evidence, report.speed_terms(models), weights, axes)
+    draws = report.score_draws(axes, report.speed_terms(models), weights)
     assert report.ranking_with_ties(scores, draws, evidence.names) == "teacher > big ≈ small > none"
     assert report.ranking_with_ties(scores, None, evidence.names) == "teacher, big, small, none"
     # Each draw scores like combined_scores on the resampled perplexities and pass rates; the point lies inside.
     low, high = np.percentile(draws, [2.5, 97.5], axis=1)
     assert all(low[i] <= scores[n] <= high[i] for i, n in enumerate(evidence.names))
-    again = report.score_draws(evidence, report.speed_terms(models), weights, report.resampled_axes(evidence))
+    again = report.score_draws(report.resampled_axes(evidence), report.speed_terms(models), weights)
     assert np.array_equal(draws, again)  # seeded
     # Each axis alone: one prompt apart is a tie on pass rate, and 0.02 nats per token within answer noise
     # is a tie on perplexity; the far models stay apart on both.
     for alone in ((0, 1, 0), (1, 0, 0)):
-        draws = report.score_draws(evidence, report.speed_terms(models), alone, axes)
+        draws = report.score_draws(axes, report.speed_terms(models), alone)
         ranking = report.ranking_with_ties(report.combined_scores(models, alone), draws, evidence.names)
         assert ranking == "teacher > big ≈ small > none", alone
 
@@ -175,7 +175,7 @@ def test_rankings_order_only_what_the_prompts_and_answers_separate():
 def test_models_of_identical_scores_are_never_ordered():
     evidence, models = scored({"a": 10, "b": 10}, {"a": 3.0, "b": 3.0})
     evidence.nll_sums[1] = evidence.nll_sums[0]
-    draws = report.score_draws(evidence, report.speed_terms(models), (0.4, 0.4, 0.2), report.resampled_axes(evidence))
+    draws = report.score_draws(report.resampled_axes(evidence), report.speed_terms(models), (0.4, 0.4, 0.2))
     assert report.ranking_with_ties({"a": 0.5, "b": 0.5}, draws, ["a", "b"]) == "a ≈ b"
 
 
@@ -183,7 +183,7 @@ def test_each_step_in_data_gets_a_paired_interval():
     evidence, models = scored({"student-n10": 5, "student-n20": 5, "student-n40": 5},
                               {"student-n10": 4.0, "student-n20": 3.0, "student-n40": 3.0})
     students = {int(name.removeprefix("student-n")): m for name, m in models.items()}
-    steps = report.perplexity_steps(students, evidence, report.resampled_axes(evidence))
+    steps = report.perplexity_steps(students, report.resampled_axes(evidence))
     assert [(s["from"], s["to"]) for s in steps] == [(10, 20), (20, 40)]
     gain, flat = steps
     assert gain["ratio"] == pytest.approx(math.e, rel=0.05) and 1 < gain["ratio_ci"][0] <= gain["ratio"]

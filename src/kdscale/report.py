@@ -45,14 +45,24 @@ def speed_terms(models: dict[str, dict]) -> dict[str, float]:
     return {name: float(np.median(by_arch[m.get("architecture", name)])) for name, m in models.items()}
 
 
+def combine(weights: tuple[float, float, float], q_ppl, pass_rate, q_speed):
+    """The combined score of normalised axes: numbers, or arrays of bootstrap draws."""
+    w_ppl, w_pass, w_speed = weights
+    return w_ppl * q_ppl + w_pass * pass_rate + w_speed * q_speed
+
+
 def combined_scores(models: dict[str, dict], weights: tuple[float, float, float]) -> dict[str, float]:
     """w_ppl * lowest perplexity / perplexity + w_pass * pass_rate + w_speed * speed term / fastest speed term."""
     lowest = min(m["perplexity"] for m in models.values())
     speeds = speed_terms(models)
     fastest = max(speeds.values())
-    w_ppl, w_pass, w_speed = weights
-    return {name: w_ppl * lowest / m["perplexity"] + w_pass * m["pass_rate"] + w_speed * speeds[name] / fastest
+    return {name: combine(weights, lowest / m["perplexity"], m["pass_rate"], speeds[name] / fastest)
             for name, m in models.items()}
+
+
+def by_name(students: dict[int, dict | list], teacher: dict | list) -> dict:
+    """Per-size student entries and the teacher's, under the names the summary uses."""
+    return {f"student-n{n}": students[n] for n in sorted(students)} | {"teacher": teacher}
 
 
 def combined_scores_seed(models: dict[str, dict], weights: tuple[float, float, float]) -> dict[str, float]:
@@ -89,25 +99,31 @@ def paired_evidence(models: dict[str, dict], samples: dict[str, list[dict]]) -> 
                     np.array([[s["strict"] for s in samples[n]] for n in names], dtype=float))
 
 
-def resampled_axes(evidence: Evidence, resamples: int = SCORE_RESAMPLES,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """q_ppl and pass rate (models x resamples) on paired bootstrap draws: each draw picks held-out answers
-    and adherence prompts with replacement, the same ones for every model, and normalises perplexity
-    within the draw."""
+@dataclass
+class Resampled:
+    """The two quality axes on paired bootstrap draws (models x draws, rows in `names` order)."""
+    names: list[str]
+    q_ppl: np.ndarray      # lowest perplexity of the draw / perplexity
+    pass_rate: np.ndarray
+
+    def row(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def resampled_axes(evidence: Evidence, resamples: int = SCORE_RESAMPLES, seed: int = 0) -> Resampled:
+    """Each draw picks held-out answers and adherence prompts with replacement, the same ones for every
+    model, and normalises perplexity within the draw."""
     rng = np.random.default_rng(seed)
     answers = rng.integers(0, evidence.nll_sums.shape[1], size=(resamples, evidence.nll_sums.shape[1]))
     prompts = rng.integers(0, evidence.strict.shape[1], size=(resamples, evidence.strict.shape[1]))
     ppl = np.exp(evidence.nll_sums[:, answers].sum(-1) / evidence.token_counts[:, answers].sum(-1))
-    return ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1)
+    return Resampled(evidence.names, ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1))
 
 
-def score_draws(evidence: Evidence, speeds: dict[str, float], weights: tuple[float, float, float],
-                axes: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Combined scores on the draws of `resampled_axes` (models x resamples); speed terms as measured."""
-    q_ppl, pass_rate = axes
-    q_speed = np.array([speeds[n] for n in evidence.names]) / max(speeds.values())
-    w_ppl, w_pass, w_speed = weights
-    return w_ppl * q_ppl + w_pass * pass_rate + w_speed * q_speed[:, None]
+def score_draws(resampled: Resampled, speeds: dict[str, float], weights: tuple[float, float, float]) -> np.ndarray:
+    """Combined scores on the draws (models x draws); speed terms as measured."""
+    q_speed = np.array([speeds[n] for n in resampled.names]) / max(speeds.values())
+    return combine(weights, resampled.q_ppl, resampled.pass_rate, q_speed[:, None])
 
 
 def separated(draws: np.ndarray, above: int, below: int, level: float = 0.95) -> bool:
@@ -120,11 +136,11 @@ def interval95(values: np.ndarray) -> list[float]:
     return [float(low), float(high)]
 
 
-def vs_teacher(models: dict[str, dict], speeds: dict[str, float], evidence: Evidence | None = None,
-               axes: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, dict]:
+def vs_teacher(models: dict[str, dict], speeds: dict[str, float],
+               resampled: Resampled | None = None) -> dict[str, dict]:
     """Each student as a fraction of the teacher. The speedup divides architecture speed terms (one timing
-    per model is jitter); with evidence, the quality ratios get paired bootstrap intervals."""
-    teacher, row = models["teacher"], {name: i for i, name in enumerate(evidence.names)} if evidence else {}
+    per model is jitter); with draws, the quality ratios get paired bootstrap intervals."""
+    teacher = models["teacher"]
     out = {}
     for name, m in models.items():
         if name == "teacher":
@@ -133,29 +149,28 @@ def vs_teacher(models: dict[str, dict], speeds: dict[str, float], evidence: Evid
                      "pass_rate_ratio": m["pass_rate"] / teacher["pass_rate"] if teacher["pass_rate"] else None,
                      "speedup": speeds[name] / speeds["teacher"],
                      "size_ratio": m["model_size_mb"] / teacher["model_size_mb"]}
-        if evidence:
-            q_ppl, pass_rate = axes
-            out[name]["perplexity_ratio_ci"] = interval95(q_ppl[row["teacher"]] / q_ppl[row[name]])
+        if resampled:
+            student, top = resampled.row(name), resampled.row("teacher")
+            out[name]["perplexity_ratio_ci"] = interval95(resampled.q_ppl[top] / resampled.q_ppl[student])
             with np.errstate(divide="ignore", invalid="ignore"):  # draws where the teacher passes nothing
-                ratio = pass_rate[row[name]] / pass_rate[row["teacher"]]
+                ratio = resampled.pass_rate[student] / resampled.pass_rate[top]
             finite = ratio[np.isfinite(ratio)]
             out[name]["pass_rate_ratio_ci"] = interval95(finite) if len(finite) else None
     return out
 
 
-def perplexity_steps(students: dict[int, dict], evidence: Evidence | None = None,
-                     axes: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+def perplexity_steps(students: dict[int, dict], resampled: Resampled | None = None) -> list[dict]:
     """Each size's perplexity over the next size's (above 1: the larger set is better), with the paired
     bootstrap's interval: what each step in data still buys, without assuming a curve."""
     sizes = sorted(students)
-    row = {name: i for i, name in enumerate(evidence.names)} if evidence else {}
     steps = []
     for small, large in zip(sizes, sizes[1:]):
         step = {"from": small, "to": large, "ratio": students[small]["perplexity"] / students[large]["perplexity"],
                 "ratio_ci": None}
-        if evidence:  # q_ppl = lowest / perplexity, so a perplexity ratio is the inverse ratio of q_ppl
-            q_ppl = axes[0]
-            step["ratio_ci"] = interval95(q_ppl[row[f"student-n{large}"]] / q_ppl[row[f"student-n{small}"]])
+        if resampled:  # q_ppl = lowest / perplexity, so a perplexity ratio is the inverse ratio of q_ppl
+            q_ppl = resampled.q_ppl
+            step["ratio_ci"] = interval95(q_ppl[resampled.row(f"student-n{large}")]
+                                          / q_ppl[resampled.row(f"student-n{small}")])
         steps.append(step)
     return steps
 
@@ -478,26 +493,25 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
               evidence: Evidence | None = None) -> dict:
     """Everything the report says; with `evidence` (paired_evidence), intervals and ties as well."""
     rp = params.report
-    models = {f"student-n{n}": m for n, m in sorted(students.items())} | {"teacher": teacher}
+    models = by_name(students, teacher)
     weights = (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed)
     speeds = speed_terms(models)
-    axes = resampled_axes(evidence) if evidence else None
+    resampled = resampled_axes(evidence) if evidence else None
     scores, rankings, ties, draws = {}, {}, {}, {}
     for name, w in {"params": weights, **OTHER_WEIGHTINGS}.items():
         scores[name] = combined_scores(models, w)
-        draws[name] = score_draws(evidence, speeds, w, axes) if evidence else None
+        draws[name] = score_draws(resampled, speeds, w) if resampled else None
         rankings[name] = sorted(scores[name], key=scores[name].get, reverse=True)
-        ties[name] = ranking_with_ties(scores[name], draws[name], evidence.names if evidence else [])
+        ties[name] = ranking_with_ties(scores[name], draws[name], resampled.names if resampled else [])
     sizes = sorted(students)
     best = max(sizes, key=lambda n: scores["params"][f"student-n{n}"])
     runner_up = next((name for name in rankings["params"] if name.startswith("student-")
                       and name != f"student-n{best}"), None)  # the next student by the point estimate
     best_separated, interval = None, None
-    if evidence:
-        row = {name: i for i, name in enumerate(evidence.names)}
+    if resampled:
         if runner_up:
-            best_separated = separated(draws["params"], row[f"student-n{best}"], row[runner_up])
-        interval = {name: interval95(draws["params"][row[name]]) for name in models}
+            best_separated = separated(draws["params"], resampled.row(f"student-n{best}"), resampled.row(runner_up))
+        interval = {name: interval95(draws["params"][resampled.row(name)]) for name in models}
     scores = scores["params"]
     fit = fit_saturating(sizes, [students[n]["perplexity"] for n in sizes])
     return {
@@ -525,9 +539,9 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
             "answers were drawn, not the training seed" if evidence else
             "none: the evaluations hold no per-answer scores on common answers and prompts (rerun the evaluate "
             "stages)"),
-        "vs_teacher": vs_teacher(models, speeds, evidence, axes),
+        "vs_teacher": vs_teacher(models, speeds, resampled),
         "optimizer_steps": {f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
-        "perplexity_steps": perplexity_steps(students, evidence, axes),
+        "perplexity_steps": perplexity_steps(students, resampled),
         "perplexity_fit": fit,
         "doubling_gain_below_threshold_at":
             doubling_threshold(fit, rp.doubling_gain_threshold) if identifiable(fit) else None,
@@ -572,8 +586,7 @@ def main(argv=None) -> None:
     generation = read_json(paths.TEACHER_METRICS)
     student_samples = {n: read_jsonl(paths.student_samples(n)) for n in sizes}
     teacher_samples = read_jsonl(paths.TEACHER_SAMPLES)
-    evidence = paired_evidence({f"student-n{n}": students[n] for n in sizes} | {"teacher": teacher},
-                               {f"student-n{n}": student_samples[n] for n in sizes} | {"teacher": teacher_samples})
+    evidence = paired_evidence(by_name(students, teacher), by_name(student_samples, teacher_samples))
     summary = summarize(params, students, teacher, generation, evidence)
 
     scaling_rows = [{"size": n, **{k: students[n].get(k) for k in SCALING_KEYS},
