@@ -147,9 +147,21 @@ def _file_lock(path: Path):
 _setup_uri: str | None = None  # the store of the last setup() in this process
 
 
-def setup(experiment_name: str = "kdscale") -> str:
-    """Point MLflow at the store and make the experiment the active one; returns its id."""
+def experiment_name() -> str:
+    """`kdscale` for the root pipeline; a pipeline in a subfolder (studies/reference) gets its own
+    experiment in the same store, named by its folder, so two studies' runs never mix."""
+    try:
+        folder = Path.cwd().resolve().relative_to(project_root())
+    except ValueError:
+        return "kdscale"
+    return "kdscale" if folder == Path(".") else f"kdscale/{folder.as_posix()}"
+
+
+def setup(experiment: str | None = None) -> str:
+    """Point MLflow at the store and make the experiment (default: this pipeline's) the active one;
+    returns its id."""
     global _setup_uri
+    name = experiment or experiment_name()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     db = _sqlite_path(uri)
@@ -159,14 +171,14 @@ def setup(experiment_name: str = "kdscale") -> str:
     lock = _file_lock(db.with_name(db.name + "-setup.lock")) if db else contextlib.nullcontext()
     with lock:
         client = MlflowClient(uri)
-        exp = retry(client.get_experiment_by_name, experiment_name)
+        exp = retry(client.get_experiment_by_name, name)
         if exp is None:
             try:
-                exp_id = retry(client.create_experiment, experiment_name, artifact_location=artifact_location(uri))
+                exp_id = retry(client.create_experiment, name, artifact_location=artifact_location(uri))
             except MlflowException as e:  # another process won the race (no lock on a server store)
                 if "already exists" not in str(e).lower():
                     raise
-                exp_id = retry(client.get_experiment_by_name, experiment_name).experiment_id
+                exp_id = retry(client.get_experiment_by_name, name).experiment_id
         else:
             exp_id = exp.experiment_id
             if exp.lifecycle_stage == "deleted":  # deleted in the UI: bring it back rather than fail
