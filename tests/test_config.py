@@ -253,3 +253,49 @@ def test_unknown_profile_fails_and_lists_the_profiles(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert err == "kdscale: error: unknown profile 'nope'; choose one of: embedded, paper\n"
     assert not (tmp_path / "out.yaml").exists()
+
+
+# -----------------------------------------------------------------------------
+# replicates
+
+
+def replicated(sizes, seeds) -> dict:
+    raw = with_value("scaling.replicate_sizes", sizes)
+    raw["scaling"]["replicate_seeds"] = seeds
+    return raw
+
+
+def test_replicates_parse_and_name_their_students():
+    params = parse_params(replicated([160, 320], [1, 2]))
+    assert config.replicates(params) == [(160, 1), (160, 2), (320, 1), (320, 2)]
+    replica = config.check_replicate(params, 320, 2)
+    assert replica.seed == 2 and params.seed == 0  # the replicate's params; the study's are untouched
+    assert config.check_replicate(params, 20, None) is params
+
+
+@pytest.mark.parametrize("sizes, seeds, expected", [
+    ([320], [], "'scaling.replicate_sizes' and 'scaling.replicate_seeds' go together"),
+    ([], [1], "'scaling.replicate_sizes' and 'scaling.replicate_seeds' go together"),
+    ([640], [1], "'scaling.replicate_sizes' has 640, which is not a trained size"),
+    ([0], [1], "'scaling.replicate_sizes' has 0, which is not a trained size"),
+    ([320], [1, 1], "'scaling.replicate_seeds' repeats 1"),
+    ([320], [0, 1], "'scaling.replicate_seeds' has 0, the study's own 'seed'"),
+])
+def test_bad_replicates(sizes, seeds, expected):
+    assert expected in error(replicated(sizes, seeds))
+
+
+def test_a_seed_that_is_no_replicate_is_refused():
+    params = parse_params(replicated([320], [1]))
+    with pytest.raises(UserError, match=r"--size 160 --seed 1 is not a replicate: scaling.replicate_sizes is \[320\]"):
+        config.check_replicate(params, 160, 1)
+    with pytest.raises(UserError, match="--size 30 is not in scaling.sizes"):
+        config.check_replicate(params, 30, 1)
+
+
+def test_the_reference_study_params_validate():
+    params = load_params(REPO / "studies/reference/params.yaml")
+    assert params.scaling.sizes == [0] + [20 * 2**k for k in range(8)]  # 0 and every doubling 20..2,560
+    assert params.scaling.replicate_sizes == [640, 1280, 2560] and len(params.scaling.replicate_seeds) >= 2
+    assert params.data.pool_size >= 2600 and params.data.source.endswith("alpaca_5000.json")
+    assert params.student.registered_name != Params().student.registered_name  # its own registry entry

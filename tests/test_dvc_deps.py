@@ -24,7 +24,8 @@ NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale"}
 # registry name. Everything else of a stage's own section must be listed in its `params`.
 NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name"}
 # The params.yaml sections a stage owns, beside the one named like the stage.
-OWNED_SECTIONS = {"prepare": ["data"], "train": ["train", "student"], "evaluate": ["eval"]}
+OWNED_SECTIONS = {"prepare": ["data"], "train": ["train", "student"], "evaluate": ["eval"],
+                  "train_replicate": ["train", "student"], "evaluate_replicate": ["eval"], "subsets_replicate": []}
 
 
 def dvc_stages() -> dict:
@@ -155,3 +156,12 @@ def test_stage_params_cover_its_own_sections(name):
     missing = sorted(wanted - param_names(STAGES[name]))
     assert not missing, "dvc.yaml stage '{}' misses params; add to its `params:` list:\n{}".format(
         name, "\n".join(f"  - {m}" for m in missing))
+
+
+def test_reference_pipeline_is_the_root_one_a_folder_down():
+    """studies/reference/dvc.yaml is generated (make): the same stages, with the code one folder up."""
+    expected = ["# Generated from the root dvc.yaml by `make studies/reference/dvc.yaml`: edit that one."]
+    expected += [line.replace("      - src/", "      - ../../src/", 1) if line.startswith("      - src/") else line
+                 for line in (REPO / "dvc.yaml").read_text().splitlines()]
+    generated = (REPO / "studies/reference/dvc.yaml").read_text().splitlines()
+    assert generated == expected, "studies/reference/dvc.yaml is stale: run `make studies/reference/dvc.yaml`"

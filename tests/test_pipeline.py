@@ -141,14 +141,19 @@ def _out_paths(entries) -> set[str]:
     return out
 
 
-def declared(size: int) -> dict[str, dict[str, set[str]]]:
-    """Per stage of dvc.yaml (matrix stages for one size): outputs (outs, metrics, plots) and data deps."""
+REPLICATE_MATRIX = {"size": "${scaling.replicate_sizes}", "seed": "${scaling.replicate_seeds}"}
+
+
+def declared(size: int, seed: int) -> dict[str, dict[str, set[str]]]:
+    """Per stage of dvc.yaml (matrix stages for one size, replicate stages for one size and seed): outputs
+    (outs, metrics, plots) and data deps."""
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
     stages = {}
     for name, stage in spec["stages"].items():
-        sub = (lambda s: s.replace("${item.size}", str(size)))
+        sub = (lambda s: s.replace("${item.size}", str(size)).replace("${item.seed}", str(seed)))
         if "matrix" in stage:
-            assert stage["matrix"] == {"size": "${scaling.sizes}"}, name
+            assert stage["matrix"] in ({"size": "${scaling.sizes}"}, REPLICATE_MATRIX), name
+            assert name.endswith("_replicate") == (stage["matrix"] == REPLICATE_MATRIX), name
         outs = {sub(p) for key in ("outs", "metrics", "plots") for p in _out_paths(stage.get(key))}
         deps = {sub(p) for p in _out_paths(stage.get("deps")) if not p.startswith("src/")}
         stages[name] = {"outs": outs, "deps": deps}
@@ -156,7 +161,7 @@ def declared(size: int) -> dict[str, dict[str, set[str]]]:
 
 
 def test_paths_agree_with_dvc_yaml():
-    n = 8
+    n, seed = 8, 3
     s = lambda *ps: {str(p) for p in ps}  # noqa: E731
     expected = {
         "prepare": {"outs": s(paths.POOL_PROMPTS.parent), "deps": set()},
@@ -174,13 +179,22 @@ def test_paths_agree_with_dvc_yaml():
         "evaluate": {"outs": s(paths.student_samples(n), paths.student_metrics(n), paths.student_details(n),
                                paths.loss_plot(n)),
                      "deps": s(paths.student_dir(n), paths.TEACHER_HELDOUT)},
+        "subsets_replicate": {"outs": s(paths.subset_file(n, seed)), "deps": s(paths.TEACHER_POOL)},
+        "train_replicate": {"outs": s(paths.student_dir(n, seed)),
+                            "deps": s(paths.subset_file(n, seed), paths.STUDENT_INIT_DIR, paths.TEACHER_DIR,
+                                      paths.TOPK_FILE)},
+        "evaluate_replicate": {"outs": s(paths.student_samples(n, seed), paths.student_metrics(n, seed),
+                                         paths.student_details(n, seed), paths.loss_plot(n, seed)),
+                               "deps": s(paths.student_dir(n, seed), paths.TEACHER_HELDOUT)},
         "evaluate_teacher": {"outs": s(paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_METRICS, paths.TEACHER_EVAL_DETAILS),
                              "deps": s(paths.TEACHER_DIR, paths.TEACHER_HELDOUT)},
         "report": {"outs": s(*(paths.REPORTS_DIR / f for f in ("report.md", "scaling.png")), paths.SUMMARY,
                              paths.SUMMARY_DETAILS, paths.PLOTS_DIR / "scaling.json", paths.LOSS_PLOT),
                    "deps": s(paths.METRICS_DIR, paths.SAMPLES_DIR, paths.LOSS_PLOTS_DIR)},
     }
-    assert declared(n) == expected
+    assert declared(n, seed) == expected
+    # A replicate's files sit beside the study's own, told apart by the seed in their names
+    assert paths.student_dir(n, seed) == Path(f"models/student-n{n}-seed{seed}") != paths.student_dir(n)
     # Files that live inside a declared folder output
     prompts_dir = {paths.POOL_PROMPTS.parent, paths.HELDOUT_PROMPTS.parent, paths.PREPARE_STATS.parent}
     assert prompts_dir == {Path("data/prompts")}
@@ -346,6 +360,42 @@ def test_adding_a_size_runs_only_that_size(reproduced, tmp_path):
     assert {r.data.tags["kdscale.stage"] for r in all_runs(client)} == {"train", "report"}
     assert "n12" in client.get_registered_model(REGISTERED_NAME).aliases
     assert_up_to_date(project)
+
+
+@pytest.mark.slow
+def test_replicate_seeds_run_only_their_stages_and_reach_the_report(reproduced, tmp_path):
+    project = copy_project(reproduced[0], tmp_path / "project")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["scaling"].update(replicate_sizes=[16], replicate_seeds=[1])
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    new = {"subsets_replicate@0", "train_replicate@0", "evaluate_replicate@0", "report"}
+    repro = sh(["dvc", "repro"], project)
+    assert stages_run(repro.stdout) == new, repro.stdout
+    # Seed 1 draws its own 16 answers from the same teacher pool, in its own order
+    replica, own = read_jsonl(project / paths.subset_file(16, 1)), read_jsonl(project / paths.subset_file(16))
+    assert len(replica) == 16 and [r["id"] for r in replica] != [r["id"] for r in own]
+    for path in (paths.student_metrics(16, 1), paths.student_details(16, 1), paths.student_samples(16, 1),
+                 paths.loss_plot(16, 1), paths.student_dir(16, 1) / "model.safetensors"):
+        assert (project / path).is_file(), path
+    summary = json.loads((project / paths.SUMMARY_DETAILS).read_text())
+    assert summary["seeds"] == {"8": 1, "16": 2}
+    assert summary["diminishing_returns"]["steps"]["perplexity"][0]["seeds"] == [1, 2]
+    report = (project / paths.REPORTS_DIR / "report.md").read_text()
+    assert "| 16 | 2 |" in report and "The rule: more data stops paying at" in report
+    client = mlflow_client(project / "mlflow.db")
+    runs = {r.info.run_name: r for r in all_runs(client)}
+    assert runs["student-n16-seed1"].data.tags["kdscale.replicate_seed"] == "1"
+    assert "eval/perplexity" in runs["student-n16-seed1"].data.metrics  # evaluate reopened the train run
+    assert "n16-seed1" in client.get_registered_model(REGISTERED_NAME).aliases
+    assert_up_to_date(project)
+    # kdscale sync rebuilds the replicate's run and alias from the checkout alone
+    for db in project.glob("mlflow.db*"):
+        db.unlink()
+    shutil.rmtree(project / "mlartifacts", ignore_errors=True)
+    assert "sync: student-n16-seed1: run" in sh(["kdscale", "sync"], project).stdout
+    client = mlflow_client(project / "mlflow.db")
+    assert {"n8", "n16", "n16-seed1"} <= client.get_registered_model(REGISTERED_NAME).aliases.keys()
 
 
 @pytest.mark.slow

@@ -502,3 +502,64 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     side = mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/side_by_side.md")
     assert "- **teacher** (pass, eos): answer of teacher to adh-002" in side
     assert "- **n=400** (fail, eos): answer of n400 to adh-002" in side
+
+
+# ----------------------------------------------------------------------------- seeds and the rule
+
+def with_replicates(students: dict[int, dict], spread: float) -> dict[tuple[int, int], dict]:
+    """Seeds 1 and 2 at the two largest sizes, their perplexity a factor exp(-+spread) off the study's seed."""
+    out = {}
+    for i, n in enumerate(SIZES):
+        for seed, sign in ((1, -1), (2, 1)):
+            if n in SIZES[-2:]:
+                p = ppl(n) * math.exp(sign * spread)
+                out[(n, seed)] = {**student_metrics(n, i), "perplexity": p, **heldout(p)}
+    return out
+
+
+def seeded_summary(study, spread: float) -> tuple[dict, str]:
+    params, students = study
+    params.scaling.replicate_sizes, params.scaling.replicate_seeds = SIZES[-2:], [1, 2]
+    replicas = with_replicates(students, spread)
+    student_samples, teacher_samples = study_samples(students)
+    models = ({f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
+              | {f"student-n{n}-seed{s}": m for (n, s), m in replicas.items()})
+    samples_of = ({f"student-n{n}": student_samples[n] for n in students} | {"teacher": teacher_samples}
+                  | {f"student-n{n}-seed{s}": student_samples[n] for (n, s) in replicas})
+    s = report.summarize(params, students, TEACHER, GENERATION, report.paired_evidence(models, samples_of), replicas)
+    return s, report.build_report(params, students, TEACHER, GENERATION, s, student_samples, teacher_samples)
+
+
+def test_seeds_that_agree_leave_the_last_doubling_paying(study):
+    s, text = seeded_summary(study, spread=0.01)
+    returns = s["diminishing_returns"]
+    assert returns["per_size"][400]["seeds"] == 3 and returns["per_size"][100]["seeds"] == 1
+    last = returns["steps"]["perplexity"][-1]
+    assert (last["from"], last["to"], last["seeds"], last["seed_spread"]) == (200, 400, [3, 3], "both sizes")
+    assert last["gain"] == pytest.approx(1 - ppl(400) / ppl(200), rel=1e-6)  # the seeds' spread is symmetric
+    assert returns["stops_at"]["perplexity"] is None
+    assert "**Perplexity: not reached by n=400**: every step pays" in text
+    json.dumps(s)
+
+
+def test_seeds_that_disagree_make_the_last_doubling_noise(study):
+    s, text = seeded_summary(study, spread=0.3)  # seeds 35% apart, against a 16% gain
+    # The first step that meets them, 100 -> 200 (one seed, then three), is already noise, and so is the last.
+    stop = s["diminishing_returns"]["stops_at"]["perplexity"]
+    assert (stop["from"], stop["why"], stop["seed_spread"]) == (100, "not distinguishable from noise", "one size")
+    assert stop["gain_ci"][0] < 0 < stop["gain_ci"][1]
+    last = s["diminishing_returns"]["steps"]["perplexity"][-1]
+    assert last["gain_ci"][0] < 0 < last["gain_ci"][1]
+    assert "**Perplexity: stops paying at n=100**: the step to n=200 gains" in text
+    # The size's interval now covers the seeds: wider than the study's own seed's bootstrap alone.
+    level = s["diminishing_returns"]["per_size"][400]["perplexity"]
+    assert level["ci"][1] / level["ci"][0] > 1.5
+
+
+def test_a_fit_that_fails_its_backtest_makes_no_extrapolation(study):
+    params, students = study
+    bent = {n: ({**m, "perplexity": 1.6 * m["perplexity"]} if n == SIZES[-1] else m) for n, m in students.items()}
+    s = report.summarize(params, bent, TEACHER, GENERATION)
+    assert s["fit_backtest"]["passed"] is False and s["doubling_gain_below_threshold_at"] is None
+    text = report.build_report(params, bent, TEACHER, GENERATION, s, *study_samples(bent))
+    assert "the fit fails its backtest and the report makes no extrapolation from it" in text

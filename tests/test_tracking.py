@@ -82,6 +82,20 @@ def test_experiment_artifacts_absolute_under_root(tmp_path, monkeypatch):
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
 
 
+def test_a_pipeline_in_a_subfolder_gets_its_own_experiment_in_the_same_store(tmp_path, monkeypatch):
+    study = tmp_path / "studies" / "reference"
+    study.mkdir(parents=True)
+    (study / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(study)
+    study_id = tracking.setup()
+    exp = MlflowClient().get_experiment(study_id)
+    assert exp.name == "kdscale/studies/reference"
+    assert exp.artifact_location == (tmp_path / "mlartifacts").as_uri() and (tmp_path / "mlflow.db").is_file()
+    monkeypatch.chdir(tmp_path)
+    root_id = tracking.setup()
+    assert root_id != study_id and MlflowClient().get_experiment(root_id).name == "kdscale"
+
+
 def test_reopen_run_by_id(tmp_path):
     model_dir = tmp_path / "model"
     with tracking.start_run("train", "student-n5", tracking.common_tags("train", 5, [])) as run:

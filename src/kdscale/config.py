@@ -85,6 +85,10 @@ class TeacherTopkParams:
 @dataclass
 class ScalingParams:
     sizes: list[int] = field(default_factory=lambda: [0, 20, 40, 80, 160, 320])  # 0: the untrained student
+    # Replicates: these sizes trained again with each of these seeds (besides `seed`), each seed with its own
+    # nested subsets and data order, so the report can tell a step in data from seed-to-seed noise.
+    replicate_sizes: list[int] = field(default_factory=list)
+    replicate_seeds: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -260,6 +264,7 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
             f"{where}: 'scaling.sizes' asks for {max(sizes)} samples but 'data.pool_size' is "
             f"{params.data.pool_size}; raise data.pool_size or lower the largest size"
         )
+    _validate_replicates(params.scaling, params.seed, where)
     if params.device == "cpu" and params.dtype == "float16":
         raise UserError(f"{where}: 'dtype: float16' does not run on the CPU; use 'dtype: auto' or float32")
     if params.train.schedule == "steps" and params.train.max_steps <= 0:
@@ -278,11 +283,44 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
     return params
 
 
+def _validate_replicates(scaling: ScalingParams, seed: int, where: str) -> None:
+    if bool(scaling.replicate_sizes) != bool(scaling.replicate_seeds):
+        raise UserError(f"{where}: 'scaling.replicate_sizes' and 'scaling.replicate_seeds' go together; "
+                        "give both, or leave both empty")
+    outside = [n for n in scaling.replicate_sizes if n not in scaling.sizes or n == 0]
+    if outside:
+        raise UserError(f"{where}: 'scaling.replicate_sizes' has {outside[0]}, which is not a trained size of "
+                        f"'scaling.sizes' {scaling.sizes}; replicate only sizes > 0 that the study trains")
+    for key, values in (("replicate_sizes", scaling.replicate_sizes), ("replicate_seeds", scaling.replicate_seeds)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise UserError(f"{where}: 'scaling.{key}' repeats {repeated[0]}; list each once")
+    if seed in scaling.replicate_seeds:
+        raise UserError(f"{where}: 'scaling.replicate_seeds' has {seed}, the study's own 'seed'; "
+                        "replicate seeds are the extra ones")
+
+
 def check_size(params: Params, size: int) -> int:
     """A per-size stage's --size must be one of scaling.sizes."""
     if size not in params.scaling.sizes:
         raise UserError(f"--size {size} is not in scaling.sizes {params.scaling.sizes}; add it there first")
     return size
+
+
+def check_replicate(params: Params, size: int, seed: int | None) -> Params:
+    """A per-size stage's --seed names a replicate; returns the params it runs under (`seed` replaced)."""
+    check_size(params, size)
+    if seed is None:
+        return params
+    if size not in params.scaling.replicate_sizes or seed not in params.scaling.replicate_seeds:
+        raise UserError(f"--size {size} --seed {seed} is not a replicate: scaling.replicate_sizes is "
+                        f"{params.scaling.replicate_sizes} and scaling.replicate_seeds {params.scaling.replicate_seeds}")
+    return dataclasses.replace(params, seed=seed)
+
+
+def replicates(params: Params) -> list[tuple[int, int]]:
+    """(size, seed) of every replicate student, in the order the report lists them."""
+    return [(n, s) for n in sorted(params.scaling.replicate_sizes) for s in params.scaling.replicate_seeds]
 
 
 def parse_params(raw, where: str = PARAMS_FILE) -> Params:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from kdscale import paths, tracking
 from kdscale.checks import evaluate_response, load_adherence, wilson_interval
-from kdscale.config import check_size, EvalParams, load_params
+from kdscale.config import check_replicate, EvalParams, load_params
+from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
 from kdscale.generation import DecodeParams, generate_all, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
@@ -232,7 +233,10 @@ def main(argv=None) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--size", type=int, help="evaluate the student trained on N samples")
     which.add_argument("--teacher", action="store_true", help="evaluate the teacher")
+    parser.add_argument("--seed", type=int, help="with --size: the replicate trained with this seed")
     args = parser.parse_args(argv)
+    if args.teacher and args.seed is not None:
+        raise UserError("evaluate: --seed names a replicate student; drop it with --teacher")
     params = load_params()
     heldout = read_jsonl(paths.TEACHER_HELDOUT)
     tracking.setup()
@@ -244,13 +248,13 @@ def main(argv=None) -> None:
                                  tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]),
                                  outputs=[out_metrics, out_samples])
     else:
-        size = args.size
-        check_size(params, size)
-        model_dir, prompt_format = paths.student_dir(size), "alpaca"
-        out_metrics, out_samples = paths.student_metrics(size), paths.student_samples(size)
-        out_details = paths.student_details(size)
-        run = tracking.start_run("evaluate", f"student-n{size}",
-                                 tracking.common_tags("evaluate", size, [model_dir, paths.TEACHER_HELDOUT]),
+        size, replicate = args.size, args.seed
+        check_replicate(params, size, replicate)
+        model_dir, prompt_format = paths.student_dir(size, replicate), "alpaca"
+        out_metrics, out_samples = paths.student_metrics(size, replicate), paths.student_samples(size, replicate)
+        out_details = paths.student_details(size, replicate)
+        run = tracking.start_run("evaluate", paths.student_name(size, replicate),
+                                 tracking.common_tags("evaluate", size, [model_dir, paths.TEACHER_HELDOUT], replicate),
                                  run_id=tracking.read_run_id(model_dir))
     with run:
         tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation")
@@ -260,7 +264,7 @@ def main(argv=None) -> None:
         if size is not None:
             log = read_json(model_dir / TRAINING_LOG)
             training = log["summary"]
-            write_json(paths.loss_plot(size), [{"step": h["step"], "loss": h["loss"]}
+            write_json(paths.loss_plot(size, replicate), [{"step": h["step"], "loss": h["loss"]}
                                                for h in log["log_history"] if "loss" in h])
             metrics = {"size": size, **metrics, "train_seconds": training["train_seconds"],
                        "optimizer_steps": training["optimizer_steps"], "final_train_loss": training["final_loss"]}

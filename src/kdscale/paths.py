@@ -40,28 +40,38 @@ CHECKPOINTS_DIR = Path(".kdscale/checkpoints")
 TRAINING_LOG = "training_log.json"  # in each student's folder: the train summary and per-step log
 
 
-def subset_file(size: int) -> Path:
-    return SUBSETS_DIR / f"n{size}.jsonl"
+def student_tag(size: int, seed: int | None = None) -> str:
+    """`n640` for the study's own seed; `n640-seed1` for a replicate trained with seed 1
+    (scaling.replicate_seeds)."""
+    return f"n{size}" if seed is None else f"n{size}-seed{seed}"
 
 
-def student_dir(size: int) -> Path:
-    return Path(f"models/student-n{size}")
+def student_name(size: int, seed: int | None = None) -> str:
+    return f"student-{student_tag(size, seed)}"
 
 
-def student_metrics(size: int) -> Path:
-    return METRICS_DIR / f"student-n{size}.json"
+def subset_file(size: int, seed: int | None = None) -> Path:
+    return SUBSETS_DIR / f"{student_tag(size, seed)}.jsonl"
 
 
-def student_details(size: int) -> Path:
-    return DETAILS_DIR / f"student-n{size}.json"
+def student_dir(size: int, seed: int | None = None) -> Path:
+    return Path("models") / student_name(size, seed)
 
 
-def student_samples(size: int) -> Path:
-    return SAMPLES_DIR / f"student-n{size}.jsonl"
+def student_metrics(size: int, seed: int | None = None) -> Path:
+    return METRICS_DIR / f"{student_name(size, seed)}.json"
 
 
-def loss_plot(size: int) -> Path:
-    return LOSS_PLOTS_DIR / f"n{size}.json"
+def student_details(size: int, seed: int | None = None) -> Path:
+    return DETAILS_DIR / f"{student_name(size, seed)}.json"
+
+
+def student_samples(size: int, seed: int | None = None) -> Path:
+    return SAMPLES_DIR / f"{student_name(size, seed)}.jsonl"
+
+
+def loss_plot(size: int, seed: int | None = None) -> Path:
+    return LOSS_PLOTS_DIR / f"{student_tag(size, seed)}.json"
 
 
 TEACHER_EVAL_METRICS = METRICS_DIR / "teacher.json"

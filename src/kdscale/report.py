@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 import numpy as np
-from scipy.optimize import curve_fit
-
-from kdscale import paths, tracking
-from kdscale.config import ReportParams, load_params
+from kdscale import paths, stats, tracking
+from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
 
 OTHER_WEIGHTINGS = {  # (perplexity, pass rate, speed)
@@ -83,6 +81,14 @@ class Evidence:
     nll_sums: np.ndarray      # models x held-out answers: NLL summed over the answer's tokens
     token_counts: np.ndarray  # models x held-out answers
     strict: np.ndarray        # models x adherence prompts: 1 where the answer passed every check
+    # models x adherence prompts, 0/1: "loose", "degenerate", "eos" (the answer ended itself)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def only(self, names: list[str]) -> Evidence:
+        """These models' rows, in this order."""
+        rows = [self.names.index(n) for n in names]
+        return Evidence(list(names), self.nll_sums[rows], self.token_counts[rows], self.strict[rows],
+                        {key: flags[rows] for key, flags in self.flags.items()})
 
 
 def paired_evidence(models: dict[str, dict], samples: dict[str, list[dict]]) -> Evidence | None:
@@ -94,9 +100,13 @@ def paired_evidence(models: dict[str, dict], samples: dict[str, list[dict]]) -> 
     if any(ids is None or ids != answer_ids[0] for ids in answer_ids) or \
             any(ids != prompt_ids[0] for ids in prompt_ids):
         return None
+    flag = {"loose": lambda s: s.get("loose", False), "degenerate": lambda s: s.get("degenerate", False),
+            "eos": lambda s: s.get("finish_reason") == "eos"}
     return Evidence(names, np.array([models[n]["heldout_nll_sums"] for n in names], dtype=float),
                     np.array([models[n]["heldout_token_counts"] for n in names], dtype=float),
-                    np.array([[s["strict"] for s in samples[n]] for n in names], dtype=float))
+                    np.array([[s["strict"] for s in samples[n]] for n in names], dtype=float),
+                    {key: np.array([[bool(f(s)) for s in samples[n]] for n in names], dtype=float)
+                     for key, f in flag.items()})
 
 
 @dataclass
@@ -105,6 +115,8 @@ class Resampled:
     names: list[str]
     q_ppl: np.ndarray      # lowest perplexity of the draw / perplexity
     pass_rate: np.ndarray
+    log_ppl: np.ndarray | None = None  # log perplexity itself
+    rates: dict[str, np.ndarray] = field(default_factory=dict)  # the shares of Evidence.flags
 
     def row(self, name: str) -> int:
         return self.names.index(name)
@@ -116,8 +128,10 @@ def resampled_axes(evidence: Evidence, resamples: int = SCORE_RESAMPLES, seed: i
     rng = np.random.default_rng(seed)
     answers = rng.integers(0, evidence.nll_sums.shape[1], size=(resamples, evidence.nll_sums.shape[1]))
     prompts = rng.integers(0, evidence.strict.shape[1], size=(resamples, evidence.strict.shape[1]))
-    ppl = np.exp(evidence.nll_sums[:, answers].sum(-1) / evidence.token_counts[:, answers].sum(-1))
-    return Resampled(evidence.names, ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1))
+    log_ppl = evidence.nll_sums[:, answers].sum(-1) / evidence.token_counts[:, answers].sum(-1)
+    ppl = np.exp(log_ppl)
+    return Resampled(evidence.names, ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1), log_ppl,
+                     {key: flags[:, prompts].mean(-1) for key, flags in evidence.flags.items()})
 
 
 def score_draws(resampled: Resampled, speeds: dict[str, float], weights: tuple[float, float, float]) -> np.ndarray:
@@ -175,6 +189,106 @@ def perplexity_steps(students: dict[int, dict], resampled: Resampled | None = No
     return steps
 
 
+# ----------------------------------------------------------------------------- seeds and where data stops paying
+
+SEEDED = {  # a metric of the details: (the draws that resample it, +1 where higher is better)
+    "perplexity": ("log_ppl", -1), "pass_rate": ("strict", 1), "pass_rate_loose": ("loose", 1),
+    "degenerate_share": ("degenerate", -1), "answers_ended_eos": ("eos", 1)}
+RULED = ["perplexity", "pass_rate", "degenerate_share"]  # the metrics the diminishing-returns rule is applied to
+
+
+def seed_rows(sizes: list[int], replicas: list[tuple[int, int]]) -> dict[int, list[str]]:
+    """Each size's models: the study's seed first, then its replicates."""
+    rows = {n: [f"student-n{n}"] for n in sizes}
+    for n, seed in replicas:
+        rows[n].append(paths.student_name(n, seed))
+    return rows
+
+
+def seeded_metric(metric: str, rows: list[str], models: dict[str, dict], resampled: Resampled) -> stats.Seeded:
+    key, _ = SEEDED[metric]
+    if metric == "perplexity":  # seeds average on the log scale: they differ by factors
+        points = [math.log(models[r]["perplexity"]) for r in rows]
+        draws = [resampled.log_ppl[resampled.row(r)] for r in rows]
+    else:
+        points = [models[r][metric] for r in rows]
+        source = resampled.pass_rate if key == "strict" else resampled.rates[key]
+        draws = [source[resampled.row(r)] for r in rows]
+    return stats.Seeded(np.array(points, dtype=float), np.array(draws))
+
+
+def per_size(rows: dict[int, list[str]], models: dict[str, dict], resampled: Resampled) -> dict[int, dict]:
+    """Each size's metrics: the mean over its seeds (perplexity: geometric) with a 95% interval over the
+    held-out items and the seeds."""
+    out = {}
+    for n, names in rows.items():
+        entry = {"seeds": len(names)}
+        for metric in SEEDED:
+            level = stats.seeded_level(seeded_metric(metric, names, models, resampled))
+            if metric == "perplexity":
+                level |= {"value": math.exp(level["value"]), "ci": [math.exp(c) for c in level["ci"]]}
+            entry[metric] = level
+        out[n] = entry
+    return out
+
+
+def seeded_steps(rows: dict[int, list[str]], models: dict[str, dict], resampled: Resampled, metric: str) -> list[dict]:
+    """Each step between trained sizes: its gain (positive where the larger set is better; perplexity: the
+    relative fall, a rate: the change in points) with a 95% interval over items and seeds."""
+    sizes = sorted(n for n in rows if n > 0)
+    steps = []
+    for small, large in zip(sizes, sizes[1:]):
+        before, after = (seeded_metric(metric, rows[n], models, resampled) for n in (small, large))
+        step = stats.seeded_step(before, after)
+        low, high = step["ci"]
+        if metric == "perplexity":  # the step is log ppl(large) - log ppl(small)
+            gain, ci = 1 - math.exp(step["value"]), [1 - math.exp(high), 1 - math.exp(low)]
+            relative = gain
+        else:
+            sign = SEEDED[metric][1]
+            gain, ci = sign * step["value"], sorted([sign * low, sign * high])
+            relative = gain / before.points.mean() if before.points.mean() > 0 else None
+        steps.append({"from": small, "to": large, "gain": gain, "gain_ci": ci, "relative_gain": relative,
+                      "seeds": step["seeds"], "seed_spread": step["seed_spread"]})
+    return steps
+
+
+def diminishing_returns(threshold: float, rows: dict[int, list[str]], models: dict[str, dict],
+                        resampled: Resampled) -> dict:
+    rule = stats.Rule(threshold)
+    steps = {metric: seeded_steps(rows, models, resampled, metric) for metric in RULED}
+    return {"per_size": per_size(rows, models, resampled), "steps": steps,
+            "stops_at": {metric: stats.first_stop(s, rule) for metric, s in steps.items()}}
+
+
+def seed_mean_perplexity(names: list[str], models: dict[str, dict]) -> float:
+    values = [models[n]["perplexity"] for n in names]
+    return values[0] if len(values) == 1 else math.exp(float(np.mean(np.log(values))))
+
+
+def adherence_power(students: dict[int, dict], teacher: dict, evidence: Evidence | None) -> dict:
+    """The adherence set's resolving power: each student against the teacher on the same prompts
+    (discordant prompts, exact McNemar test), and how many prompts would separate the rates observed."""
+    sizes = sorted(students)
+    out = {"vs_teacher": {}, "prompts": teacher["adherence_prompts"]}
+    if evidence is not None:
+        top = evidence.names.index("teacher")
+        for n in sizes:
+            row = evidence.names.index(f"student-n{n}")
+            out["vs_teacher"][n] = stats.paired_vs(evidence.strict[row], evidence.strict[top])
+    best = max(sizes, key=lambda n: students[n]["pass_rate"])
+    out["best"] = {"size": best, "pass_rate": students[best]["pass_rate"], "teacher": teacher["pass_rate"],
+                   "prompts_needed": stats.prompts_needed(students[best]["pass_rate"], teacher["pass_rate"])}
+    trained = [n for n in sizes if n > 0]
+    if len(trained) >= 2:
+        small, large = trained[-2], trained[-1]
+        out["last_step"] = {"from": small, "to": large, "pass_rates": [students[small]["pass_rate"],
+                                                                        students[large]["pass_rate"]],
+                            "prompts_needed": stats.prompts_needed(students[small]["pass_rate"],
+                                                                   students[large]["pass_rate"])}
+    return out
+
+
 def ranking_with_ties(scores: dict[str, float], draws: np.ndarray | None, names: list[str]) -> str:
     """Best first: ' > ' where the data order two neighbours, ' ≈ ' where they do not."""
     order = sorted(scores, key=scores.get, reverse=True)
@@ -188,7 +302,7 @@ def ranking_with_ties(scores: dict[str, float], draws: np.ndarray | None, names:
 
 
 MIN_FIT_POINTS = 4  # three parameters: fewer points leave no residual to judge them by
-FIT_PARAMS = ("floor", "b", "alpha")
+FIT_PARAMS = stats.FIT_PARAMS
 
 
 def fit_saturating(sizes: list[int], values: list[float]) -> dict | None:
@@ -202,18 +316,8 @@ def fit_saturating(sizes: list[int], values: list[float]) -> dict | None:
     if len(points) < MIN_FIT_POINTS:
         return None
     x, y = (np.array(col, dtype=float) for col in zip(*points))
-    lowest = float(y.min())
-
-    def log_curve(n, floor, b, alpha):
-        return np.log(floor + b * n**-alpha)
-
-    # Start from half the lowest value as the floor and the log-log slope as the exponent.
-    alpha0 = float(np.clip(-np.polyfit(np.log(x), np.log(y), 1)[0], 0.05, 2.9))
-    floor0 = 0.5 * lowest
-    b0 = max((y[0] - floor0) * x[0] ** alpha0, 1e-9)
     try:
-        estimate, cov = curve_fit(log_curve, x, np.log(y), p0=[floor0, b0, alpha0],
-                                  bounds=([0.0, 1e-12, 1e-6], [lowest * (1 - 1e-9), np.inf, 3.0]), maxfev=20000)
+        estimate, cov = stats.fit_log_curve(x, y)
     except (RuntimeError, ValueError):
         return {"points": len(points), "converged": False}
     fit = {"points": len(points), "converged": True}
@@ -221,7 +325,7 @@ def fit_saturating(sizes: list[int], values: list[float]) -> dict | None:
         se = math.sqrt(var) if np.isfinite(var) and var >= 0 else None
         fit[name], fit[f"{name}_se"] = float(value), se
         fit[f"{name}_identifiable"] = se is not None and se < abs(fit[name])
-    residual = np.log(y) - log_curve(x, *estimate)
+    residual = np.log(y) - stats.log_curve(x, *estimate)
     fit["rmse_log"] = float(np.sqrt(np.mean(residual**2)))
     return fit
 
@@ -361,13 +465,120 @@ def steps_lines(steps: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def fit_lines(fit: dict | None, threshold: float, at: float | None) -> list[str]:
+RULE = ("the first doubling whose gain is not distinguishable from noise (its 95% interval over the held-out "
+        "items and the seeds reaches 0) or is below report.doubling_gain_threshold ({:.0%}, relative)")
+METRIC_WORDS = {"perplexity": "Perplexity", "pass_rate": "Pass rate (strict)", "degenerate_share": "Degenerate share"}
+
+
+def _gain(metric: str, value: float) -> str:
+    return f"{value:.1%}" if metric == "perplexity" else f"{value * 100:+.1f} points"
+
+
+def _step_gain(metric: str, step: dict) -> str:
+    low, high = step["gain_ci"]
+    return f"{_gain(metric, step['gain'])} [{_gain(metric, low)}, {_gain(metric, high)}]"
+
+
+def _seed_words(step: dict) -> str:
+    small, large = step["seeds"]
+    spread = {"both sizes": "", "one size": ", seed spread measured at one of the two sizes",
+              "none": ", one seed each: seed spread not measured"}[step["seed_spread"]]
+    return f"seeds {small} and {large}{spread}"
+
+
+def rule_lines(returns: dict | None, threshold: float) -> list[str]:
+    """The answer: where more data stops paying, by the rule, for each ruled metric, in one sentence each."""
+    if returns is None:
+        return ["No rule applied: the evaluations hold no per-item scores on common answers and prompts (rerun "
+                "the evaluate stages).", ""]
+    lines = [f"The rule: more data stops paying at {RULE.format(threshold)}.", ""]
+    for metric in RULED:
+        steps, stop = returns["steps"][metric], returns["stops_at"][metric]
+        if not steps:
+            continue
+        if stop:
+            lines.append(f"- **{METRIC_WORDS[metric]}: stops paying at n={stop['from']:,}**: the step to "
+                         f"n={stop['to']:,} gains {_step_gain(metric, stop)} ({_seed_words(stop)}), {stop['why']}.")
+        else:
+            last = steps[-1]
+            lines.append(f"- **{METRIC_WORDS[metric]}: not reached by n={last['to']:,}**: every step pays; the last, "
+                         f"n={last['from']:,} -> n={last['to']:,}, gains {_step_gain(metric, last)} "
+                         f"({_seed_words(last)}).")
+    lines += ["", "Gain per step (perplexity: its relative fall; rates: the change in points, degenerate share "
+              "counted as a gain when it falls), 95% interval over the held-out items and the seeds:", "",
+              "| step | " + " | ".join(METRIC_WORDS[m] for m in RULED) + " | seeds |",
+              "|---|" + "---|" * (len(RULED) + 1)]
+    for i, step in enumerate(returns["steps"]["perplexity"]):
+        cells = [_step_gain(m, returns["steps"][m][i]) for m in RULED]
+        lines.append(f"| n={step['from']:,} -> n={step['to']:,} | " + " | ".join(cells) +
+                     f" | {step['seeds'][0]}, {step['seeds'][1]} |")
+    return lines + [""]
+
+
+def seeds_lines(returns: dict | None) -> list[str]:
+    """Per size, over its seeds: perplexity (geometric mean), pass rates, degenerate and EOS shares."""
+    if returns is None:
+        return []
+    keys = ["perplexity", "pass_rate", "pass_rate_loose", "degenerate_share", "answers_ended_eos"]
+    lines = ["| samples | seeds | perplexity [95% CI] | pass rate | loose | degenerate | ended at EOS |",
+             "|---|---|---|---|---|---|---|"]
+    for n, entry in sorted(returns["per_size"].items()):
+        cells = []
+        for key in keys:
+            low, high = entry[key]["ci"]
+            if key == "perplexity":
+                cells.append(f"{_ppl(entry[key]['value'])} [{_ppl(low)}, {_ppl(high)}]")
+            else:  # a rate's interval stays within [0, 1]
+                cells.append(f"{entry[key]['value']:.0%} [{max(low, 0):.0%}, {min(high, 1):.0%}]")
+        lines.append(f"| {n:,} | {entry['seeds']} | " + " | ".join(cells) + " |")
+    return lines + ["", "Means over each size's seeds (perplexity: geometric), with 95% intervals that combine "
+                    "the paired bootstrap over the held-out answers and adherence prompts with the spread over "
+                    "seeds (t quantile, Welch-Satterthwaite degrees of freedom); a size with one seed has the "
+                    "bootstrap's interval alone.", ""]
+
+
+def backtest_lines(check: dict | None) -> list[str]:
+    if check is None:
+        return ["No backtest: it needs at least 5 sizes > 0 (4 to fit, 1 to predict)."]
+    if not check["converged"]:
+        return [f"Backtest: the fit without n={check['size']:,} did not converge, so the fit makes no "
+                "extrapolation."]
+    low, high = check["prediction_interval"]
+    verdict = ("inside it: the fit passes its backtest" if check["passed"] else
+               "outside it: the fit fails its backtest and the report makes no extrapolation from it")
+    return [f"Backtest: fitted on n = {', '.join(f'{n:,}' for n in check['fitted_sizes'])}, the curve predicts "
+            f"perplexity {_ppl(check['predicted'])} at n={check['size']:,} (95% prediction interval "
+            f"[{_ppl(low)}, {_ppl(high)}]); observed {_ppl(check['observed'])}, {verdict}."]
+
+
+def power_lines(power: dict) -> list[str]:
+    prompts, best = power["prompts"], power["best"]
+    lines = ["Against the teacher on the same prompts (prompts only the teacher passes / only the student "
+             "passes; exact McNemar test of those):", ""]
+    for n, vs in sorted(power["vs_teacher"].items()):
+        lines.append(f"- n={n:,}: {vs['only_teacher']} / {vs['only_student']}, p = {vs['p_value']:.2g}")
+    need = best["prompts_needed"]
+    lines += ["", f"Resolving power of the {prompts} adherence prompts: to tell the best student's pass rate "
+              f"(n={best['size']:,}, {best['pass_rate']:.0%}) from the teacher's ({best['teacher']:.0%}) with 80% "
+              f"power at the 5% level takes about {need if need is not None else 'n/a'} prompts per model "
+              "(two-proportion test)."]
+    last = power.get("last_step")
+    if last:
+        need = last["prompts_needed"]
+        lines[-1] += (f" Telling the last step's pass rates apart (n={last['from']:,}: {last['pass_rates'][0]:.0%}, "
+                      f"n={last['to']:,}: {last['pass_rates'][1]:.0%}) takes "
+                      f"{'any number: they are equal' if need is None else f'about {need:,}'}.")
+    return lines + [""]
+
+
+def fit_lines(fit: dict | None, threshold: float, at: float | None, failed_backtest: bool = False) -> list[str]:
     if fit is None:
         return [f"The fit needs at least {MIN_FIT_POINTS} sizes > 0 (three parameters); add sizes to "
                 "`scaling.sizes`."]
     if not fit["converged"]:
         return [f"The fit did not converge on these {fit['points']} points."]
-    lines = [f"Fit of perplexity(N) = floor + b x N^-alpha on the {fit['points']} sizes > 0 (least squares on "
+    lines = [f"Fit of perplexity(N) = floor + b x N^-alpha on the {fit['points']} sizes > 0 (a size's geometric "
+             "mean over its seeds where it has replicates; least squares on "
              "log perplexity, floor in [0, lowest perplexity), b > 0, alpha in (0, 3]; n = 0 is not fitted), "
              f"residual RMS {fit['rmse_log']:.3f} in log perplexity:", "",
              "| parameter | estimate | standard error | |", "|---|---|---|---|"]
@@ -378,7 +589,9 @@ def fit_lines(fit: dict | None, threshold: float, at: float | None) -> list[str]
     lines.append("")
     if not identifiable(fit):
         lines.append("A standard error above its estimate means these points do not pin that parameter down, so "
-                     "the report makes no claim about where more data stops paying.")
+                     "the fit makes no claim about where more data stops paying.")
+    elif failed_backtest:
+        lines.append("The fit fails its backtest (below), so it makes no extrapolation.")
     elif at is None:
         lines.append(f"Doubling the data lowers the fitted perplexity by {threshold:.0%} or more at every size "
                      "below 10^9 samples.")
@@ -462,10 +675,19 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
     lines += ["", "Speedup: the speed term of the student's architecture over the teacher's (medians of their "
               "models' batch-1 tokens/s). Intervals, where the evaluations allow them: the paired bootstrap of the "
               "rankings (draws where the teacher passes no prompt are left out of the pass-rate ratio)."]
-    lines += ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Diminishing returns", ""]
+    lines += ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Where more data stops paying", ""]
+    lines += rule_lines(summary["diminishing_returns"], rp.doubling_gain_threshold)
+    lines += ["## Per size, over seeds", ""] + seeds_lines(summary["diminishing_returns"])
+    if summary.get("replicates_missing"):
+        lines += [f"Replicates not evaluated yet, left out: {', '.join(summary['replicates_missing'])}.", ""]
+    lines += ["## Diminishing returns: the study's own seed and the fit", ""]
     lines += steps_lines(summary["perplexity_steps"])
+    check = summary["fit_backtest"]
     lines += fit_lines(summary["perplexity_fit"], rp.doubling_gain_threshold,
-                       summary["doubling_gain_below_threshold_at"])
+                       summary["doubling_gain_below_threshold_at"], bool(check) and not check["passed"])
+    lines += [""] + backtest_lines(summary["fit_backtest"])
+    lines += ["", f"## Adherence: what {teacher['adherence_prompts']} prompts can tell", ""]
+    lines += power_lines(summary["adherence_power"])
     lines += ["", "## Cost", "", "| step | seconds |", "|---|---|",
               f"| teacher generation ({generation['answers']} answers, {generation['generated_tokens']} tokens) | "
               f"{generation['generation_seconds']:.0f} |"]
@@ -490,13 +712,19 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
 
 
 def summarize(params, students: dict[int, dict], teacher: dict, generation: dict,
-              evidence: Evidence | None = None) -> dict:
-    """Everything the report says; with `evidence` (paired_evidence), intervals and ties as well."""
+              evidence: Evidence | None = None, replicas: dict[tuple[int, int], dict] | None = None) -> dict:
+    """Everything the report says; with `evidence` (paired_evidence, over every model including the
+    replicates), intervals, ties, the seeds' spread and the diminishing-returns rule as well."""
     rp = params.report
+    replicas = replicas or {}
     models = by_name(students, teacher)
+    everyone = models | {paths.student_name(n, s): d for (n, s), d in sorted(replicas.items())}
     weights = (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed)
     speeds = speed_terms(models)
-    resampled = resampled_axes(evidence) if evidence else None
+    # The same draws for all (they depend only on how many answers and prompts there are), so the rankings'
+    # rows, over the study's own seed, pair with the replicates' rows.
+    resampled = resampled_axes(evidence.only(list(models))) if evidence else None
+    resampled_all = resampled_axes(evidence) if evidence else None
     scores, rankings, ties, draws = {}, {}, {}, {}
     for name, w in {"params": weights, **OTHER_WEIGHTINGS}.items():
         scores[name] = combined_scores(models, w)
@@ -513,7 +741,11 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
             best_separated = separated(draws["params"], resampled.row(f"student-n{best}"), resampled.row(runner_up))
         interval = {name: interval95(draws["params"][resampled.row(name)]) for name in models}
     scores = scores["params"]
-    fit = fit_saturating(sizes, [students[n]["perplexity"] for n in sizes])
+    rows = seed_rows(sizes, sorted(replicas))
+    curve = [seed_mean_perplexity(rows[n], everyone) for n in sizes]  # over seeds where there are replicates
+    fit = fit_saturating(sizes, curve)
+    check = stats.backtest(sizes, curve)
+    extrapolates = identifiable(fit) and (check is None or check["passed"])
     return {
         "weights": {"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
         "lowest_perplexity": min(m["perplexity"] for m in models.values()),
@@ -543,8 +775,13 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
         "optimizer_steps": {f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
         "perplexity_steps": perplexity_steps(students, resampled),
         "perplexity_fit": fit,
+        "fit_backtest": check,
         "doubling_gain_below_threshold_at":
-            doubling_threshold(fit, rp.doubling_gain_threshold) if identifiable(fit) else None,
+            doubling_threshold(fit, rp.doubling_gain_threshold) if extrapolates else None,
+        "seeds": {n: len(rows[n]) for n in sizes},
+        "diminishing_returns": diminishing_returns(rp.doubling_gain_threshold, rows, everyone, resampled_all)
+        if resampled_all else None,
+        "adherence_power": adherence_power(students, teacher, evidence),
         "teacher_generation_seconds": generation["generation_seconds"],
         "total_train_seconds": sum(students[n]["train_seconds"] for n in sizes),
     }
@@ -559,11 +796,11 @@ def headline(summary: dict) -> dict:
     return out
 
 
-def stale_size_files(sizes: list[int]) -> list[Path]:
-    """Metrics and loss curves of sizes no longer in scaling.sizes: DVC never deletes them, and
+def stale_size_files(sizes: list[int], replicas: list[tuple[int, int]] = ()) -> list[Path]:
+    """Metrics and loss curves of sizes (or replicates) no longer in scaling: DVC never deletes them, and
     `dvc metrics show` and `dvc exp show` would go on listing them beside the current study."""
-    current = ({paths.student_metrics(n) for n in sizes} | {paths.student_details(n) for n in sizes}
-               | {paths.loss_plot(n) for n in sizes})
+    students = [(n, None) for n in sizes] + list(replicas)
+    current = {f(n, s) for n, s in students for f in (paths.student_metrics, paths.student_details, paths.loss_plot)}
     found = [*paths.METRICS_DIR.glob("student-n*.json"), *paths.DETAILS_DIR.glob("student-n*.json"),
              *paths.LOSS_PLOTS_DIR.glob("n*.json")]
     return sorted(p for p in found if p not in current)
@@ -577,7 +814,12 @@ def main(argv=None) -> None:
     argparse.ArgumentParser(prog="kdscale report", description=__doc__).parse_args(argv)
     params = load_params()
     sizes = sorted(params.scaling.sizes)
-    stale = stale_size_files(sizes)
+    replicas = [r for r in replicates(params) if paths.student_details(*r).is_file()]
+    missing = [paths.student_name(*r) for r in replicates(params) if r not in replicas]
+    if missing:
+        print(f"report: warning: replicates not evaluated yet, left out: {', '.join(missing)} "
+              "(`dvc repro` runs them)", file=sys.stderr)
+    stale = stale_size_files(sizes, replicates(params))
     if stale:
         print(f"report: warning: results of sizes no longer in scaling.sizes are still in the workspace; "
               f"remove them with `git rm {' '.join(map(str, stale))}`", file=sys.stderr)
@@ -586,8 +828,13 @@ def main(argv=None) -> None:
     generation = read_json(paths.TEACHER_METRICS)
     student_samples = {n: read_jsonl(paths.student_samples(n)) for n in sizes}
     teacher_samples = read_jsonl(paths.TEACHER_SAMPLES)
-    evidence = paired_evidence(by_name(students, teacher), by_name(student_samples, teacher_samples))
-    summary = summarize(params, students, teacher, generation, evidence)
+    replica_details = {r: read_json(paths.student_details(*r)) for r in replicas}
+    replica_samples = {paths.student_name(*r): read_jsonl(paths.student_samples(*r)) for r in replicas}
+    evidence = paired_evidence(
+        by_name(students, teacher) | {paths.student_name(*r): d for r, d in replica_details.items()},
+        by_name(student_samples, teacher_samples) | replica_samples)
+    summary = summarize(params, students, teacher, generation, evidence, replica_details)
+    summary["replicates_missing"] = missing
 
     scaling_rows = [{"size": n, **{k: students[n].get(k) for k in SCALING_KEYS},
                      "combined_score": summary["combined_score"][f"student-n{n}"]} for n in sizes]

@@ -2,7 +2,8 @@
 
 Every size reads the same seeded order, so each smaller subset is a prefix of the
 larger ones (nested), and sweeping `seed` draws new nested subsets without
-regenerating the teacher's answers.
+regenerating the teacher's answers. `--seed S` writes a replicate's subset (`nN-seedS.jsonl`),
+nested within that seed's own order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import random
 
 from kdscale import paths
-from kdscale.config import check_size, load_params
+from kdscale.config import check_replicate, load_params
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_jsonl
 
@@ -44,14 +45,16 @@ def check_enough(kept: int, answered: int, largest: int) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale subsets", description=__doc__)
     parser.add_argument("--size", type=int, required=True)
-    size = parser.parse_args(argv).size
-    params = load_params()
-    check_size(params, size)
+    parser.add_argument("--seed", type=int, help="a replicate seed (scaling.replicate_seeds) instead of `seed`")
+    args = parser.parse_args(argv)
+    size = args.size
+    params = check_replicate(load_params(), size, args.seed)
     answers = read_jsonl(paths.TEACHER_POOL)
     kept = nested_order(answers, params.seed)
     check_enough(len(kept), len(answers), max(params.scaling.sizes))
-    write_jsonl(paths.subset_file(size), kept[:size])
-    print(f"subsets: {paths.subset_file(size)} with {size} of {len(kept)} kept answers")
+    out = paths.subset_file(size, args.seed)
+    write_jsonl(out, kept[:size])
+    print(f"subsets: {out} with {size} of {len(kept)} kept answers")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from pathlib import Path
 
@@ -78,39 +79,40 @@ def model_version(client: MlflowClient, name: str, run_id: str):
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def open_run(client, experiment_id, stage, size, outputs, run_id=None):
+def open_run(client, experiment_id, stage, size, outputs, run_id=None, seed=None):
     """The run that describes `outputs`: by key, else the live run `run_id` when the store has it
     (logged before keys existed, or died before tagging); None when a new one must be made."""
-    key = tracking.run_key(stage, size, outputs)
+    key = tracking.run_key(stage, size, outputs, seed)
     run = find_run(client, experiment_id, key)
     if run is None and run_id:
         run = tracking._existing_run(run_id)
     return key, run
 
 
-def sync_student(client, experiment_id: str, params, size: int, registered_name: str) -> list[str]:
-    """Complete (or create) the run of models/student-nN; returns what was added."""
-    model_dir = paths.student_dir(size)
+def sync_student(client, experiment_id: str, params, size: int, registered_name: str,
+                 seed: int | None = None) -> list[str]:
+    """Complete (or create) the run of models/student-nN (or a replicate's, -seedS); returns what was added."""
+    model_dir, subset, name = paths.student_dir(size, seed), paths.subset_file(size, seed), paths.student_name(size, seed)
+    alias = paths.student_tag(size, seed)
     key, run = open_run(client, experiment_id, "train", size, [model_dir],
-                        tracking.read_run_id(model_dir))
+                        tracking.read_run_id(model_dir), seed)
     if run is not None and run.info.status == "RUNNING":
         return []  # a live stage holds it (setup() closed those whose process died)
     log = read_json(model_dir / TRAINING_LOG)
     summary = log["summary"]
-    metrics_file = paths.student_details(size)  # every evaluation number; metrics/ holds the headline ones
+    metrics_file = paths.student_details(size, seed)  # every evaluation number; metrics/ holds the headline ones
     eval_metrics = read_json(metrics_file) if metrics_file.is_file() else {}
     added = []
-    tags = {**tracking.common_tags("train", size, [paths.subset_file(size)] if paths.subset_file(size).is_file() else []),
-            tracking.KEY_TAG: key}
+    tags = {**tracking.common_tags("train", size, [subset] if subset.is_file() else [], seed), tracking.KEY_TAG: key}
     if run is None:
         tags[SYNC_TAG] = "true"
         if tracking.read_run_id(model_dir):
             tags["kdscale.original_run_id"] = tracking.read_run_id(model_dir)
-        run = tracking.retry(client.create_run, experiment_id, run_name=f"student-n{size}",
+        run = tracking.retry(client.create_run, experiment_id, run_name=name,
                              tags={**tags, **tracking.owner_tags()})
         added.append("run")
         tracking.log_params_to(run.info.run_id, {
-            "size": size, "seed": params.seed, "student": to_dict(params.student), "train": to_dict(params.train),
+            "size": size, "seed": params.seed if seed is None else seed, "student": to_dict(params.student), "train": to_dict(params.train),
             "optimizer_steps": summary.get("optimizer_steps"), "world_size": summary.get("world_size"),
             "parameters": summary.get("parameters")})
     elif run.data.tags.get(tracking.KEY_TAG) != key:
@@ -125,27 +127,27 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
     if new:
         tracking.retry(client.log_batch, run_id, metrics=[Metric(k, v, now_ms(), 0) for k, v in new.items()])
         added.append(f"{len(new)} metrics")
-    if paths.subset_file(size).is_file() and not has_dataset(client, run_id, paths.subset_file(size)):
-        tracking.log_dataset(paths.subset_file(size), "training", run_id=run_id)
+    if subset.is_file() and not has_dataset(client, run_id, subset):
+        tracking.log_dataset(subset, "training", run_id=run_id)
         added.append("subset")
     if eval_metrics and paths.TEACHER_HELDOUT.is_file() and not has_dataset(client, run_id, paths.TEACHER_HELDOUT):
         tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation", run_id=run_id)
         added.append("held-out set")
-    samples = paths.student_samples(size)
+    samples = paths.student_samples(size, seed)
     if samples.is_file() and not has_artifact(client, run_id, samples.name):
         tracking.retry(client.log_artifact, run_id, str(samples))
         added.append("samples")
 
     version = model_version(client, registered_name, run_id)
     if version is None:
-        with tracking.start_run("sync", f"student-n{size}", {}, run_id=run_id):  # log_model logs on the active run
-            tracking.log_student_model(model_dir, registered_name, size)
+        with tracking.start_run("sync", name, {}, run_id=run_id):  # log_model logs on the active run
+            tracking.log_student_model(model_dir, registered_name, size, seed)
         added.append("model")
     else:
         model = tracking.retry(client.get_registered_model, registered_name)
-        if str(model.aliases.get(f"n{size}")) != str(version.version):  # the checkout's model is the one @nN names
-            tracking.retry(client.set_registered_model_alias, registered_name, f"n{size}", version.version)
-            added.append(f"alias n{size}")
+        if str(model.aliases.get(alias)) != str(version.version):  # the checkout's model is the one @nN names
+            tracking.retry(client.set_registered_model_alias, registered_name, alias, version.version)
+            added.append(f"alias {alias}")
     if run.info.status != "FINISHED" and "model" not in added:
         tracking.retry(client.set_terminated, run_id, "FINISHED")
     return added
@@ -177,12 +179,17 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
     return ["run"]
 
 
-def student_sizes() -> list[int]:
-    sizes = []
+STUDENT_FOLDER = re.compile(r"student-n(\d+)(?:-seed(\d+))?")
+
+
+def trained_students() -> list[tuple[int, int | None]]:
+    """(size, replicate seed or None) of every trained student folder in this checkout."""
+    found = []
     for folder in Path("models").glob("student-n*"):
-        if folder.is_dir() and folder.name.removeprefix("student-n").isdigit() and (folder / TRAINING_LOG).is_file():
-            sizes.append(int(folder.name.removeprefix("student-n")))
-    return sorted(sizes)
+        match = STUDENT_FOLDER.fullmatch(folder.name)
+        if match and folder.is_dir() and (folder / TRAINING_LOG).is_file():
+            found.append((int(match[1]), None if match[2] is None else int(match[2])))
+    return sorted(found, key=lambda s: (s[0], -1 if s[1] is None else s[1]))
 
 
 def sync() -> dict[str, list[str]]:
@@ -209,8 +216,9 @@ def sync() -> dict[str, list[str]]:
             [paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES], {},
             {f"eval/{k}": v for k, v in read_json(paths.TEACHER_EVAL_DETAILS).items()},
             [paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_DETAILS], [(paths.TEACHER_HELDOUT, "evaluation")])
-    for size in student_sizes():
-        done[f"student-n{size}"] = sync_student(client, experiment_id, params, size, params.student.registered_name)
+    for size, seed in trained_students():
+        done[paths.student_name(size, seed)] = sync_student(client, experiment_id, params, size,
+                                                            params.student.registered_name, seed)
     summary_file = paths.REPORTS_DIR / "summary.json"
     if summary_file.is_file():
         summary = read_json(summary_file)

@@ -40,6 +40,7 @@ import mlflow.pyfunc  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from kdscale import paths  # noqa: E402
 from kdscale.config import flatten, to_dict  # noqa: E402
 
 try:
@@ -148,13 +149,16 @@ _setup_uri: str | None = None  # the store of the last setup() in this process
 
 
 def experiment_name() -> str:
-    """`kdscale` for the root pipeline; a pipeline in a subfolder (studies/reference) gets its own
-    experiment in the same store, named by its folder, so two studies' runs never mix."""
+    """`kdscale` for the root pipeline; a pipeline in a subfolder (a dvc.yaml there, as in
+    studies/reference) gets its own experiment in the same store, named by its folder, so two
+    studies' runs never mix."""
+    cwd = Path.cwd().resolve()
     try:
-        folder = Path.cwd().resolve().relative_to(project_root())
+        folder = cwd.relative_to(project_root())
     except ValueError:
         return "kdscale"
-    return "kdscale" if folder == Path(".") else f"kdscale/{folder.as_posix()}"
+    pipeline = folder != Path(".") and (cwd / "dvc.yaml").is_file()
+    return f"kdscale/{folder.as_posix()}" if pipeline else "kdscale"
 
 
 def setup(experiment: str | None = None) -> str:
@@ -254,11 +258,14 @@ def git_commit() -> str | None:
     return os.environ.get("DVC_EXP_BASELINE_REV") or _git("rev-parse", "HEAD", cwd=project_root())
 
 
-def common_tags(stage: str, size: int | None = None, data_paths: list[Path] = ()) -> dict:
+def common_tags(stage: str, size: int | None = None, data_paths: list[Path] = (), seed: int | None = None) -> dict:
+    """`seed`: a replicate's own seed (scaling.replicate_seeds); None for the study's."""
     exp = os.environ.get("DVC_EXP_NAME") or "workspace"
     tags = {"kdscale.stage": stage, "kdscale.dvc_exp": exp, "kdscale.study": os.environ.get("KDSCALE_STUDY") or exp}
     if size is not None:
         tags["kdscale.size"] = str(size)
+    if seed is not None:
+        tags["kdscale.replicate_seed"] = str(seed)
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -284,14 +291,14 @@ def owner_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def run_key(stage: str, size: int | None, outputs: list[Path]) -> str:
+def run_key(stage: str, size: int | None, outputs: list[Path], seed: int | None = None) -> str:
     """What a run describes, e.g. `train/n320/<md5 of models/student-n320>`: equal outputs, equal key."""
-    return f"{stage}/{'-' if size is None else f'n{size}'}/{data_md5(list(outputs))}"
+    return f"{stage}/{'-' if size is None else paths.student_tag(size, seed)}/{data_md5(list(outputs))}"
 
 
 @contextlib.contextmanager
 def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None,
-              outputs: list[Path] | None = None, size: int | None = None):
+              outputs: list[Path] | None = None, size: int | None = None, seed: int | None = None):
     """The active run of a stage: a new one, or the run `run_id` reopened when the store has it.
 
     A run id the store does not know (a checkpoint pulled from a DVC remote onto another
@@ -326,7 +333,7 @@ def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None,
         raise
     if outputs:
         retry(mlflow.set_tag, KEY_TAG if not existing or KEY_TAG not in existing.data.tags else f"{KEY_TAG}.{stage}",
-              run_key(stage, size, outputs))
+              run_key(stage, size, outputs, seed))
     retry(mlflow.end_run, "FINISHED")
 
 
@@ -468,11 +475,12 @@ def _requirements() -> list[str]:
     return reqs
 
 
-def log_student_model(model_dir: Path, registered_name: str, size: int | None = None) -> str:
+def log_student_model(model_dir: Path, registered_name: str, size: int | None = None, seed: int | None = None) -> str:
     """Log a checkpoint folder on the active run as a pyfunc, register it; returns models:/name/version.
 
     The model version gets the tag kdscale.size and the alias n<size> (so
-    `mlflow.pyfunc.load_model("models:/<name>@n500")` is the latest 500-sample student).
+    `mlflow.pyfunc.load_model("models:/<name>@n500")` is the latest 500-sample student); a replicate
+    trained with seed S gets n<size>-seed<S>.
     kdscale itself travels as code_paths, so the model loads where kdscale is not installed.
     """
     import kdscale
@@ -495,7 +503,7 @@ def log_student_model(model_dir: Path, registered_name: str, size: int | None = 
     client = MlflowClient()
     if size is not None:
         retry(client.set_model_version_tag, registered_name, version, "kdscale.size", str(size))
-        retry(client.set_registered_model_alias, registered_name, f"n{size}", version)
+        retry(client.set_registered_model_alias, registered_name, paths.student_tag(size, seed), version)
     uri = f"models:/{registered_name}/{version}"
     if mlflow.active_run():
         retry(mlflow.set_tag, "kdscale.model_uri", uri)

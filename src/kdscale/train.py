@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdscale import distill, paths, tracking
-from kdscale.config import check_size, Params, load_params, to_dict
+from kdscale.config import check_replicate, Params, load_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
 from kdscale.paths import TRAINING_LOG
@@ -223,26 +223,28 @@ def last_checkpoint(folder: Path) -> str | None:
     return str(max(done)[1]) if done else None
 
 
-def run_fingerprint(params: Params, size: int) -> str:
+def run_fingerprint(params: Params, size: int, seed: int | None = None) -> str:
     """Names the checkpoint folder: a changed recipe or subset never resumes an old run."""
     key = {"student": to_dict(params.student), "train": to_dict(params.train), "seed": params.seed, "size": size,
-           "subset": tracking.data_md5([paths.subset_file(size)])}
+           "subset": tracking.data_md5([paths.subset_file(size, seed)])}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale train", description=__doc__)
     parser.add_argument("--size", type=int, required=True)
-    size = parser.parse_args(argv).size
-    params = load_params()
-    check_size(params, size)
+    parser.add_argument("--seed", type=int, help="a replicate seed (scaling.replicate_seeds) instead of `seed`")
+    args = parser.parse_args(argv)
+    size, replicate = args.size, args.seed
+    params = check_replicate(load_params(), size, replicate)
+    name = paths.student_name(size, replicate)
     tracking.disable_hf_integrations()
     world_size, note = process_count(torch.cuda.device_count())
     if note:
         print(note)
     is_main = int(os.environ.get("RANK", "0")) == 0
 
-    records = read_jsonl(paths.subset_file(size))
+    records = read_jsonl(paths.subset_file(size, replicate))
     model, tokenizer = load_model(str(paths.STUDENT_INIT_DIR), "student.model",
                                   trust_remote_code=params.student.trust_remote_code)
     if size == 0:
@@ -257,12 +259,12 @@ def main(argv=None) -> None:
         distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.student.model)
         examples, counts = distill.tokenize_with_ids(tokenizer, records, max_length, params.train.overlong)
         store = distill.TopkStore.load(paths.TOPK_FILE)
-        store.check(examples, f"train n{size}")
+        store.check(examples, f"train {name}")
         kd = distill.KDConfig(params.train.objective, params.train.kd_temperature, params.train.kd_weight)
     if not examples:
-        raise UserError(f"train: every example of n{size} is longer than train.max_length={max_length}; raise it")
+        raise UserError(f"train: every example of {name} is longer than train.max_length={max_length}; raise it")
     steps = optimizer_steps(params, len(examples), world_size)
-    checkpoints = paths.CHECKPOINTS_DIR / f"student-n{size}-{run_fingerprint(params, size)}"
+    checkpoints = paths.CHECKPOINTS_DIR / f"{name}-{run_fingerprint(params, size, replicate)}"
     collator = CompletionCollator(tokenizer.pad_token_id) if kd is None \
         else distill.KDCollator(tokenizer.pad_token_id, store=store)
     args = one_process_one_gpu(training_arguments(params, checkpoints, steps))
@@ -274,15 +276,15 @@ def main(argv=None) -> None:
     run = contextlib.nullcontext()
     if is_main:
         tracking.setup()
-        tags = tracking.common_tags("train", size, [paths.subset_file(size)])
+        tags = tracking.common_tags("train", size, [paths.subset_file(size, replicate)], replicate)
         tags.update(tracking.recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
-        run = tracking.start_run("train", f"student-n{size}", tags, run_id=tracking.read_run_id(checkpoints),
-                                 outputs=[paths.student_dir(size)], size=size)
+        run = tracking.start_run("train", name, tags, run_id=tracking.read_run_id(checkpoints),
+                                 outputs=[paths.student_dir(size, replicate)], size=size, seed=replicate)
     with run as active:
         if is_main:
             checkpoints.mkdir(parents=True, exist_ok=True)
             tracking.write_run_id(checkpoints, active.info.run_id)
-            tracking.log_dataset(paths.subset_file(size), "training")
+            tracking.log_dataset(paths.subset_file(size, replicate), "training")
             tracking.log_params({"size": size, "seed": params.seed, "student": to_dict(params.student),
                                  "train": to_dict(params.train), "optimizer_steps": steps,
                                  "world_size": world_size, "parameters": count_parameters(model)})
@@ -291,7 +293,7 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume)
         seconds = time.perf_counter() - start
-        out = paths.student_dir(size)
+        out = paths.student_dir(size, replicate)
         tmp = out.with_name(out.name + ".tmp")
         if is_main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -314,9 +316,9 @@ def main(argv=None) -> None:
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
         tracking.log_metrics({k: v for k, v in summary.items() if k != "size"})
-        tracking.log_student_model(out, params.student.registered_name, size)
+        tracking.log_student_model(out, params.student.registered_name, size, replicate)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved; the checkpoints served resume only
-    print(f"train: n{size}: {summary['optimizer_steps']} steps in {seconds:.0f}s, "
+    print(f"train: {name}: {summary['optimizer_steps']} steps in {seconds:.0f}s, "
           f"loss {summary['final_loss']:.3f}, padding {summary['padding_fraction']:.1%} -> {out}")
 
 

@@ -1,0 +1,165 @@
+"""Statistics the report needs beyond one bootstrap: seeds, the diminishing-returns rule, the fit's backtest
+and the power of the adherence set.
+
+Every model of a study is scored on the same held-out answers and adherence prompts, so a paired bootstrap
+over those items (report.resampled_axes) gives each model's metric on common draws. Replicate seeds add the
+other source of noise: training on another draw of the data, in another order. Here the two are combined:
+the items' variance from the draws, the seeds' from their spread (sample variance / count), with
+Welch-Satterthwaite degrees of freedom for the t quantile, because 3 seeds are few.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+from scipy.optimize import curve_fit
+
+
+@dataclass
+class Seeded:
+    """One metric at one size: the value of each seed (on all items) and its bootstrap draws (seeds x draws)."""
+    points: np.ndarray
+    draws: np.ndarray
+
+    @property
+    def seeds(self) -> int:
+        return len(self.points)
+
+
+def _combined(value: float, item_draws: np.ndarray, seed_terms: list[tuple[float, int]], level: float) -> dict:
+    """value +- t * sqrt(items' variance + seeds' variance); seed_terms: (variance of a mean, its dof)."""
+    var_items = float(np.var(item_draws, ddof=1))
+    var_seeds = sum(v for v, _ in seed_terms)
+    total = var_items + var_seeds
+    denominator = sum(v * v / dof for v, dof in seed_terms)
+    dof = total * total / denominator if denominator > 0 else math.inf
+    half = float(sps.t.ppf(0.5 + level / 2, dof)) * math.sqrt(total) if total > 0 else 0.0
+    return {"value": value, "ci": [value - half, value + half], "dof": dof,
+            "item_sd": math.sqrt(var_items), "seed_sd": math.sqrt(var_seeds)}
+
+
+def _seed_term(metric: Seeded) -> list[tuple[float, int]]:
+    if metric.seeds < 2:
+        return []  # one seed: its spread is not measured
+    return [(float(np.var(metric.points, ddof=1)) / metric.seeds, metric.seeds - 1)]
+
+
+def seeded_level(metric: Seeded, level: float = 0.95) -> dict:
+    """The mean over seeds with an interval over items and seeds."""
+    out = _combined(float(metric.points.mean()), metric.draws.mean(axis=0), _seed_term(metric), level)
+    return out | {"seeds": metric.seeds}
+
+
+def seeded_step(small: Seeded, large: Seeded, level: float = 0.95) -> dict:
+    """large's mean over seeds minus small's, with an interval over items (paired: the same draws) and seeds.
+    `seed_spread` says whether both sizes' seed spread is in it, one's, or none."""
+    out = _combined(float(large.points.mean() - small.points.mean()),
+                    large.draws.mean(axis=0) - small.draws.mean(axis=0), _seed_term(small) + _seed_term(large), level)
+    measured = (small.seeds > 1) + (large.seeds > 1)
+    return out | {"seeds": [small.seeds, large.seeds], "seed_spread": ("none", "one size", "both sizes")[measured]}
+
+
+# ----------------------------------------------------------------------------- where more data stops paying
+
+@dataclass
+class Rule:
+    """A step stops paying when its gain is not distinguishable from noise (the interval reaches 0) or its
+    relative gain is below the threshold."""
+    threshold: float
+
+    def stops(self, gain: float, gain_low: float, relative: float | None) -> str | None:
+        if gain_low <= 0:
+            return "not distinguishable from noise"
+        if relative is not None and relative < self.threshold:
+            return f"below the {self.threshold:.0%} threshold"
+        return None
+
+
+def first_stop(steps: list[dict], rule: Rule) -> dict | None:
+    """The first step (smallest sizes first) the rule says stops paying, with why; None: every step pays."""
+    for step in steps:
+        why = rule.stops(step["gain"], step["gain_ci"][0], step.get("relative_gain"))
+        if why:
+            return step | {"why": why}
+    return None
+
+
+# ----------------------------------------------------------------------------- the fit and its backtest
+
+FIT_PARAMS = ("floor", "b", "alpha")
+
+
+def log_curve(n, floor, b, alpha):
+    return np.log(floor + b * n**-alpha)
+
+
+def fit_log_curve(x: np.ndarray, y: np.ndarray):
+    """Least squares of log(y) on log(floor + b x^-alpha), bounded (floor in [0, min y), b > 0,
+    alpha in (0, 3]); returns (estimate, covariance). Raises RuntimeError or ValueError when it fails."""
+    lowest = float(y.min())
+    # Start from half the lowest value as the floor and the log-log slope as the exponent.
+    alpha0 = float(np.clip(-np.polyfit(np.log(x), np.log(y), 1)[0], 0.05, 2.9))
+    floor0 = 0.5 * lowest
+    b0 = max((y[0] - floor0) * x[0] ** alpha0, 1e-9)
+    return curve_fit(log_curve, x, np.log(y), p0=[floor0, b0, alpha0],
+                     bounds=([0.0, 1e-12, 1e-6], [lowest * (1 - 1e-9), np.inf, 3.0]), maxfev=20000)
+
+
+def predict_log(estimate, cov, residual_var: float, dof: int, at: float, level: float = 0.95) -> tuple[float, float]:
+    """The fit's log value at `at` and the half-width of its prediction interval: the parameters' uncertainty
+    (delta method, numerical gradient) plus the residual scatter of one new point."""
+    value = float(log_curve(at, *estimate))
+    grad = np.zeros(len(estimate))
+    for i, p in enumerate(estimate):
+        h = 1e-6 * max(abs(p), 1e-8)
+        up, down = np.array(estimate, dtype=float), np.array(estimate, dtype=float)
+        up[i], down[i] = p + h, max(p - h, 0.0)
+        grad[i] = (log_curve(at, *up) - log_curve(at, *down)) / (up[i] - down[i])
+    var = float(grad @ np.nan_to_num(cov, nan=0.0, posinf=0.0) @ grad) + residual_var
+    return value, float(sps.t.ppf(0.5 + level / 2, dof)) * math.sqrt(max(var, 0.0))
+
+
+def backtest(sizes: list[int], values: list[float], level: float = 0.95) -> dict | None:
+    """Fit on every size > 0 but the largest, predict the largest with a prediction interval, and say whether
+    the observed value falls inside it. None when fewer than 4 fitted points would remain (3 parameters
+    leave no residual degrees of freedom below that)."""
+    points = sorted((n, v) for n, v in zip(sizes, values) if n > 0)
+    if len(points) < 5:
+        return None
+    (held_out, observed), fitted = points[-1], points[:-1]
+    x, y = (np.array(col, dtype=float) for col in zip(*fitted))
+    try:
+        estimate, cov = fit_log_curve(x, y)
+    except (RuntimeError, ValueError):
+        return {"size": held_out, "observed": observed, "converged": False, "passed": False}
+    dof = len(fitted) - len(estimate)
+    residual = np.log(y) - log_curve(x, *estimate)
+    log_value, half = predict_log(estimate, cov, float(residual @ residual) / dof, dof, held_out, level)
+    low, high = math.exp(log_value - half), math.exp(log_value + half)
+    return {"size": held_out, "fitted_sizes": [int(n) for n in x], "observed": observed, "converged": True,
+            "predicted": math.exp(log_value), "prediction_interval": [low, high], "passed": low <= observed <= high}
+
+
+# ----------------------------------------------------------------------------- the adherence set's power
+
+def paired_vs(student: np.ndarray, teacher: np.ndarray) -> dict:
+    """Prompts where only one of two models passes, and the exact McNemar test of those discordant pairs."""
+    only_teacher = int(((teacher == 1) & (student == 0)).sum())
+    only_student = int(((teacher == 0) & (student == 1)).sum())
+    discordant = only_teacher + only_student
+    p = float(sps.binomtest(min(only_teacher, only_student), discordant, 0.5).pvalue) if discordant else 1.0
+    return {"only_teacher": only_teacher, "only_student": only_student, "p_value": p}
+
+
+def prompts_needed(p1: float, p2: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Prompts per model for a two-sided two-proportion z-test to tell rates p1 and p2 apart with `power`
+    (unpaired, so conservative for prompts every model answers); None where the rates are equal."""
+    if p1 == p2:
+        return None
+    z_a, z_b = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
+    mean = (p1 + p2) / 2
+    n = (z_a * math.sqrt(2 * mean * (1 - mean)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p1 - p2) ** 2
+    return math.ceil(n)

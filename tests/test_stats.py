@@ -1,0 +1,100 @@
+"""stats: seeds combined with the paired bootstrap, the diminishing-returns rule, the fit's backtest and the
+adherence set's power."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kdscale import stats
+
+
+def seeded(points, item_sd=0.01, draws=4000, seed=0) -> stats.Seeded:
+    """Seeds at `points`, whose bootstrap draws scatter by item_sd around each (shared item noise)."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0, item_sd, draws)  # the same resampled items for every seed
+    return stats.Seeded(np.array(points, dtype=float), np.array([p + shared for p in points]))
+
+
+def test_one_seed_has_the_bootstrap_interval_alone():
+    level = stats.seeded_level(seeded([2.0]))
+    assert level["seed_sd"] == 0 and level["seeds"] == 1
+    assert level["ci"] == pytest.approx([2.0 - 1.96 * 0.01, 2.0 + 1.96 * 0.01], abs=1e-3)
+
+
+def test_seed_spread_widens_the_interval_with_a_t_quantile():
+    level = stats.seeded_level(seeded([1.9, 2.0, 2.1]))
+    seed_se = np.std([1.9, 2.0, 2.1], ddof=1) / math.sqrt(3)
+    assert level["value"] == pytest.approx(2.0)
+    assert level["seed_sd"] == pytest.approx(seed_se)
+    half = (level["ci"][1] - level["ci"][0]) / 2
+    assert half > 1.96 * math.hypot(seed_se, 0.01)  # few seeds: t with ~2 degrees of freedom, not z
+    assert level["dof"] < 3
+
+
+def test_a_step_smaller_than_the_seeds_spread_is_not_distinguishable():
+    small, large = seeded([2.0, 2.3, 1.7]), seeded([1.9, 2.2, 1.6])  # a gain of 0.1, seeds spread 0.3
+    step = stats.seeded_step(small, large)
+    assert step["value"] == pytest.approx(-0.1)
+    assert step["ci"][0] < 0 < step["ci"][1]
+    assert step["seed_spread"] == "both sizes"
+    # The same gain with seeds that agree, or with items alone (one seed), is resolved by the items.
+    assert stats.seeded_step(seeded([2.0, 2.01, 1.99]), seeded([1.9, 1.91, 1.89]))["ci"][1] < 0
+    alone = stats.seeded_step(seeded([2.0]), seeded([1.9]))
+    assert alone["ci"][1] < 0 and alone["seed_spread"] == "none"
+
+
+def test_paired_draws_cancel_the_items_noise_they_share():
+    """Both sizes scored on the same draws: noise common to them drops out of the step."""
+    step = stats.seeded_step(seeded([2.0], item_sd=0.5), seeded([1.9], item_sd=0.5))
+    assert step["ci"][1] < 0  # a 0.1 gain under 0.5 of item noise, shared by both
+
+
+def test_rule_takes_the_first_step_that_stops_paying():
+    rule = stats.Rule(threshold=0.05)
+    steps = [{"from": 20, "gain": 0.4, "gain_ci": [0.3, 0.5], "relative_gain": 0.4},
+             {"from": 40, "gain": 0.03, "gain_ci": [0.01, 0.05], "relative_gain": 0.03},   # below 5%
+             {"from": 80, "gain": 0.10, "gain_ci": [-0.02, 0.2], "relative_gain": 0.10}]   # noise
+    assert stats.first_stop(steps, rule) == steps[1] | {"why": "below the 5% threshold"}
+    assert stats.first_stop([steps[0], steps[2]], rule)["why"] == "not distinguishable from noise"
+    assert stats.first_stop(steps[:1], rule) is None
+
+
+SIZES = [20, 40, 80, 160, 320, 640, 1280, 2560]
+
+
+def test_backtest_passes_on_a_curve_that_goes_on_as_fitted():
+    rng = np.random.default_rng(1)
+    values = [(3 + 400 * n**-0.7) * math.exp(rng.normal(0, 0.01)) for n in SIZES]
+    check = stats.backtest([0, *SIZES], [5000.0, *values])
+    assert check["passed"] and check["fitted_sizes"] == SIZES[:-1]
+    low, high = check["prediction_interval"]
+    assert low < check["predicted"] < high and check["observed"] == values[-1]
+
+
+def test_backtest_fails_when_the_largest_size_leaves_the_curve():
+    values = [3 + 400 * n**-0.7 for n in SIZES]
+    values[-1] *= 1.5  # the largest point jumps above the fitted trend
+    check = stats.backtest(SIZES, values)
+    assert not check["passed"] and check["observed"] > check["prediction_interval"][1]
+
+
+def test_backtest_needs_five_trained_sizes():
+    assert stats.backtest([0, 20, 40, 80, 160], [9.0, 8.0, 7.0, 6.0, 5.0]) is None
+
+
+def test_prompts_needed_matches_the_textbook_two_proportion_size():
+    assert stats.prompts_needed(0.3, 0.5) == 93  # alpha 0.05 two-sided, power 0.8
+    assert stats.prompts_needed(0.1, 0.12) > 3000
+    assert stats.prompts_needed(0.2, 0.2) is None
+
+
+def test_paired_vs_counts_discordant_prompts_and_tests_them_exactly():
+    teacher = np.array([1] * 12 + [0] * 5 + [1] * 3 + [0] * 30)
+    student = np.array([0] * 12 + [1] * 5 + [1] * 3 + [0] * 30)
+    vs = stats.paired_vs(student, teacher)
+    assert (vs["only_teacher"], vs["only_student"]) == (12, 5)
+    assert vs["p_value"] == pytest.approx(0.1435, abs=1e-3)  # binomial(17, 0.5), two-sided, at 5
+    assert stats.paired_vs(teacher, teacher)["p_value"] == 1.0
