@@ -160,3 +160,19 @@ def test_figure_goes_to_the_report_run(tmp_path):
     names = [a.path for a in client.list_artifacts(run.info.run_id, "compare")]
     assert names == ["compare/compare.md", "compare/compare.png"]
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_each_pipeline_compares_its_own_students():
+    """One repository, two pipelines (the root one and studies/reference): DVC names both's files from the
+    root; compare, run in either folder, reads only that pipeline's params and students."""
+    row = rev(None, params(0), {20: student(100, 0.4)}, "workspace")
+    row["data"]["params"]["studies/reference/params.yaml"] = {"data": params(0, lr=0.5)}
+    row["data"]["metrics"].update({"studies/reference/metrics/student-n20.json": {"data": student(7, 0.9)},
+                                   "studies/reference/metrics/student-n640.json": {"data": student(5, 0.9)},
+                                   "studies/reference/metrics/student-n640-seed1.json": {"data": student(6, 0.8)}})
+    (root,) = compare.read_experiments([row])
+    assert root.metrics == {20: student(100, 0.4)} and root.params["train.learning_rate"] == 0.001
+    assert not any(k.startswith("studies/") for k in root.params)
+    (reference,) = compare.read_experiments([row], folder="studies/reference/")
+    assert reference.metrics == {20: student(7, 0.9), 640: student(5, 0.9)}  # a replicate is not a size
+    assert reference.params["train.learning_rate"] == 0.5 and "params.yaml:seed" not in reference.params

@@ -35,7 +35,6 @@ METRICS = {"perplexity": "perplexity (held-out teacher answers, geometric mean)"
            "pass_rate": "adherence pass rate (strict)"}
 LOG_SCALE = {"perplexity"}
 BOUNDS = {"pass_rate": (0.0, 1.0)}  # a proportion's interval stays within [0, 1]
-STUDENT_METRICS = re.compile(r"(?:^|/)student-n(\d+)\.json$")
 SKIPPED_STATES = {"queued", "running", "failed"}
 
 
@@ -61,23 +60,40 @@ class Summary:
 # -----------------------------------------------------------------------------
 # reading `dvc exp show --json`
 
-def _experiment(row: dict, name: str) -> Experiment | None:
+def _experiment(row: dict, name: str, folder: str = "") -> Experiment | None:
+    """One row of `dvc exp show --json`, seen from the pipeline in `folder` ("" for the root,
+    "studies/reference/" for a pipeline there): its params.yaml and its students' metrics. DVC names
+    files from the repository root, so another pipeline's files are told apart by their folder."""
     data = row.get("data") or {}
     if row.get("error") or not data:
         return None
-    params = {}
+    own_params, params = f"{folder}params.yaml", {}
     for file, content in (data.get("params") or {}).items():
-        prefix = "" if file == "params.yaml" else f"{file}:"
+        if file != own_params and (file == "params.yaml" or file.endswith("/params.yaml")):
+            continue  # another pipeline's params
+        prefix = "" if file == own_params else f"{file}:"
         params.update({prefix + k: v for k, v in flatten((content or {}).get("data") or {}).items()})
-    metrics = {}
+    student_metrics, metrics = re.compile(rf"{re.escape(folder)}metrics/student-n(\d+)\.json"), {}
     for file, content in (data.get("metrics") or {}).items():
-        match = STUDENT_METRICS.search(file)
+        match = student_metrics.fullmatch(file)
         if match and (content or {}).get("data"):
             metrics[int(match.group(1))] = content["data"]
     return Experiment(name, params, metrics) if metrics else None
 
 
-def read_experiments(show: list[dict], names: list[str] = ()) -> list[Experiment]:
+def pipeline_folder() -> str:
+    """The folder of the pipeline run from here, relative to the repository root, with a trailing slash
+    ("" at the root)."""
+    from kdscale import tracking
+
+    try:
+        folder = Path.cwd().resolve().relative_to(tracking.project_root()).as_posix()
+    except ValueError:
+        return ""
+    return "" if folder == "." else folder + "/"
+
+
+def read_experiments(show: list[dict], names: list[str] = (), folder: str = "") -> list[Experiment]:
     """The experiments of `dvc exp show --json` that have student metrics, each once.
 
     The workspace after `dvc exp run` holds the last experiment's results and the baseline
@@ -86,13 +102,13 @@ def read_experiments(show: list[dict], names: list[str] = ()) -> list[Experiment
     found: list[tuple[int, Experiment]] = []
     for row in show:
         name = "workspace" if row.get("rev") == "workspace" else (row.get("name") or row["rev"][:7])
-        found.append((0 if name == "workspace" else 1, _experiment(row, name)))
+        found.append((0 if name == "workspace" else 1, _experiment(row, name, folder)))
         for exp in row.get("experiments") or []:
             state = ((exp.get("executor") or {}).get("state") or "").lower()
             if state in SKIPPED_STATES or not exp.get("revs"):
                 continue
             latest = exp["revs"][0]
-            found.append((2, _experiment(latest, exp.get("name") or latest.get("name") or latest["rev"][:7])))
+            found.append((2, _experiment(latest, exp.get("name") or latest.get("name") or latest["rev"][:7], folder)))
     unique: dict[str, tuple[int, Experiment]] = {}
     for rank, exp in found:
         if exp is None:
@@ -315,7 +331,7 @@ def main(argv=None) -> None:
                 from None
     else:
         show = dvc_exp_show(args.rev)
-    experiments = read_experiments(show, args.names)
+    experiments = read_experiments(show, args.names, pipeline_folder())
     if not experiments:
         raise UserError("compare: no experiment has student metrics yet; run `dvc repro` or `dvc exp run` first")
     groups = group(experiments)

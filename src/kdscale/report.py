@@ -363,9 +363,11 @@ def _ppl(value) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
 
-def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
+def draw_curves(students: dict[int, dict], teacher: dict, out,
+                replicas: dict[tuple[int, int], dict] | None = None) -> None:
     """Four panels against samples on a log axis; the untrained student (n = 0) is drawn apart, as a
-    square at the left edge labelled "0", not joined to the curve."""
+    square at the left edge labelled "0", not joined to the curve. Replicate seeds are hollow points
+    beside the study's own seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -391,6 +393,10 @@ def draw_curves(students: dict[int, dict], teacher: dict, out) -> None:
         # Timings of one architecture differ by noise alone: points, not a line that suggests a trend.
         ax.errorbar(sizes, [m[key] for m in ms], yerr=err(ms), marker="o", capsize=4, label="students",
                     linestyle="none" if key == "tokens_per_sec" else "-")
+        others = sorted((replicas or {}).items())
+        if others and key in ("perplexity", "pass_rate"):
+            ax.plot([n for (n, _), _ in others], [m[key] for _, m in others], marker="o", markerfacecolor="none",
+                    color="C0", linestyle="none", label="other seeds")
         if zero is not None and key in zero:
             ax.errorbar([x_zero], [zero[key]], yerr=err([zero]), marker="s", color="C3", capsize=4, linestyle="none",
                         label="untrained (n=0)")
@@ -842,7 +848,7 @@ def main(argv=None) -> None:
     write_json(paths.LOSS_PLOT, [{"samples": n, "step": row["step"], "loss": row["loss"]}
                                  for n in sizes for row in read_json(paths.loss_plot(n))])
     paths.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    draw_curves(students, teacher, paths.REPORTS_DIR / "scaling.png")
+    draw_curves(students, teacher, paths.REPORTS_DIR / "scaling.png", replica_details)
     report = build_report(params, students, teacher, generation, summary, student_samples, teacher_samples)
     with atomic_open(paths.REPORTS_DIR / "report.md") as f:
         f.write(report)
