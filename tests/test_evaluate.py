@@ -1,4 +1,4 @@
-"""Evaluation (DESIGN.md §4) on tiny random models: perplexity by hand, speed, size, adherence metrics."""
+"""Evaluation (docs/design.md §5) on tiny random models: perplexity by hand, speed, size, adherence metrics."""
 
 from __future__ import annotations
 
@@ -257,6 +257,7 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
 # -----------------------------------------------------------------------------
 # the whole model
 
+# The per-model keys docs/design.md §5 defines.
 DESIGN_KEYS = {"perplexity", "pass_rate", "pass_rate_loose", "instruction_pass_rate", "pass_rate_ci_low",
                "pass_rate_ci_high", "tokens_per_sec", "model_size_mb", "peak_memory_mb", "device", "dtype",
                "threads", "perplexity_ci_low", "perplexity_ci_high", "degenerate_share", "answers_ended_eos"}

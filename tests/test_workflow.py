@@ -1,4 +1,4 @@
-"""The researcher's workflow around the pipeline (DESIGN.md sections 1 and 5).
+"""The researcher's workflow around the pipeline (docs/design.md §1 and §7).
 
 Sweeps through the DVC queue with two workers writing to one MLflow store, a push / fresh clone /
 pull round trip, the MLflow UI on 127.0.0.1, `dvc plots show`, MLFLOW_TRACKING_URI, and the default

@@ -1,6 +1,6 @@
 """Stages `evaluate@N` and `evaluate_teacher`: perplexity, adherence, speed and size of one model.
 
-Definitions are those of DESIGN.md §4. A student is asked in the Alpaca template it was
+Definitions are those of docs/design.md §5. A student is asked in the Alpaca template it was
 trained on; the teacher in its own prompt format, the one that wrote its answers.
 """
 
