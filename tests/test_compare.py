@@ -174,5 +174,9 @@ def test_each_pipeline_compares_its_own_students():
     assert root.metrics == {20: student(100, 0.4)} and root.params["train.learning_rate"] == 0.001
     assert not any(k.startswith("studies/") for k in root.params)
     (reference,) = compare.read_experiments([row], folder="studies/reference/")
-    assert reference.metrics == {20: student(7, 0.9), 640: student(5, 0.9)}  # a replicate is not a size
+    assert reference.metrics == {20: student(7, 0.9), 640: student(5, 0.9)}  # a replicate is not a size...
+    assert reference.replicates == {(640, 1): student(6, 0.8)}
     assert reference.params["train.learning_rate"] == 0.5 and "params.yaml:seed" not in reference.params
+    # ...but another seed of the same recipe: 640 has two, the geometric mean of 5 and 6
+    at_640 = compare.table(compare.group([reference]), "perplexity")[640]["baseline"]
+    assert at_640.n == 2 and at_640.mean == pytest.approx(math.sqrt(30))

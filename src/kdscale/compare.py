@@ -3,7 +3,7 @@
 Reads `dvc exp show --json` (the workspace, the baseline commit and every experiment, or
 only those named), groups the experiments by the params that differ between them (the
 recipe: objective, schedule, learning rate, student, ...), with `seed` as the replicate
-axis, and writes reports/compare.md and reports/compare.png: per size, each recipe's
+axis (an experiment's own replicate students, scaling.replicate_seeds, count as more seeds), and writes reports/compare.md and reports/compare.png: per size, each recipe's
 perplexity and pass rate with the mean and a 95% t-interval over seeds. Perplexity is
 averaged on the log scale (a geometric mean): across seeds it varies by factors, not
 by amounts. Offline, seconds.
@@ -43,6 +43,7 @@ class Experiment:
     name: str
     params: dict  # flat: {"train.objective": "kd", ...}
     metrics: dict[int, dict] = field(default_factory=dict)  # size -> that student's metrics
+    replicates: dict[tuple[int, int], dict] = field(default_factory=dict)  # (size, seed) -> a replicate's metrics
     aliases: set[str] = field(default_factory=set)  # other rows that hold the same run (workspace, commit)
 
 
@@ -73,12 +74,17 @@ def _experiment(row: dict, name: str, folder: str = "") -> Experiment | None:
             continue  # another pipeline's params
         prefix = "" if file == own_params else f"{file}:"
         params.update({prefix + k: v for k, v in flatten((content or {}).get("data") or {}).items()})
-    student_metrics, metrics = re.compile(rf"{re.escape(folder)}metrics/student-n(\d+)\.json"), {}
+    student_metrics = re.compile(rf"{re.escape(folder)}metrics/student-n(\d+)(?:-seed(\d+))?\.json")
+    metrics, replicates = {}, {}
     for file, content in (data.get("metrics") or {}).items():
         match = student_metrics.fullmatch(file)
         if match and (content or {}).get("data"):
-            metrics[int(match.group(1))] = content["data"]
-    return Experiment(name, params, metrics) if metrics else None
+            size = int(match.group(1))
+            if match.group(2) is None:
+                metrics[size] = content["data"]
+            else:  # scaling.replicate_seeds: another seed of the same recipe, in the same experiment
+                replicates[(size, int(match.group(2)))] = content["data"]
+    return Experiment(name, params, metrics, replicates=replicates) if metrics else None
 
 
 def pipeline_folder() -> str:
@@ -196,8 +202,9 @@ def table(groups: dict[str, list[Experiment]], metric: str) -> dict[int, dict[st
     out: dict[int, dict[str, Summary]] = {}
     for size in sizes:
         for label, exps in groups.items():
-            values = [e.metrics[size][metric] for e in exps
-                      if isinstance(e.metrics.get(size, {}).get(metric), (int, float))]
+            runs = [e.metrics.get(size, {}) for e in exps] + [m for e in exps for (n, _), m in
+                                                              sorted(e.replicates.items()) if n == size]
+            values = [m[metric] for m in runs if isinstance(m.get(metric), (int, float))]
             if values:
                 out.setdefault(size, {})[label] = summarise(values, metric in LOG_SCALE, BOUNDS.get(metric))
     return out
