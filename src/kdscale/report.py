@@ -23,6 +23,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+
 from kdscale import paths, stats, tracking
 from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
