@@ -124,7 +124,7 @@ def tiny_params(teacher_dir: Path, **overrides) -> dict:
     return params
 
 
-STUDY_OUTPUTS = ("metrics/", "plots/", "reports/", "samples/")
+STUDY_OUTPUTS = ("metrics/", "plots/", "reports/", "samples/", "studies/")  # studies/: other pipelines
 
 
 def make_project(dest: Path, teacher_dir: Path, **overrides) -> Path:
