@@ -369,7 +369,7 @@ def test_replicate_seeds_run_only_their_stages_and_reach_the_report(reproduced, 
     params["scaling"].update(replicate_sizes=[16], replicate_seeds=[1])
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    new = {"subsets_replicate@0", "train_replicate@0", "evaluate_replicate@0", "report"}
+    new = {"subsets_replicate@16-1", "train_replicate@16-1", "evaluate_replicate@16-1", "report"}
     repro = sh(["dvc", "repro"], project)
     assert stages_run(repro.stdout) == new, repro.stdout
     # Seed 1 draws its own 16 answers from the same teacher pool, in its own order
