@@ -11,9 +11,23 @@ from kdscale.errors import UserError
 from kdscale.models import block_influence, decoder_layers, load_tokenizer, prune_layers, pruned_student
 
 
+def randomise_norms(model) -> None:
+    """Every norm's weights (and biases) distinct random values, in place."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name or ".ln_" in name:
+                param.copy_(torch.rand_like(param) + 0.5)
+
+
+def norms(model) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if "norm" in k or "ln_" in k}
+
+
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory, tiny_tokenizer_dir):
-    """A random 6-layer Llama with tied embeddings: the embedded teacher's architecture in miniature."""
+    """A random 6-layer Llama with tied embeddings: the embedded teacher's architecture in miniature.
+    Its norms (final and per layer) get distinct random weights: initialised all ones, a student
+    that kept fresh norms instead of the teacher's would look identical."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = load_tokenizer(str(tiny_tokenizer_dir), "tokenizer")
@@ -23,6 +37,7 @@ def tiny_llama(tmp_path_factory, tiny_tokenizer_dir):
                          tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config).eval()
+    randomise_norms(model)
     folder = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -43,6 +58,13 @@ def test_pruned_layers_are_the_teachers_bit_for_bit(tiny_llama):
         assert student_layers[new].self_attn.layer_idx == new  # renumbered: each layer gets its own cache slot
     assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
     assert torch.equal(student.model.norm.weight, teacher.model.norm.weight)
+    assert not torch.equal(teacher.model.norm.weight, torch.ones_like(teacher.model.norm.weight))  # not the init
+    teacher_norms = norms(teacher)
+    for key, value in norms(student).items():  # the final norm and each kept layer's two norms
+        layer = key.split(".")[2] if key.startswith("model.layers.") else None
+        source = key if layer is None else key.replace(f"layers.{layer}.", f"layers.{keep[int(layer)]}.", 1)
+        assert torch.equal(value, teacher_norms[source]), key
+    assert len(norms(student)) == 1 + 2 * len(keep)
     assert student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()
 
 
@@ -73,9 +95,15 @@ def test_gpt2_layers_are_found_too(tiny_gpt2_dir):
     from kdscale.models import load_model
 
     teacher, _ = load_model(str(tiny_gpt2_dir), "teacher")
+    randomise_norms(teacher)  # GPT-2's layer norms start at weight 1, bias 0
     student = prune_layers(teacher, [1])
     assert student.config.n_layer == 1
     assert torch.equal(student.transformer.h[0].mlp.c_fc.weight, teacher.transformer.h[1].mlp.c_fc.weight)
+    for part in ("weight", "bias"):  # the final norm and the kept layer's norms are the teacher's
+        assert torch.equal(getattr(student.transformer.ln_f, part), getattr(teacher.transformer.ln_f, part))
+        for ln in ("ln_1", "ln_2"):
+            assert torch.equal(getattr(getattr(student.transformer.h[0], ln), part),
+                               getattr(getattr(teacher.transformer.h[1], ln), part))
 
 
 def test_block_influence_picks_the_layers_that_turn_the_hidden_state(tiny_llama):
@@ -91,10 +119,11 @@ def test_block_influence_picks_the_layers_that_turn_the_hidden_state(tiny_llama)
 
 
 def test_pruned_student_by_influence_or_by_list(tiny_llama):
-    folder, _, _ = tiny_llama
+    folder, teacher, _ = tiny_llama
     texts = ["Describe the sea.", "Name a colour."]
     model, _, source = pruned_student(StudentParams(model="pruned", num_layers=2), folder, texts)
     assert len(source["keep_layers"]) == 2 and len(source["block_influence"]) == 6
+    assert torch.equal(model.model.norm.weight, teacher.model.norm.weight)  # read from the folder, not fresh
     ranked = sorted(range(6), key=lambda i: -source["block_influence"][i])
     assert source["keep_layers"] == sorted(ranked[:2])
     _, _, source = pruned_student(StudentParams(model="pruned", keep_layers=[5, 0]), folder, texts)

@@ -151,6 +151,47 @@ def test_sync_completes_a_live_run_and_follows_a_new_evaluation(checkout):
     assert counts() == before
 
 
+def test_sync_registers_a_retrained_model_and_moves_its_alias(checkout):
+    """A run is keyed by the md5 of what it describes: new weights in models/student-nN (retrained
+    elsewhere, then pulled) are a new run and a new model version that @nN names; a rerun report is
+    a new report run. The old run keeps its version; a sync with nothing changed adds nothing."""
+    from safetensors.torch import load_file, save_file
+
+    sync.sync()
+    client = MlflowClient()
+    old = client.get_model_version_by_alias(NAME, f"n{SIZE}")
+    old_report = {r.info.run_id for r in client.search_runs([tracking.setup()], "attributes.run_name = 'report'")}
+    student = paths.student_dir(SIZE)
+    old_key = tracking.run_key("train", SIZE, [student])
+
+    weights = student / "model.safetensors"  # retrained: the same architecture, other weights
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in load_file(weights).items()}, weights,
+              metadata={"format": "pt"})
+    tracking.write_run_id(student, "e" * 32)  # the retraining's run, in another machine's store
+    log = json.loads((student / "training_log.json").read_text())
+    write_json(student / "training_log.json", {**log, "summary": {**log["summary"], "final_loss": 2.5}})
+    write_json(paths.REPORTS_DIR / "summary.json", {"combined_score": {f"n{SIZE}": 0.6}})
+    done = sync.sync()
+    assert "run" in done[f"student-n{SIZE}"] and "model" in done[f"student-n{SIZE}"], done
+    assert done["report"] == ["run"], done
+
+    new = client.get_model_version_by_alias(NAME, f"n{SIZE}")
+    assert int(new.version) == int(old.version) + 1 and new.run_id != old.run_id
+    assert len(client.search_model_versions(f"name = '{NAME}'")) == 2
+    run = client.get_run(new.run_id)
+    assert run.data.tags[tracking.KEY_TAG] == tracking.run_key("train", SIZE, [student]) != old_key
+    assert run.data.tags["kdscale.original_run_id"] == "e" * 32 and run.data.metrics["final_loss"] == 2.5
+    assert client.get_model_version(NAME, old.version).run_id == old.run_id  # the old model stays registered
+    assert client.get_run(old.run_id).data.metrics["final_loss"] == 2.7  # and its run describes it still
+    reports = {r.info.run_id: r for r in client.search_runs([tracking.setup()], "attributes.run_name = 'report'")}
+    assert len(reports) == 2 and old_report < set(reports)
+    assert {r.data.metrics[f"combined_score.n{SIZE}"] for r in reports.values()} == {0.5, 0.6}
+
+    before = counts()
+    assert not any(sync.sync().values())  # nothing changed: nothing added, the alias stays
+    assert counts() == before and client.get_model_version_by_alias(NAME, f"n{SIZE}").version == new.version
+
+
 # ----------------------------------------------------------------------------- on the reproduced tiny project
 
 def store_counts(db) -> dict:

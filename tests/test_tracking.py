@@ -336,3 +336,40 @@ def test_runs_of_a_killed_process_are_closed_by_the_next_setup(tmp_path):
     assert client.get_run(killed).info.status == "KILLED"
     assert client.get_run(foreign.info.run_id).info.status == "RUNNING"  # another host: nothing tells
     assert client.get_run(alive.info.run_id).info.status == "FINISHED"
+
+
+def test_a_live_process_of_another_user_keeps_its_run(monkeypatch):
+    """os.kill(pid, 0) on another user's live process raises PermissionError: alive, its run stays
+    RUNNING; only a pid that is gone (ProcessLookupError) is KILLED. Runs without a pid are left alone."""
+    import socket
+
+    experiment = tracking.setup()
+    client = MlflowClient()
+    host = socket.gethostname()
+
+    def holder(pid: str | None):
+        tags = {tracking.HOST_TAG: host, **({tracking.PID_TAG: pid} if pid else {})}
+        return client.create_run(experiment, tags=tags).info.run_id
+
+    other_user, gone, no_pid = holder("1000001"), holder("1000002"), holder(None)
+    probes = []
+
+    def kill(pid, sig):
+        probes.append((pid, sig))
+        if pid == 1000001:
+            raise PermissionError(1, "Operation not permitted")
+        if pid == 1000002:
+            raise ProcessLookupError(3, "No such process")
+        raise AssertionError(f"unexpected os.kill({pid}, {sig})")
+
+    monkeypatch.setattr(tracking.os, "kill", kill)
+    assert tracking.close_dead_runs(experiment) == [gone]
+    assert sorted(probes) == [(1000001, 0), (1000002, 0)]  # signal 0: a probe, never a real signal
+    assert client.get_run(other_user).info.status == "RUNNING"
+    assert client.get_run(gone).info.status == "KILLED"
+    assert "1000002 gone" in client.get_run(gone).data.tags["kdscale.closed_by"]
+    assert client.get_run(no_pid).info.status == "RUNNING"
+
+    tracking.setup()  # the next stage's setup probes again: the other user's run still stands
+    assert client.get_run(other_user).info.status == "RUNNING"
+    assert {sig for _, sig in probes} == {0}

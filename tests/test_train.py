@@ -210,6 +210,55 @@ def test_length_grouped_batches(n):
         assert padding(lengths, epoch0) < padding(lengths, [list(range(i, min(i + 16, n))) for i in range(0, n, 16)])
 
 
+def batch_maxima(lengths: list[int], sampler: LengthGroupedSampler, epoch: int) -> tuple[int, ...]:
+    """The longest example of each batch, in the order the epoch runs them."""
+    return tuple(max(lengths[i] for i in b) for b in batches_of(sampler, epoch))
+
+
+@pytest.mark.parametrize("megabatch_batches", [50, 5])
+def test_length_grouped_batches_run_in_a_shuffled_order(megabatch_batches):
+    """Grouping by length must not mean training longest to shortest: after the longest batch the
+    order is random (about as many steps up in length as down), within and across megabatches."""
+    import random
+
+    rng = random.Random(400)
+    lengths = [rng.randint(40, 220) for _ in range(400)]  # 25 full batches of 16
+    for seed in range(5):
+        sampler = LengthGroupedSampler(lengths, 16, seed=seed, megabatch_batches=megabatch_batches)
+        for epoch in range(3):
+            maxima = batch_maxima(lengths, sampler, epoch)
+            assert maxima[0] == max(lengths)  # the longest first, so out-of-memory shows on step 1
+            rest = maxima[1:]
+            ups = sum(a < b for a, b in zip(rest, rest[1:]))
+            assert ups >= len(rest) // 4, (seed, epoch, maxima)  # sorted: 0; a shuffle: about half
+
+
+@pytest.mark.parametrize("n", [50, 100, 400])
+def test_length_grouped_batch_order_depends_on_seed_and_epoch(n):
+    """Seeds and epochs give different orders of batch lengths (not only a different order of
+    equal-length examples); the same seed and epoch give the same examples in the same order,
+    each exactly once."""
+    import random
+
+    rng = random.Random(n)
+    lengths = [rng.randint(40, 220) for _ in range(n)]
+    profiles = {}
+    for seed in range(5):
+        sampler = LengthGroupedSampler(lengths, 16, seed=seed)
+        for epoch in range(3):
+            batches = batches_of(sampler, epoch)
+            assert sorted(i for b in batches for i in b) == list(range(n))  # every example once per epoch
+            fresh = LengthGroupedSampler(lengths, 16, seed=seed)
+            assert batches_of(fresh, epoch) == batches  # a resumed run replays the same epoch
+            profiles[seed, epoch] = batch_maxima(lengths, sampler, epoch)
+    by_epoch = [{profiles[s, e] for e in range(3)} for s in range(5)]  # one seed, three epochs
+    by_seed = [{profiles[s, e] for s in range(5)} for e in range(3)]  # one epoch, five seeds
+    if n == 400:  # 24 batches to shuffle after the longest: every order differs
+        assert all(len(p) == 3 for p in by_epoch) and all(len(p) == 5 for p in by_seed), profiles
+    else:  # 50 and 100: only 2 and 5 batches to shuffle, so some orders repeat, but not all of them
+        assert len(set(profiles.values())) > 1, profiles
+
+
 def test_last_checkpoint_skips_one_killed_while_saving(tmp_path):
     assert last_checkpoint(tmp_path / "missing") is None
     for step, complete in [(2, True), (10, True), (12, False)]:
