@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -74,16 +73,16 @@ def _experiment(row: dict, name: str, folder: str = "") -> Experiment | None:
             continue  # another pipeline's params
         prefix = "" if file == own_params else f"{file}:"
         params.update({prefix + k: v for k, v in flatten((content or {}).get("data") or {}).items()})
-    student_metrics = re.compile(rf"{re.escape(folder)}metrics/student-n(\d+)(?:-seed(\d+))?\.json")
     metrics, replicates = {}, {}
     for file, content in (data.get("metrics") or {}).items():
-        match = student_metrics.fullmatch(file)
-        if match and (content or {}).get("data"):
-            size = int(match.group(1))
-            if match.group(2) is None:
+        where, _, stem = file.removesuffix(".json").rpartition("/")
+        student = paths.parse_student_name(stem) if f"{where}/" == f"{folder}metrics/" else None
+        if student and (content or {}).get("data"):
+            size, seed = student
+            if seed is None:
                 metrics[size] = content["data"]
             else:  # scaling.replicate_seeds: another seed of the same recipe, in the same experiment
-                replicates[(size, int(match.group(2)))] = content["data"]
+                replicates[(size, seed)] = content["data"]
     return Experiment(name, params, metrics, replicates=replicates) if metrics else None
 
 

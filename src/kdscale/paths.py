@@ -3,6 +3,7 @@
 dvc.yaml names the same paths; tests/test_pipeline.py checks that the two agree.
 """
 
+import re
 from pathlib import Path
 
 POOL_PROMPTS = Path("data/prompts/pool.jsonl")
@@ -48,6 +49,12 @@ def student_tag(size: int, seed: int | None = None) -> str:
 
 def student_name(size: int, seed: int | None = None) -> str:
     return f"student-{student_tag(size, seed)}"
+
+
+def parse_student_name(name: str) -> tuple[int, int | None] | None:
+    """(size, replicate seed or None) of a name student_name wrote; None for any other name."""
+    match = re.fullmatch(r"student-n(\d+)(?:-seed(\d+))?", name)
+    return None if match is None else (int(match[1]), None if match[2] is None else int(match[2]))
 
 
 def subset_file(size: int, seed: int | None = None) -> Path:

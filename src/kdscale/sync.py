@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import time
 from pathlib import Path
 
@@ -179,16 +178,13 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
     return ["run"]
 
 
-STUDENT_FOLDER = re.compile(r"student-n(\d+)(?:-seed(\d+))?")
-
-
 def trained_students() -> list[tuple[int, int | None]]:
     """(size, replicate seed or None) of every trained student folder in this checkout."""
     found = []
     for folder in Path("models").glob("student-n*"):
-        match = STUDENT_FOLDER.fullmatch(folder.name)
-        if match and folder.is_dir() and (folder / TRAINING_LOG).is_file():
-            found.append((int(match[1]), None if match[2] is None else int(match[2])))
+        student = paths.parse_student_name(folder.name)
+        if student and folder.is_dir() and (folder / TRAINING_LOG).is_file():
+            found.append(student)
     return sorted(found, key=lambda s: (s[0], -1 if s[1] is None else s[1]))
 
 
