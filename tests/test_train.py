@@ -255,6 +255,8 @@ def test_length_grouped_batch_order_depends_on_seed_and_epoch(n):
     by_seed = [{profiles[s, e] for s in range(5)} for e in range(3)]  # one epoch, five seeds
     if n == 400:  # 24 batches to shuffle after the longest: every order differs
         assert all(len(p) == 3 for p in by_epoch) and all(len(p) == 5 for p in by_seed), profiles
+        # and no seed replays another's epoch (seed + epoch made seed 2's epoch 0 seed 1's epoch 1)
+        assert len(set(profiles.values())) == len(profiles), profiles
     else:  # 50 and 100: only 2 and 5 batches to shuffle, so some orders repeat, but not all of them
         assert len(set(profiles.values())) > 1, profiles
 

@@ -80,7 +80,9 @@ class LengthGroupedSampler(torch.utils.data.Sampler):
         return len(self.lengths)
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        # One stream per (seed, epoch): seed + epoch gave seed 2's epoch 0 the order of seed 1's
+        # epoch 1. Seed 0 keeps the order it always had, so committed seed-0 runs stay valid.
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         batches = []
         for start in range(0, len(order), self.megabatch_size):
