@@ -562,6 +562,53 @@ def test_issue_13_verdicts(kind, args, response, expected):
     assert CHECKS[kind](response, **args) is expected
 
 
+# The five classes a differential run against an independent IFEval implementation found
+# (issue 25), each on examples of its class, and the near misses that must keep their verdict.
+ABC = ["A", "B", "C"]
+ISSUE_25 = [
+    # a possessive first word is the word
+    ("start_word", {"word": "summer"}, "Summer's long evenings are the best.", True),
+    ("start_word", {"word": "Dogs"}, "Dogs’ tails wag when they are happy.", True),
+    ("start_word", {"word": "Paris"}, "**Paris's** museums open at nine.", True),
+    ("start_word", {"word": "summer"}, "Summers are long here.", False),
+    ("start_word", {"word": "summer"}, "Summertime is long here.", False),
+    ("paragraph_first_word", {"n": 2, "nth": 2, "word": "winter"}, "Autumn ends.\n\nWinter's cold arrives.", True),
+    # a no-break (or any Unicode) space is a space in section markers and line marks
+    ("section_count", {"marker": "SECTION", "n": 2}, "SECTION\u00a01 Pack.\nSECTION\u00a02 Go.", True),
+    ("section_count", {"marker": "Part", "n": 2}, "\u00a0Part 1: wake\n\u2003Part\u202f2: eat", True),
+    ("section_count", {"marker": "Day", "n": 2}, "Day\u00a01 rest\nDay\u00a02 rest\nDay\u00a03 rest", False),
+    ("postscript", {"marker": "P.S."}, "See you.\nP.\u00a0S.\u00a0Bring cake.", True),
+    ("bullet_count", {"n": 2}, "*\u00a0sun\n-\u00a0rain", True),
+    # a dotted all-capital abbreviation is a capital word; a lowercase one is not
+    ("capital_word_frequency", {"relation": "at_least", "n": 1}, "We flew to the U.S.A. in May.", True),
+    ("capital_word_frequency", {"relation": "exactly", "n": 2}, "The U.K. and the U.S. signed it.", True),
+    ("capital_word_frequency", {"relation": "at_least", "n": 1}, "Bring snacks, e.g. fruit.", False),
+    ("capital_word_frequency", {"relation": "at_most", "n": 0}, "Meet at 5 p.m. by the gate.", True),
+    # a spaced or undotted marker is the marker, however the instruction writes it
+    ("postscript", {"marker": "P.P.S"}, "Hi.\nP.S. one\nP. P. S. two", True),
+    ("postscript", {"marker": "P. P. S."}, "Hi.\nP.P.S. two", True),
+    ("postscript", {"marker": "P.P.S."}, "Hi.\nP .P .S. two", True),
+    ("postscript", {"marker": "P.S."}, "Hi.\nP.  S. two", True),
+    ("postscript", {"marker": "P.P.S"}, "Hi.\nP.S. one", False),
+    ("postscript", {"marker": "P. S."}, "Hi.\nP.S.A. wear a helmet", False),
+    # giving two of the options is not choosing one
+    ("choice", {"options": YNS}, "Yes, or no.", False),
+    ("choice", {"options": YNS}, "yes/no", False),
+    ("choice", {"options": YNS}, "Yes, no, not sure.", False),
+    ("choice", {"options": YNM}, "My answer is yes or no.", False),
+    ("choice", {"options": YNM}, "My answer is no, maybe.", False),
+    ("choice", {"options": ABC}, "A or B.", False),
+    ("choice", {"options": YNS}, "Yes, and no one doubts it.", True),
+    ("choice", {"options": YNS}, "No, I know no shop open now.", True),
+    ("choice", {"options": YNM}, "My answer is no.", True),
+]
+
+
+@pytest.mark.parametrize("kind,args,response,expected", ISSUE_25)
+def test_issue_25_verdicts(kind, args, response, expected):
+    assert CHECKS[kind](response, **args) is expected
+
+
 # -----------------------------------------------------------------------------
 # the loose variants, per type: (type, args, response, strict, loose)
 

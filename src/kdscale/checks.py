@@ -43,6 +43,7 @@ from kdscale.errors import UserError
 from kdscale.jsonl import iter_jsonl
 
 WORD_RE = re.compile(r"\w+(?:['’]\w+)*")
+CAPITAL_TOKEN_RE = re.compile(r"(?:[^\W\d_]\.){2,}|\w+(?:['’]\w+)*")  # a dotted abbreviation (U.S.A.) is one word
 ALNUM = r"[^\W_]"  # a letter or digit
 # phrase edges: no letter/digit (or an apostrophe inside a word) right outside the phrase
 BEFORE = rf"(?<!{ALNUM})(?<!{ALNUM}')"
@@ -50,7 +51,10 @@ AFTER = rf"(?!{ALNUM})(?!'(?!s\b){ALNUM})"  # "wolf's" has the word wolf; "don't
 EMPHASIS_RE = re.compile(rf"(?<!{ALNUM})[*_]+|[*_]+(?!{ALNUM})")  # only at word edges
 HEADING_RE = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.MULTILINE)
 QUOTES = str.maketrans({"’": "'", "‘": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
-                        "\u2010": "-", "\u2011": "-"})  # and Unicode hyphens, so "well‑known" is "well-known"
+                        "\u2010": "-", "\u2011": "-",  # and Unicode hyphens, so "well‑known" is "well-known"
+                        # and Unicode spaces, so "SECTION\u00a01" (a no-break space) opens a section
+                        **{c: " " for c in "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                                           "\u2008\u2009\u200a\u202f\u205f\u3000"}})
 # every Unicode punctuation mark named COMMA (ASCII, Arabic ،, ideographic 、, full-width ，, ...)
 COMMAS = set(",\u055d\u060c\u07f8\u1363\u1802\u1808\u2e32\u2e34\u2e41\u2e49\u2e4c\u3001\ua4fe\ua60d\ua6f5"
              "\ufe10\ufe11\ufe50\ufe51\uff0c\uff64\U0001144d\U0001145a\U00016e97\U0001da87")
@@ -84,7 +88,8 @@ def _blank(text):
 
 
 def _norm(text):
-    """NFC form with curly quotes made straight, so `don’t` and an NFD `café` match their usual spelling."""
+    """NFC form with curly quotes made straight and Unicode spaces plain, so `don’t` and an NFD `café`
+    match their usual spelling."""
     return unicodedata.normalize("NFC", text).translate(QUOTES)
 
 
@@ -192,12 +197,18 @@ def _first_word(text):
     return m.group(0).lower() if m else None
 
 
+def _starts_with(text, word):
+    """The first word is `word`, or its possessive ("Summer's" starts with summer)."""
+    word = _norm(word).strip().lower()
+    return _first_word(text) in (word, word + "'s")
+
+
 def _marker_pattern(marker):
-    """P.S. and P.P.S. with optional spaces after the dots (P. S.) and the last dot optional (P.S);
-    other markers as written."""
+    """P.S. and P.P.S., however spaced (P. P. S., P .S.) and with the last dot optional (P.S), whether
+    the instruction writes them P.P.S, P. P. S. or P.P.S.; other markers as written."""
     marker = _norm(marker).strip()
-    if re.fullmatch(r"(?:[^\W\d_]\.\s*)+", marker):
-        body = r"\.\s?".join(re.findall(r"[^\W\d_]", marker)) + rf"\.?(?!\.?{ALNUM})"  # not P.S.A.
+    if "." in marker and re.fullmatch(r"(?:[^\W\d_][\s.]*){2,}", marker):
+        body = r"[ \t]*\.[ \t]*".join(re.findall(r"[^\W\d_]", marker)) + rf"[ \t]*\.?(?!\.?{ALNUM})"  # not P.S.A.
     else:
         body = r"\s+".join(re.escape(w) for w in marker.split())
     return body + AFTER
@@ -361,7 +372,7 @@ def check_bullet_count(response, n):
     """Exactly `n` markdown bullets: lines starting with `* `, `- `, `+ ` or `•`, horizontal rules not counted."""
     if _blank(response):
         return False
-    lines = [line for line in response.split("\n") if not RULE_RE.match(line)]
+    lines = [line for line in _norm(response).split("\n") if not RULE_RE.match(line)]
     return len(BULLET_RE.findall("\n".join(lines))) == n
 
 
@@ -428,14 +439,37 @@ def check_choice(response, options):
                 spans.append((m.start(), m.end(), i))
                 claimed[m.start():m.end()] = b"\x01" * (m.end() - m.start())
     found = {i for _, _, i in spans}
-    if len(found) <= 1:
-        return len(found) == 1
-    return len({i for s, e, i in spans if _states(text, s, e)}) == 1
+    if len(found) == 1 and not _lists_options(text, spans, options):
+        return True
+    stated = {i for s, e, i in spans if _states(text, s, e)}
+    return len(stated) == 1 and not _lists_options(text, spans, options)
+
+
+def _option_tails(options):
+    """What tells the options apart: each without the words all of them start with
+    ("My answer is yes." -> "yes"), or whole where that leaves nothing."""
+    words = [o.strip().rstrip(".!?").split() for o in options]
+    common = 0
+    while all(len(w) > common + 1 and w[common].lower() == words[0][common].lower() for w in words):
+        common += 1
+    return [" ".join(w[common:]) for w in words]
+
+
+def _lists_options(text, spans, options):
+    """True if a found option runs straight on into another ("yes or no", "Yes/no", "My answer is yes,
+    no"): the answer offers options rather than choosing one."""
+    tails = _option_tails(options)
+    for _, end, i in spans:
+        others = "|".join(_phrase_pattern(t) for j, t in enumerate(tails) if j != i)
+        if others and re.match(rf"[\s,/]*(?:(?:or|and|nor)\s+)?(?:{others})\s*(?:\Z|[^\w\s]|(?:or|and)\b)",
+                               text[end:end + 200], re.IGNORECASE):
+            return True
+    return False
 
 
 def check_start_word(response, word):
     """The first word (markdown and quotes ignored) is `word`, case-insensitive."""
-    return not _blank(response) and _first_word(response) == _norm(word).strip().lower()
+    return not _blank(response) and _starts_with(response, word)
 
 
 def check_keyword_frequency(response, word, relation, n):
@@ -466,7 +500,7 @@ def check_paragraph_first_word(response, n, nth, word):
     if _blank(response):
         return False
     paragraphs = _paragraphs(response, "blank_line")
-    return len(paragraphs) == n and _first_word(paragraphs[nth - 1]) == _norm(word).strip().lower()
+    return len(paragraphs) == n and _starts_with(paragraphs[nth - 1], word)
 
 
 def check_highlighted_sections(response, n):
@@ -519,7 +553,7 @@ def check_capital_word_frequency(response, relation, n):
     """Words in all capital letters (2+ letters) appear at_most / at_least / exactly `n` times."""
     if _blank(response):
         return False
-    count = sum(_is_capital_word(w) for w in WORD_RE.findall(_text(response)))
+    count = sum(_is_capital_word(w) for w in CAPITAL_TOKEN_RE.findall(_text(response)))
     return _compare(count, relation, n)
 
 
