@@ -432,3 +432,25 @@ def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
     (run_,) = runs_of(root, 8)  # the resumed run reopened the killed one's MLflow run
     assert run_.info.status == "FINISHED"
     assert run_.info.run_id == tracking.read_run_id(root / "models" / "student-n8")
+
+
+def test_logged_tokens_per_sec_is_never_the_summary_s_zero(monkeypatch):
+    """Every step log gets the real tokens/s since the last one; the end-of-training summary (no
+    tokens trained since the last step) gets none, so the MLflow curve does not end at 0."""
+    from types import SimpleNamespace
+
+    from kdscale import train
+
+    logged = []
+    monkeypatch.setattr(train.tracking, "log_metrics", lambda metrics, step: logged.append((step, metrics)))
+    collator = SimpleNamespace(real_tokens=0)
+    logger = train.MLflowLogger(collator)
+    state = SimpleNamespace(is_world_process_zero=True, global_step=0)
+    for step in (1, 2):
+        collator.real_tokens += 1000
+        state.global_step = step
+        logger.on_log(None, state, None, logs={"loss": 2.0, "learning_rate": 1e-3})
+    logger.on_log(None, state, None, logs={"train_loss": 2.0, "train_runtime": 9.0})
+    rates = [m.get("train/tokens_per_sec") for _, m in logged]
+    assert rates[0] > 0 and rates[1] > 0 and rates[2] is None
+    assert logged[2][1]["train/train_loss"] == 2.0

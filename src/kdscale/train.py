@@ -50,8 +50,9 @@ class MLflowLogger(TrainerCallback):
             return
         now, tokens = time.perf_counter(), self.collator.real_tokens
         metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
-        metrics["tokens_per_sec"] = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
-        self.last = (now, tokens)
+        if "loss" in logs:  # a step's log; the end-of-training summary trains no tokens, so no rate of 0
+            metrics["tokens_per_sec"] = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
+            self.last = (now, tokens)
         tracking.log_metrics({f"train/{k}": v for k, v in metrics.items()}, step=state.global_step)
 
 
