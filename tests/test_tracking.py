@@ -71,6 +71,8 @@ def test_experiment_artifacts_absolute_under_root(tmp_path, monkeypatch):
     assert tracking.setup() == exp_id  # idempotent
     exp = MlflowClient().get_experiment(exp_id)
     assert exp.name == "kdscale"
+    # so MLflow 3's UI opens the experiment on its training runs, not on the GenAI "Traces" overview
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert exp.artifact_location == (tmp_path / "mlartifacts").as_uri()
     assert (tmp_path / "mlflow.db").is_file()
     note = tmp_path / "note.txt"

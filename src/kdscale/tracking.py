@@ -148,6 +148,11 @@ def _file_lock(path: Path):
 _setup_uri: str | None = None  # the store of the last setup() in this process
 
 
+# MLflow 3's UI opens an experiment without this tag on its GenAI overview ("Traces 0"); tagged,
+# it opens on the training runs.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def experiment_name() -> str:
     """`kdscale` for the root pipeline; a pipeline in a subfolder (a dvc.yaml there, as in
     studies/reference) gets its own experiment in the same store, named by its folder, so two
@@ -187,6 +192,8 @@ def setup(experiment: str | None = None) -> str:
             exp_id = exp.experiment_id
             if exp.lifecycle_stage == "deleted":  # deleted in the UI: bring it back rather than fail
                 retry(client.restore_experiment, exp_id)
+        if exp is None or exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            retry(client.set_experiment_tag, exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     retry(mlflow.set_experiment, experiment_id=exp_id)
     _setup_uri = uri
     close_dead_runs(exp_id)
