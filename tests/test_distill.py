@@ -236,8 +236,13 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
     with in_project(root):
         from kdscale import teacher_topk as stage, train
 
+        loads = []
+        real_load = stage.load_model
+        monkeypatch.setattr(stage, "load_model", lambda *a, **k: loads.append(k) or real_load(*a, **k))
         stage.main([])
         assert TopkStore.load(root / "data/topk/pool.safetensors").ids == [r["id"] for r in records]
+        params = yaml.safe_load((root / "params.yaml").read_text())  # the teacher runs where params say
+        assert [(k["device"], k["dtype"]) for k in loads] == [(params.get("device", "auto"), params.get("dtype", "auto"))]
         train.main(["--size", "8"])
     summary = training_log(root, 8)["summary"]
     assert summary["optimizer_steps"] == 3 and 0 < summary["train_loss"] < 100

@@ -74,8 +74,8 @@ def main(argv=None) -> None:
                                    trust_remote_code=params.teacher.trust_remote_code)
 
         def load_teacher():
-            return load_model(str(paths.TEACHER_DIR), "teacher.model",
-                              trust_remote_code=params.teacher.trust_remote_code)[0]
+            return load_model(str(paths.TEACHER_DIR), "teacher.model", trust_remote_code=params.teacher.trust_remote_code,
+                              device=params.device, dtype=params.dtype)[0]  # on the GPU where there is one
 
         store, forward = store_for(records, tokenizer, params.teacher.prompt_format, params.teacher_topk.k,
                                    params.teacher_topk.batch_size, generated, load_teacher)
