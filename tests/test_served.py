@@ -360,8 +360,13 @@ def test_topk_from_a_chat_response_reads_the_token_bytes(vocab, tiny_tokenizer_d
     assert done.token_ids == [sea] and done.topk_indices.tolist() == [[sea, 5]]
 
 
+def test_an_answer_without_logprobs_keeps_no_topk(vocab):
+    response = completion("a sea", "length")
+    done = served.answer(response.choices[0], response.usage, DecodeParams(topk=2), vocab)
+    assert done.text == "a sea" and done.topk_indices is None and done.token_ids is None
+
+
 @pytest.mark.parametrize("logprobs, message", [
-    (None, "returned no log-probs"),
     ({"tokens": ["a"], "token_logprobs": [-1.0], "top_logprobs": [{"a": -1.0}], "text_offset": [0]},
      "returned 1 log-probs per token, fewer than teacher_topk.k=2"),
     ({"tokens": ["\u2603zz"], "token_logprobs": [-1.0], "top_logprobs": [{"\u2603zz": -1.0, "a": -2.0}],

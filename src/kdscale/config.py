@@ -67,9 +67,10 @@ class TeacherParams:
     filters: FilterParams = field(default_factory=FilterParams)
 
 
-# Served-backend keys that do not shape an answer: left out of the local engine's fingerprint
-SERVING_KEYS = {"base_url", "served_model", "api_key_env", "concurrency", "request_timeout", "max_retries",
-                "max_total_retries"}
+# The served backend's keys: how requests are sent (no answer depends on them, so no stage reruns on
+# them), and, with the server and its model, what the local engine's fingerprint leaves out
+REQUEST_KEYS = {"api_key_env", "concurrency", "request_timeout", "max_retries", "max_total_retries"}
+SERVING_KEYS = REQUEST_KEYS | {"base_url", "served_model"}
 
 
 @dataclass

@@ -10,7 +10,8 @@ an unknown model or an unreachable host fails before any prompt is sent (`prefli
 Prompts go to `/v1/completions` for `prompt_format: alpaca` and to `/v1/chat/completions` for
 `chat` (the server applies its own chat template, with `teacher.system_prompt` as the system turn).
 Answers are cut at the stop strings and stripped as the local engine's are. Where the server returns
-token log-probs (vLLM, SGLang), each answer keeps its top-k, mapped to the teacher tokenizer's ids.
+token log-probs (vLLM, SGLang), each answer keeps its top-k, mapped to the teacher tokenizer's ids;
+where it returns none (`transformers serve`, most hosted APIs), stage teacher_topk says so if kd needs them.
 
 The API key is read from the environment variable named by `teacher.api_key_env`; it is never
 written to params, logs, MLflow, progress files or error messages.
@@ -252,7 +253,7 @@ def answer(choice, usage, params: DecodeParams, vocab: TokenMap | None = None) -
     else:
         reason = "stop" if isinstance(stop_reason, str) else "eos"
     completion = Completion(text.strip(), reason, n_tokens)
-    if params.topk:
+    if params.topk and getattr(choice, "logprobs", None) is not None:  # none: stage teacher_topk decides
         completion.token_ids, completion.topk_indices, completion.topk_logprobs = vocab.topk(choice, params.topk)
         completion.n_tokens = len(completion.token_ids)
     return completion
@@ -305,10 +306,7 @@ class TokenMap:
     def topk(self, choice, k: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
         """(generated ids, top-k ids [n, k], their log-probs [n, k]) from a choice's `logprobs`, in the
         completions shape (tokens, top_logprobs dicts) or the chat shape (content entries)."""
-        logprobs = getattr(choice, "logprobs", None)
-        if logprobs is None:
-            raise UserError("teacher: the server returned no log-probs, so train.objective kd has no teacher "
-                            "top-k; serve with vLLM or SGLang, or set teacher_topk.k: 0 and use objective sft")
+        logprobs = choice.logprobs
         if getattr(logprobs, "content", None) is not None:  # chat
             steps = [(t.token, t.bytes, [(o.token, o.bytes, o.logprob) for o in t.top_logprobs])
                      for t in logprobs.content]
