@@ -119,8 +119,9 @@ def progress_row(prompt_id: str, completion, seconds: float) -> dict:
 
 
 def generated_topk(rows: list[dict], k: int) -> TopkStore:
-    """The teacher's top-k at every token it generated, for the answers that have them (vLLM's and
-    skipped prompts' have none), as a store whose labels are the generated token ids."""
+    """The teacher's top-k at every token it generated, for the answers that have them (skipped prompts'
+    and a served teacher's that returned no log-probs have none), as a store whose labels are the
+    generated token ids."""
     have = [r for r in rows if r.get("topk_indices")]
     return build_store([r["id"] for r in have], [r["token_ids"] for r in have],
                        [(torch.tensor(r["topk_indices"], dtype=torch.int32), torch.tensor(r["topk_logprobs"]))
@@ -156,7 +157,6 @@ def local_engine(prompts: list[str], teacher: TeacherParams, teacher_dir: Path, 
     """The teacher's weights in this process: the HF engine, or vLLM's own copy on the GPUs."""
     torch_device, torch_dtype = resolve_device(device, dtype)
     dtype_name = str(torch_dtype).removeprefix("torch.")
-    topk = topk if teacher.backend == "hf" else 0
     params = decode_params(teacher, topk)
     if teacher.backend == "vllm":
         def batches(done):

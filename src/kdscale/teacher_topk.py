@@ -6,8 +6,8 @@ The row of each answer token comes from the same function training uses (so the 
 there exactly where training has it). The teacher stage kept its top-k at every token it
 generated (data/teacher/topk.safetensors); an answer whose label tokens are exactly those
 generated ids reuses them. The others (an answer whose text tokenizes differently from how it
-was generated: trailing whitespace stripped, a stop string, a rare non-canonical split; and
-vLLM's answers) get one forward pass of the teacher over its own prompt
+was generated: trailing whitespace stripped, a stop string, a rare non-canonical split; and a
+served teacher's that returned no log-probs) get one forward pass of the teacher over its own prompt
 (`teacher.prompt_format`) + the label tokens. Writes `data/topk/pool.safetensors` (see
 kdscale.topk.TopkStore) and `data/topk/stats.json`.
 """
