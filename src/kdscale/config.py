@@ -170,6 +170,9 @@ CHOICES = {
     "train.schedule": {"epochs", "steps"},
     "train.overlong": {"truncate", "drop"},
     "train.objective": {"sft", "kd", "mixed"},
+    # transformers' SchedulerType values that need no extra arguments
+    "train.lr_scheduler": {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                           "constant_with_warmup", "inverse_sqrt"},
 }
 POSITIVE = {
     "data.pool_size", "data.heldout_size", "teacher.max_new_tokens", "teacher.batch_size",
