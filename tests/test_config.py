@@ -299,3 +299,14 @@ def test_the_reference_study_params_validate():
     assert params.scaling.replicate_sizes == [640, 1280, 2560] and len(params.scaling.replicate_seeds) >= 2
     assert params.data.pool_size >= 2600 and params.data.source.endswith("alpaca_5000.json")
     assert params.student.registered_name != Params().student.registered_name  # its own registry entry
+
+
+def test_every_lr_scheduler_choice_builds_and_a_typo_is_refused():
+    import torch
+    from transformers import SchedulerType, get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    for name in config.CHOICES["train.lr_scheduler"]:
+        get_scheduler(SchedulerType(name), optimizer, num_warmup_steps=1, num_training_steps=10)
+    with pytest.raises(UserError, match=r"'train.lr_scheduler' must be one of \[.*'cosine'.*\], got 'cosin'"):
+        parse_params(with_value("train.lr_scheduler", "cosin"))

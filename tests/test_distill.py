@@ -280,3 +280,19 @@ def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):
         from kdscale import train
 
         train.main(["--size", "8"])
+
+
+def test_kd_from_a_served_teacher_without_logprobs_or_weights_says_what_to_do(tmp_path, tiny_gpt2_dir):
+    """A served teacher that returned no log-probs, and no local weights to compute them: one line."""
+    root = train_project(tmp_path, tiny_gpt2_dir, {8: varied_records(8)},
+                         train={"schedule": "steps", "max_steps": 1, "objective": "kd"})
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["teacher"].update(backend="openai", base_url="http://127.0.0.1:9/v1", served_model="m")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for weights in (root / "models" / "teacher").glob("*.safetensors"):
+        weights.unlink()  # a big served teacher: only its tokenizer and config are here
+    with in_project(root), pytest.raises(UserError, match="served teacher returned none.*vLLM or SGLang"):
+        from kdscale import teacher_topk as stage
+
+        stage.main([])
+    assert not (root / "data/topk/pool.safetensors").exists()

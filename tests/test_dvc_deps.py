@@ -22,7 +22,10 @@ PACKAGE = SRC / "kdscale"
 NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale"}
 # Params a stage reads that change no output of it: how often the loss is logged, the MLflow
 # registry name. Everything else of a stage's own section must be listed in its `params`.
-NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name"}
+NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name",
+                     # how a served teacher's requests are sent, not what comes back
+                     "teacher.api_key_env", "teacher.concurrency", "teacher.request_timeout", "teacher.max_retries",
+                     "teacher.max_total_retries"}
 # The params.yaml sections a stage owns, beside the one named like the stage.
 OWNED_SECTIONS = {"prepare": ["data"], "train": ["train", "student"], "evaluate": ["eval"],
                   "train_replicate": ["train", "student"], "evaluate_replicate": ["eval"], "subsets_replicate": []}

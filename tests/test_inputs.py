@@ -493,3 +493,16 @@ def test_unknown_command(capsys):
         main(["prepar"])
     assert e.value.code == 2
     assert "usage: kdscale <command>" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n, heldout, seed", [(50, 6, 0), (5000, 300, 0), (401, 40, 7), (3, 1, 1)])
+def test_the_split_is_scikit_learns_train_test_split(n, heldout, seed):
+    """Every study so far was split by train_test_split; the stage draws the same prompts without it."""
+    from sklearn.model_selection import train_test_split
+
+    from kdscale.prepare import split_prompts
+
+    records = [{"id": str(i)} for i in range(n)]
+    rest, expected_heldout = train_test_split(records, test_size=heldout, random_state=seed, shuffle=True)
+    pool, got_heldout = split_prompts(records, n, heldout, seed)
+    assert (pool, got_heldout) == (rest, expected_heldout)

@@ -342,6 +342,21 @@ def test_every_backend_and_finish_reason_strips_answers_alike(tokenizer):
                     Completion("Blue sky.", "length", 5)]
 
 
+def test_vllm_answers_keep_their_top_k_without_a_second_pass():
+    """vLLM's `logprobs`: per generated token a {token id: Logprob} dict of the top k, plus the sampled
+    token where it is not among them; the answer keeps the k most likely, best first."""
+    logprob = lambda x: type("Logprob", (), {"logprob": x, "rank": 0, "decoded_token": None})()  # noqa: E731
+    output = FakeVllmOutput("Blue sky.", "length", None, 2)
+    output.outputs[0].logprobs = [{7: logprob(-0.5), 3: logprob(-0.1), 0: logprob(-4.0)},  # 0: sampled, outside
+                                  {1: logprob(-0.2), 9: logprob(-1.5)}]
+    done = vllm_completion(output, topk=2)
+    assert done.token_ids == [0, 1]
+    assert done.topk_indices.tolist() == [[3, 7], [1, 9]] and done.topk_indices.dtype == torch.int32
+    assert done.topk_logprobs.flatten().tolist() == pytest.approx([-0.1, -0.5, -0.2, -1.5])
+    store = teacher_stage.generated_topk([teacher_stage.progress_row("p", done, 0.0)], 2)
+    assert store.ids == ["p"] and store.labels.tolist() == [0, 1]
+
+
 def test_prompt_longer_than_the_context_is_skipped_and_counted(tiny_gpt2_dir, records, tmp_path):
     long = {"id": "too-long", "instruction": "Describe the sea. " * 200, "input": ""}  # > 512 positions
     teacher = teacher_params(tiny_gpt2_dir)

@@ -118,6 +118,16 @@ def test_reopen_run_by_id(tmp_path):
     assert tracking.read_run_id(tmp_path / "nowhere") is None
 
 
+def test_a_run_made_by_a_dvc_experiment_is_named_after_it(monkeypatch):
+    with tracking.start_run("train", "student-n5", tracking.common_tags("train", 5, [])) as plain:
+        pass
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-3e-4")
+    with tracking.start_run("train", "student-n5", tracking.common_tags("train", 5, [])) as queued:
+        pass
+    names = [MlflowClient().get_run(r.info.run_id).info.run_name for r in (plain, queued)]
+    assert names == ["student-n5", "student-n5 (lr-3e-4)"]
+
+
 def test_unknown_run_id_starts_new_run():
     with tracking.start_run("evaluate", "student-n5", {"kdscale.size": 5}, run_id="0" * 32) as run:
         pass

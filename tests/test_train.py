@@ -454,3 +454,15 @@ def test_logged_tokens_per_sec_is_never_the_summary_s_zero(monkeypatch):
     rates = [m.get("train/tokens_per_sec") for _, m in logged]
     assert rates[0] > 0 and rates[1] > 0 and rates[2] is None
     assert logged[2][1]["train/train_loss"] == 2.0
+
+
+def test_checkpoints_fall_on_logging_steps(tmp_path):
+    """A run resumed from a checkpoint logs the loss curve a straight run logs: Trainer averages the
+    loss since the last log, so a checkpoint between two logs would shorten the first log after it."""
+    from kdscale.config import Params, TrainParams
+    from kdscale.train import training_arguments
+
+    params = Params(train=TrainParams(save_steps=25, logging_steps=2))
+    assert training_arguments(params, tmp_path, 100).save_steps == 26
+    params = Params(train=TrainParams(save_steps=24, logging_steps=2))
+    assert training_arguments(params, tmp_path, 100).save_steps == 24

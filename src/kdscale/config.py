@@ -46,7 +46,7 @@ class TeacherParams:
     prompt_format: str = "chat"  # chat (tokenizer's chat template) | alpaca
     # chat: the default system turn written into the teacher folder's chat template ("" = the model's own)
     system_prompt: str = "You are a helpful assistant. Answer briefly and completely, in a few sentences."
-    backend: str = "hf"  # hf | vllm
+    backend: str = "hf"  # hf | vllm | openai (a served teacher: src/kdscale/served.py)
     max_new_tokens: int = 96
     batch_size: int = 64
     do_sample: bool = False
@@ -55,7 +55,22 @@ class TeacherParams:
     seed: int = 0  # for sampled decoding
     tensor_parallel_size: int = 1  # vllm only
     trust_remote_code: bool = False
+    # backend openai: the server, the name it serves the teacher under (see its /v1/models), and the
+    # environment variable holding the API key (the key itself never goes in params)
+    base_url: str = ""  # e.g. http://127.0.0.1:8000/v1
+    served_model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8  # requests in flight
+    request_timeout: float = 120.0  # seconds per request
+    max_retries: int = 6  # per request, on 429, 5xx, timeouts, dropped connections, malformed bodies
+    max_total_retries: int = 200  # for the whole stage, after which it stops (answers so far are kept)
     filters: FilterParams = field(default_factory=FilterParams)
+
+
+# The served backend's keys: how requests are sent (no answer depends on them, so no stage reruns on
+# them), and, with the server and its model, what the local engine's fingerprint leaves out
+REQUEST_KEYS = {"api_key_env", "concurrency", "request_timeout", "max_retries", "max_total_retries"}
+SERVING_KEYS = REQUEST_KEYS | {"base_url", "served_model"}
 
 
 @dataclass
@@ -150,11 +165,14 @@ CHOICES = {
     "device": {"auto", "cpu", "cuda"},
     "dtype": {"auto", "float32", "bfloat16", "float16"},
     "teacher.prompt_format": {"chat", "alpaca"},
-    "teacher.backend": {"hf", "vllm"},
+    "teacher.backend": {"hf", "vllm", "openai"},
     "teacher.filters.truncated": {"keep", "drop"},
     "train.schedule": {"epochs", "steps"},
     "train.overlong": {"truncate", "drop"},
     "train.objective": {"sft", "kd", "mixed"},
+    # transformers' SchedulerType values that need no extra arguments
+    "train.lr_scheduler": {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                           "constant_with_warmup", "inverse_sqrt"},
 }
 POSITIVE = {
     "data.pool_size", "data.heldout_size", "teacher.max_new_tokens", "teacher.batch_size",
@@ -165,6 +183,7 @@ POSITIVE = {
     "train.logging_steps", "train.save_steps", "eval.max_new_tokens", "eval.batch_size",
     "eval.speed_runs", "eval.speed_new_tokens",
     "teacher_topk.k", "teacher_topk.batch_size", "train.kd_temperature",
+    "teacher.concurrency", "teacher.request_timeout", "teacher.max_total_retries",
 }
 
 
@@ -265,6 +284,7 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
             f"{params.data.pool_size}; raise data.pool_size or lower the largest size"
         )
     _validate_replicates(params.scaling, params.seed, where)
+    _validate_served(params.teacher, where)
     if params.device == "cpu" and params.dtype == "float16":
         raise UserError(f"{where}: 'dtype: float16' does not run on the CPU; use 'dtype: auto' or float32")
     if params.train.schedule == "steps" and params.train.max_steps <= 0:
@@ -298,6 +318,19 @@ def _validate_replicates(scaling: ScalingParams, seed: int, where: str) -> None:
     if seed in scaling.replicate_seeds:
         raise UserError(f"{where}: 'scaling.replicate_seeds' has {seed}, the study's own 'seed'; "
                         "replicate seeds are the extra ones")
+
+
+def _validate_served(teacher: TeacherParams, where: str) -> None:
+    if teacher.backend != "openai":
+        return
+    for key in ("base_url", "served_model", "api_key_env"):
+        if not getattr(teacher, key).strip():
+            raise UserError(f"{where}: 'teacher.backend: openai' needs 'teacher.{key}' "
+                            "(the server's URL, the model name its /v1/models lists, the key's variable)")
+    if not teacher.base_url.startswith(("http://", "https://")):
+        raise UserError(f"{where}: 'teacher.base_url' must start with http:// or https://, got {teacher.base_url!r}")
+    if teacher.max_retries < 0:
+        raise UserError(f"{where}: 'teacher.max_retries' must be 0 or more, got {teacher.max_retries}")
 
 
 def check_size(params: Params, size: int) -> int:

@@ -351,11 +351,19 @@ def generate_all(model, tokenizer, prompts: list[str], params: DecodeParams, bat
     return answers
 
 
-def vllm_completion(output) -> Completion:
-    """One vLLM output as an answer, stripped and labelled like the HF engine's."""
+def vllm_completion(output, topk: int = 0) -> Completion:
+    """One vLLM output as an answer, stripped and labelled like the HF engine's; with `topk`, also its
+    top-k log-probs per generated token (vLLM's `logprobs`: per token a {token id: Logprob} dict of the
+    top k, plus the sampled token where it is not among them)."""
     o = output.outputs[0]
     reason = "length" if o.finish_reason == "length" else ("stop" if o.stop_reason is not None else "eos")
-    return Completion(o.text.strip(), reason, len(o.token_ids))
+    completion = Completion(o.text.strip(), reason, len(o.token_ids))
+    if topk and o.logprobs is not None:
+        top = [sorted(step.items(), key=lambda item: -item[1].logprob)[:topk] for step in o.logprobs]
+        completion.token_ids = list(o.token_ids)
+        completion.topk_indices = torch.tensor([[i for i, _ in t] for t in top], dtype=torch.int32).reshape(-1, topk)
+        completion.topk_logprobs = torch.tensor([[lp.logprob for _, lp in t] for t in top]).reshape(-1, topk)
+    return completion
 
 
 def generate_vllm(model_dir: str, prompts: list[str], params: DecodeParams, tensor_parallel_size: int,
@@ -374,9 +382,10 @@ def generate_vllm(model_dir: str, prompts: list[str], params: DecodeParams, tens
         top_p=params.top_p if params.do_sample else 1.0,
         stop=params.stop_strings or None,
         seed=params.seed,
+        logprobs=params.topk or None,  # the top-k white-box training reads, without a second teacher pass
     )
     todo = [i for i in range(len(prompts)) if i not in done]
     for start in range(0, len(todo), chunk_size):
         batch = todo[start : start + chunk_size]
         outputs = llm.generate([prompts[i] for i in batch], sampling, use_tqdm=False)
-        yield batch, [vllm_completion(output) for output in outputs]
+        yield batch, [vllm_completion(output, params.topk) for output in outputs]

@@ -107,7 +107,7 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
         tags[SYNC_TAG] = "true"
         if tracking.read_run_id(model_dir):
             tags["kdscale.original_run_id"] = tracking.read_run_id(model_dir)
-        run = tracking.retry(client.create_run, experiment_id, run_name=name,
+        run = tracking.retry(client.create_run, experiment_id, run_name=tracking.display_name(name, tags),
                              tags={**tags, **tracking.owner_tags()})
         added.append("run")
         tracking.log_params_to(run.info.run_id, {
@@ -162,7 +162,8 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
         return []
     tags = {**tracking.common_tags(stage, None, [p for p in outputs if p.exists()]), tracking.KEY_TAG: key,
             "kdscale.stage": stage, SYNC_TAG: "true"}
-    run = tracking.retry(client.create_run, experiment_id, run_name=run_name, tags={**tags, **tracking.owner_tags()})
+    run = tracking.retry(client.create_run, experiment_id, run_name=tracking.display_name(run_name, tags),
+                         tags={**tags, **tracking.owner_tags()})
     run_id = run.info.run_id
     tracking.log_params_to(run_id, params)
     new = missing_metrics(client, run_id, metrics)

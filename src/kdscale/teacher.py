@@ -28,13 +28,15 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 from tqdm import tqdm
 
-from kdscale import paths, tracking
-from kdscale.config import TeacherParams, load_params, to_dict
+from kdscale import paths, served, tracking
+from kdscale.config import SERVING_KEYS, TeacherParams, load_params, to_dict
 from kdscale.generation import DecodeParams, generate, generate_vllm
 from kdscale.jsonl import read_jsonl, write_json, write_jsonl
 from kdscale.models import load_model, load_tokenizer, resolve_device
@@ -57,10 +59,22 @@ def fingerprint(teacher_dir: Path, teacher: TeacherParams, device: str = "cpu", 
         if file.is_file():
             h.update(name.encode())
             h.update(tracking.data_md5([file]).encode())
-    decoding = {k: v for k, v in to_dict(teacher).items() if k not in {"filters", "trust_remote_code"}}
+    decoding = {k: v for k, v in to_dict(teacher).items()
+                if k not in {"filters", "trust_remote_code"} | SERVING_KEYS}
     key = {"decoding": decoding, "device": str(device), "dtype": str(dtype)} | ({"topk": topk} if topk else {})
     h.update(json.dumps(key, sort_keys=True).encode())
     return h.hexdigest()[:20]
+
+
+LOCAL_ONLY_KEYS = {"batch_size", "tensor_parallel_size", "trust_remote_code", "filters"}
+
+
+def served_fingerprint(identity: dict, teacher: TeacherParams, topk: int = 0) -> str:
+    """The served teacher's counterpart of `fingerprint`: the server's URL, the model and what the server
+    reports about it, and the decoding params; never the key, nor how requests are sent."""
+    decoding = {k: v for k, v in to_dict(teacher).items() if k not in LOCAL_ONLY_KEYS | SERVING_KEYS}
+    key = {"server": identity, "decoding": decoding} | ({"topk": topk} if topk else {})
+    return "served-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def read_progress(path: Path) -> dict[str, dict]:
@@ -105,8 +119,9 @@ def progress_row(prompt_id: str, completion, seconds: float) -> dict:
 
 
 def generated_topk(rows: list[dict], k: int) -> TopkStore:
-    """The teacher's top-k at every token it generated, for the answers that have them (vLLM's and
-    skipped prompts' have none), as a store whose labels are the generated token ids."""
+    """The teacher's top-k at every token it generated, for the answers that have them (skipped prompts'
+    and a served teacher's that returned no log-probs have none), as a store whose labels are the
+    generated token ids."""
     have = [r for r in rows if r.get("topk_indices")]
     return build_store([r["id"] for r in have], [r["token_ids"] for r in have],
                        [(torch.tensor(r["topk_indices"], dtype=torch.int32), torch.tensor(r["topk_logprobs"]))
@@ -127,22 +142,62 @@ def too_long(tokenizer, prompts: list[str], max_new_tokens: int, context: int) -
     return [i for i, n in enumerate(lengths) if n + max_new_tokens > context]
 
 
+@dataclass
+class Engine:
+    """Where answers come from: the progress file's fingerprint, and `batches(done)` yielding
+    (prompt indices, answers) for the prompts not done."""
+    fingerprint: str
+    batches: Callable[[set[int]], Iterator]
+    info: dict  # backend, device, dtype: recorded with the timing
+    stats: served.Stats | None = None
+
+
+def local_engine(prompts: list[str], teacher: TeacherParams, teacher_dir: Path, device: str, dtype: str,
+                 topk: int, tokenizer) -> Engine:
+    """The teacher's weights in this process: the HF engine, or vLLM's own copy on the GPUs."""
+    torch_device, torch_dtype = resolve_device(device, dtype)
+    dtype_name = str(torch_dtype).removeprefix("torch.")
+    params = decode_params(teacher, topk)
+    if teacher.backend == "vllm":
+        def batches(done):
+            return generate_vllm(str(teacher_dir), prompts, params, teacher.tensor_parallel_size, done=done,
+                                 dtype=dtype_name)
+    else:
+        model, _ = load_model(str(teacher_dir), "teacher.model", trust_remote_code=teacher.trust_remote_code,
+                              device=str(torch_device), dtype=dtype_name)
+
+        def batches(done):
+            return generate(model, tokenizer, prompts, params, teacher.batch_size, done=done)
+    return Engine(fingerprint(teacher_dir, teacher, torch_device.type, dtype_name, topk), batches,
+                  {"backend": teacher.backend, "device": str(torch_device), "dtype": dtype_name})
+
+
+def served_engine(records: list[dict], ids: list[str], teacher: TeacherParams, topk: int, tokenizer) -> Engine:
+    """The teacher behind an OpenAI-compatible server; checked before any prompt is sent."""
+    client = served.make_client(teacher)
+    identity = served.server_identity(teacher, served.preflight(client, teacher))
+    params = decode_params(teacher, topk)
+    requests = served.requests_for(records, ids, teacher, params)
+    stats = served.Stats()
+    vocab = served.TokenMap(tokenizer) if topk else None
+
+    def batches(done):
+        return served.generate_served(client, teacher, requests, ids, params, stats, done, vocab)
+    return Engine(served_fingerprint(identity, teacher, topk), batches,
+                  {"backend": "openai", "device": identity["base_url"], "dtype": "as served"}, stats)
+
+
 def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Path, progress_dir: Path,
                    device: str = "cpu", dtype: str = "float32", topk: int = 0) -> tuple[list[dict], dict, Path]:
     """Answer every record, resuming from the progress file; returns rows by position and timing.
-    With `topk` (HF engine only), each row also keeps the teacher's top-k log-probs per generated token."""
-    torch_device, torch_dtype = resolve_device(device, dtype)
-    dtype_name = str(torch_dtype).removeprefix("torch.")
-    if teacher.backend == "vllm":  # vLLM loads its own copy onto the GPUs: only the tokenizer here
-        model, tokenizer = None, load_tokenizer(str(teacher_dir), "teacher.model",
-                                                trust_remote_code=teacher.trust_remote_code)
-    else:
-        model, tokenizer = load_model(str(teacher_dir), "teacher.model", trust_remote_code=teacher.trust_remote_code,
-                                      device=str(torch_device), dtype=dtype_name)
+    With `topk` (HF engine and servers that return log-probs), each row also keeps the teacher's
+    top-k log-probs per generated token."""
+    tokenizer = load_tokenizer(str(teacher_dir), "teacher.model", trust_remote_code=teacher.trust_remote_code)
     prompts = [build_prompt(r, teacher.prompt_format, tokenizer) for r in records]
     ids = [r["id"] for r in records]
-    topk = topk if teacher.backend == "hf" else 0
-    progress = progress_dir / f"teacher-{fingerprint(teacher_dir, teacher, torch_device.type, dtype_name, topk)}.jsonl"
+    engine = served_engine(records, ids, teacher, topk, tokenizer) if teacher.backend == "openai" \
+        else local_engine(prompts, teacher, teacher_dir, device, dtype, topk, tokenizer)
+    progress = progress_dir / f"teacher-{engine.fingerprint}.jsonl"
     progress.parent.mkdir(parents=True, exist_ok=True)
     done = read_progress(progress)
     resumed = sum(i in done for i in ids)
@@ -155,14 +210,21 @@ def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Pat
     if skipped:
         print(f"teacher: skipping {len(skipped)} prompts longer than the context minus teacher.max_new_tokens")
     todo_done = {i for i, prompt_id in enumerate(ids) if prompt_id in done}
-    params = decode_params(teacher, topk)
-    if teacher.backend == "vllm":
-        batches = generate_vllm(str(teacher_dir), prompts, params, teacher.tensor_parallel_size, done=todo_done,
-                                dtype=dtype_name)
-    else:
-        batches = generate(model, tokenizer, prompts, params, teacher.batch_size, done=todo_done)
+    seconds, new_tokens = keep_answers(engine.batches(todo_done), ids, done, progress,
+                                       len(prompts), len(todo_done))
+    timing = {"resumed_answers": resumed, "generated_answers": len(prompts) - resumed - len(skipped),
+              "skipped_context": len(skipped), "session_seconds": seconds, "session_tokens": new_tokens,
+              **engine.info}
+    if engine.stats is not None:
+        timing.update(engine.stats.summary(seconds))
+    return [done[i] for i in ids], timing, progress
+
+
+def keep_answers(batches, ids: list[str], done: dict[str, dict], progress: Path, total: int,
+                 initial: int) -> tuple[float, int]:
+    """Append each batch's answers to the progress file as it arrives (fsynced); returns seconds and tokens."""
     new_tokens, start = 0, time.perf_counter()
-    bar = tqdm(total=len(prompts), initial=len(todo_done), desc="teacher", unit="answer", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=initial, desc="teacher", unit="answer", dynamic_ncols=True)
     with open(progress, "a", encoding="utf-8") as f:
         batch_start = time.perf_counter()
         for batch, completions in batches:
@@ -176,11 +238,7 @@ def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Pat
             bar.set_postfix(tok_s=f"{new_tokens / (time.perf_counter() - start):.0f}")
             batch_start = time.perf_counter()
     bar.close()
-    timing = {"resumed_answers": resumed, "generated_answers": len(prompts) - resumed - len(skipped),
-              "skipped_context": len(skipped), "session_seconds": time.perf_counter() - start,
-              "session_tokens": new_tokens, "backend": teacher.backend,
-              "device": str(torch_device), "dtype": dtype_name}
-    return [done[i] for i in ids], timing, progress
+    return time.perf_counter() - start, new_tokens
 
 
 def raw_records(pool: list[dict], heldout: list[dict], rows: list[dict]) -> list[dict]:

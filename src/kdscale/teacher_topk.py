@@ -6,8 +6,8 @@ The row of each answer token comes from the same function training uses (so the 
 there exactly where training has it). The teacher stage kept its top-k at every token it
 generated (data/teacher/topk.safetensors); an answer whose label tokens are exactly those
 generated ids reuses them. The others (an answer whose text tokenizes differently from how it
-was generated: trailing whitespace stripped, a stop string, a rare non-canonical split; and
-vLLM's answers) get one forward pass of the teacher over its own prompt
+was generated: trailing whitespace stripped, a stop string, a rare non-canonical split; and a
+served teacher's that returned no log-probs) get one forward pass of the teacher over its own prompt
 (`teacher.prompt_format`) + the label tokens. Writes `data/topk/pool.safetensors` (see
 kdscale.topk.TopkStore) and `data/topk/stats.json`.
 """
@@ -20,6 +20,7 @@ import time
 from kdscale import paths
 from kdscale.config import load_params
 from kdscale.distill import TopkStore, answer_labels, build_store, teacher_topk, tokenize_with_ids
+from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
 from kdscale.models import load_model, load_tokenizer
 from kdscale.prompts import build_prompt
@@ -74,6 +75,11 @@ def main(argv=None) -> None:
                                    trust_remote_code=params.teacher.trust_remote_code)
 
         def load_teacher():
+            if params.teacher.backend == "openai" and not any(paths.TEACHER_DIR.glob("*.safetensors")):
+                raise UserError(f"teacher_topk: train.objective {params.train.objective} needs the teacher's "
+                                "top-k log-probs, and the served teacher returned none for some answers (or they "
+                                "tokenize differently) while models/teacher has no weights for a local pass; serve "
+                                "it with vLLM or SGLang, which return log-probs, or use train.objective: sft")
             return load_model(str(paths.TEACHER_DIR), "teacher.model", trust_remote_code=params.teacher.trust_remote_code,
                               device=params.device, dtype=params.dtype)[0]  # on the GPU where there is one
 

@@ -283,6 +283,12 @@ def common_tags(stage: str, size: int | None = None, data_paths: list[Path] = ()
 
 # ----------------------------------------------------------------------------- runs
 
+def display_name(name: str, tags: dict) -> str:
+    """A run's name in the UI: what it describes, plus the DVC experiment that made it when that is not
+    the workspace, so that `student-n20` runs of three experiments side by side tell apart."""
+    exp = tags.get("kdscale.dvc_exp") or "workspace"
+    return name if exp == "workspace" else f"{name} ({exp})"
+
 def _existing_run(run_id: str):
     try:
         run = retry(MlflowClient().get_run, run_id)
@@ -329,7 +335,7 @@ def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None,
     else:
         if run_id:
             tags["kdscale.original_run_id"] = run_id
-        run = retry(mlflow.start_run, run_name=run_name, tags={**tags, **owner})
+        run = retry(mlflow.start_run, run_name=display_name(run_name, tags), tags={**tags, **owner})
     try:
         yield run
     except KeyboardInterrupt:

@@ -198,7 +198,9 @@ def training_arguments(params: Params, output_dir: Path, max_steps: int) -> Trai
         remove_unused_columns=False,
         logging_steps=train.logging_steps,
         save_strategy="steps",
-        save_steps=train.save_steps,
+        # on a logging step: Trainer logs the mean loss since the last log, so a run resumed from a
+        # checkpoint between two logs would log its first loss over fewer steps than a straight run
+        save_steps=math.ceil(train.save_steps / train.logging_steps) * train.logging_steps,
         save_total_limit=1,
         seed=params.seed,
         data_seed=params.seed,
