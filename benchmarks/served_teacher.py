@@ -66,11 +66,11 @@ def in_process(teacher_dir: Path, prompts: list[str], params, batch_size: int) -
     return answers, time.perf_counter() - start
 
 
-def served(teacher, records: list[dict], params) -> tuple[list, float]:
+def served(teacher, records: list[dict], prompts: list[str], params) -> tuple[list, float]:
     client = make_client(teacher)
     preflight(client, teacher)
     ids = [r["id"] for r in records]
-    requests = requests_for(records, ids, teacher, params)
+    requests = requests_for(records, prompts, ids, teacher, params)
     list(generate_served(client, teacher, requests[:1], ids[:1], params, Stats()))  # warm-up
     answers = [None] * len(records)
     start = time.perf_counter()
@@ -101,7 +101,7 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as log:
         server = start_server(args.teacher, port, log)
         try:
-            remote, remote_s = served(teacher, records, decoding)
+            remote, remote_s = served(teacher, records, prompts, decoding)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)

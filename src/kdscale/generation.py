@@ -54,17 +54,23 @@ def plan_batches(tokenizer, prompts: list[str], batch_size: int) -> list[list[in
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def stop_cut(text: str, stop_strings: list[str]) -> int | None:
+    """Where the answer ends: the first stop string's position in `text`, or None when it has none."""
+    cuts = [text.find(s) for s in stop_strings if s in text]
+    return min(cuts) if cuts else None
+
+
 def finish(tokenizer, token_ids: list[int], stop_strings: list[str], max_new_tokens: int) -> Completion:
     """Turn one row of generated ids into an answer with its finish reason."""
     eos = tokenizer.eos_token_id
     end = token_ids.index(eos) if eos in token_ids else len(token_ids)
     text = tokenizer.decode(token_ids[:end], skip_special_tokens=True)
-    cuts = [text.find(s) for s in stop_strings if s in text]
-    if cuts:
+    cut = stop_cut(text, stop_strings)
+    if cut is not None:
         # Generation halted on the token that completed the stop string; rows are padded after it.
         pad = tokenizer.pad_token_id
         n = next((i for i, t in enumerate(token_ids) if t in (eos, pad)), len(token_ids))
-        return Completion(text[: min(cuts)].strip(), "stop", n)  # stripped like every other answer
+        return Completion(text[:cut].strip(), "stop", n)  # stripped like every other answer
     if end < len(token_ids):
         return Completion(text.strip(), "eos", end + 1)
     return Completion(text.strip(), "length", len(token_ids))

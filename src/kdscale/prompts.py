@@ -31,11 +31,15 @@ def alpaca_prompt(instruction: str, input: str = "") -> str:
     return ALPACA_NO_INPUT.format(instruction=instruction.strip())
 
 
+def user_turn(instruction: str, input: str = "") -> str:
+    """The request as a chat's user turn: the instruction, then the input after a blank line."""
+    return instruction.strip() + (f"\n\n{input.strip()}" if input.strip() else "")
+
+
 def chat_prompt(tokenizer, instruction: str, input: str = "") -> str:
     """The same request as one user turn, through the tokenizer's chat template."""
-    content = instruction.strip() + (f"\n\n{input.strip()}" if input.strip() else "")
     return tokenizer.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        [{"role": "user", "content": user_turn(instruction, input)}], tokenize=False, add_generation_prompt=True
     )
 
 

@@ -34,7 +34,8 @@ import torch
 
 from kdscale.config import TeacherParams
 from kdscale.errors import UserError
-from kdscale.generation import Completion, DecodeParams
+from kdscale.generation import Completion, DecodeParams, stop_cut
+from kdscale.prompts import user_turn
 
 PREFLIGHT_TIMEOUT_S = 10.0
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
@@ -204,28 +205,27 @@ def short(error: Exception) -> str:
 # -----------------------------------------------------------------------------
 # prompts in, answers out
 
-def requests_for(records: list[dict], ids: list[str], teacher: TeacherParams, params: DecodeParams) -> list[dict]:
-    """The request body of each record: the local engine's prompt and decoding, in the OpenAI shape."""
-    from kdscale.prompts import alpaca_prompt
-
+def requests_for(records: list[dict], prompts: list[str], ids: list[str], teacher: TeacherParams,
+                 params: DecodeParams) -> list[dict]:
+    """The request body of each record, in the OpenAI shape with the local engine's decoding: its Alpaca
+    prompt as built for the local engine (`prompts`), or for `chat` its turns, which the server templates."""
     decoding = {"max_tokens": params.max_new_tokens,
                 "temperature": params.temperature if params.do_sample else 0.0,
                 "top_p": params.top_p if params.do_sample else 1.0}
     if params.stop_strings:
         decoding["stop"] = params.stop_strings[:4]  # OpenAI's limit; the rest are cut here (`answer`)
+    system = [{"role": "system", "content": teacher.system_prompt}] if teacher.system_prompt else []
     bodies = []
-    for record, prompt_id in zip(records, ids):
+    for record, prompt, prompt_id in zip(records, prompts, ids):
         # greedy answers need no seed, but servers that honour one make sampled answers resume exactly
         body = {**decoding, "seed": sample_seed(params.seed, prompt_id)}
         if teacher.prompt_format == "chat":
-            content = record["instruction"].strip() + (f"\n\n{record['input'].strip()}"
-                                                       if record.get("input", "").strip() else "")
-            system = [{"role": "system", "content": teacher.system_prompt}] if teacher.system_prompt else []
-            body["messages"] = system + [{"role": "user", "content": content}]
+            turn = {"role": "user", "content": user_turn(record["instruction"], record.get("input", ""))}
+            body["messages"] = system + [turn]
             if params.topk:
                 body.update(logprobs=True, top_logprobs=params.topk)
         else:
-            body["prompt"] = alpaca_prompt(record["instruction"], record.get("input", ""))
+            body["prompt"] = prompt
             if params.topk:
                 body["logprobs"] = params.topk
         bodies.append(body)
@@ -244,10 +244,10 @@ def answer(choice, usage, params: DecodeParams, vocab: TokenMap | None = None) -
     if text is None:
         raise MalformedAnswer("no text")
     n_tokens = usage.completion_tokens if usage is not None and usage.completion_tokens is not None else 0
-    cuts = [text.find(s) for s in params.stop_strings if s in text]
+    cut = stop_cut(text, params.stop_strings)
     stop_reason = (choice.model_extra or {}).get("stop_reason")  # vLLM and SGLang say what stopped the answer
-    if cuts:  # a server that took only some of the stop strings ran on past one
-        text, reason = text[:min(cuts)], "stop"
+    if cut is not None:  # a server that took only some of the stop strings ran on past one
+        text, reason = text[:cut], "stop"
     elif choice.finish_reason == "length":
         reason = "length"
     else:

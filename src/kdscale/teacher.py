@@ -172,12 +172,13 @@ def local_engine(prompts: list[str], teacher: TeacherParams, teacher_dir: Path, 
                   {"backend": teacher.backend, "device": str(torch_device), "dtype": dtype_name})
 
 
-def served_engine(records: list[dict], ids: list[str], teacher: TeacherParams, topk: int, tokenizer) -> Engine:
+def served_engine(records: list[dict], prompts: list[str], ids: list[str], teacher: TeacherParams, topk: int,
+                  tokenizer) -> Engine:
     """The teacher behind an OpenAI-compatible server; checked before any prompt is sent."""
     client = served.make_client(teacher)
     identity = served.server_identity(teacher, served.preflight(client, teacher))
     params = decode_params(teacher, topk)
-    requests = served.requests_for(records, ids, teacher, params)
+    requests = served.requests_for(records, prompts, ids, teacher, params)
     stats = served.Stats()
     vocab = served.TokenMap(tokenizer) if topk else None
 
@@ -195,7 +196,7 @@ def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Pat
     tokenizer = load_tokenizer(str(teacher_dir), "teacher.model", trust_remote_code=teacher.trust_remote_code)
     prompts = [build_prompt(r, teacher.prompt_format, tokenizer) for r in records]
     ids = [r["id"] for r in records]
-    engine = served_engine(records, ids, teacher, topk, tokenizer) if teacher.backend == "openai" \
+    engine = served_engine(records, prompts, ids, teacher, topk, tokenizer) if teacher.backend == "openai" \
         else local_engine(prompts, teacher, teacher_dir, device, dtype, topk, tokenizer)
     progress = progress_dir / f"teacher-{engine.fingerprint}.jsonl"
     progress.parent.mkdir(parents=True, exist_ok=True)
