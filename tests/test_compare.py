@@ -180,3 +180,6 @@ def test_each_pipeline_compares_its_own_students():
     # ...but another seed of the same recipe: 640 has two, the geometric mean of 5 and 6
     at_640 = compare.table(compare.group([reference]), "perplexity")[640]["baseline"]
     assert at_640.n == 2 and at_640.mean == pytest.approx(math.sqrt(30))
+    groups = compare.group([reference])
+    text = compare.markdown([reference], groups, {m: compare.table(groups, m) for m in compare.METRICS})
+    assert "`baseline` has a single seed outside its replicate sizes: no interval there." in text

@@ -243,7 +243,9 @@ def markdown(experiments: list[Experiment], groups: dict[str, list[Experiment]],
              "its interval taken on log perplexity.", ""]
     single = [label for label, exps in groups.items() if len({_value(e.params.get(REPLICATE)) for e in exps}) < 2]
     for label in single:
-        lines.append(f"- `{label}` has a single seed: no interval. Queue more with "
+        # replicate students (scaling.replicate_seeds) give a one-seed experiment intervals at their sizes
+        where = "" if not any(e.replicates for e in groups[label]) else " outside its replicate sizes"
+        lines.append(f"- `{label}` has a single seed{where}: no interval there. Queue more with "
                      f"`dvc exp run --queue -S seed=1,2` plus that recipe's `-S` options.")
     lines += [""] if single else []
     labels = list(groups)
