@@ -35,7 +35,7 @@ lock:
 	mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv
 
-# sync: stages restored from DVC's run-cache (or pulled) log nothing; it fills the MLflow view.
+# The report stage ends in `kdscale sync`; this one covers a report restored from DVC's run-cache.
 run: setup
 	dvc repro
 	kdscale sync

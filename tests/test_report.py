@@ -461,7 +461,8 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
 
     report.main([])
 
-    warning = capsys.readouterr().err
+    output = capsys.readouterr()
+    warning = output.err
     assert "results of sizes no longer in scaling.sizes are still in the workspace" in warning
     assert "`git rm metrics/student-n7.json`" in warning
 
@@ -492,16 +493,24 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert [r["loss"] for r in loss if r["samples"] == 50] == [5.0 - step / 3 for step in range(1, 7)]
     assert not list(tmp_path.glob("reports/.*.tmp")) and not list(tmp_path.glob("plots/.*.tmp"))
 
+    # The report's last step is `kdscale sync`: the MLflow view gets the report run from these files
+    assert "sync: report: run" in output.out
     runs = mlflow.search_runs(experiment_names=["kdscale"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["kdscale.stage"] == "report"
-    assert runs[0].data.metrics["combined_score.teacher"] == pytest.approx(summary["combined_score"]["teacher"])
+    metrics = runs[0].data.metrics
+    assert metrics["combined_score.teacher"] == pytest.approx(summary["combined_score"]["teacher"])
+    assert metrics["combined_score_seed.teacher"] == pytest.approx(details["combined_score_seed"]["teacher"])
+    assert metrics["fit.alpha"] == pytest.approx(details["perplexity_fit"]["alpha"])
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
-    assert {"report.md", "scaling.png", "summary.json", "side_by_side.md"} <= artifacts
-    side = mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/side_by_side.md")
-    assert "- **teacher** (pass, eos): answer of teacher to adh-002" in side
-    assert "- **n=400** (fail, eos): answer of n400 to adh-002" in side
+    assert {"report.md", "scaling.png", "summary.json", "summary_details.json"} <= artifacts
+    report_md = mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/report.md")
+    assert "- **teacher** (pass, eos): answer of teacher to adh-002" in report_md
+    assert "- **n=400** (fail, eos): answer of n400 to adh-002" in report_md
+    report.main([])  # again: the files describe the same run, so the view gains nothing
+    assert "sync: report: up to date" in capsys.readouterr().out
+    assert len(mlflow.search_runs(experiment_names=["kdscale"], output_format="list")) == 1
 
 
 # ----------------------------------------------------------------------------- seeds and the rule

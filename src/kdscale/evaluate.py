@@ -1,7 +1,8 @@
 """Stages `evaluate@N` and `evaluate_teacher`: perplexity, adherence, speed and size of one model.
 
 Definitions are those of docs/design.md §5. A student is asked in the Alpaca template it was
-trained on; the teacher in its own prompt format, the one that wrote its answers.
+trained on; the teacher in its own prompt format, the one that wrote its answers. The stage writes
+files only: `kdscale sync` (the report's last step) puts them on the model's MLflow run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kdscale import paths, tracking
+from kdscale import paths
 from kdscale.checks import evaluate_response, load_adherence, wilson_interval
 from kdscale.config import check_replicate, EvalParams, load_params
 from kdscale.errors import UserError
@@ -239,41 +240,29 @@ def main(argv=None) -> None:
         raise UserError("evaluate: --seed names a replicate student; drop it with --teacher")
     params = load_params()
     heldout = read_jsonl(paths.TEACHER_HELDOUT)
-    tracking.setup()
     if args.teacher:
         model_dir, prompt_format, size = paths.TEACHER_DIR, params.teacher.prompt_format, None
         out_metrics, out_samples = paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES
         out_details = paths.TEACHER_EVAL_DETAILS
-        run = tracking.start_run("evaluate_teacher", "teacher-eval",
-                                 tracking.common_tags("evaluate_teacher", None, [model_dir, paths.TEACHER_HELDOUT]),
-                                 outputs=[out_metrics, out_samples])
     else:
         size, replicate = args.size, args.seed
         check_replicate(params, size, replicate)
         model_dir, prompt_format = paths.student_dir(size, replicate), "alpaca"
         out_metrics, out_samples = paths.student_metrics(size, replicate), paths.student_samples(size, replicate)
         out_details = paths.student_details(size, replicate)
-        run = tracking.start_run("evaluate", paths.student_name(size, replicate),
-                                 tracking.common_tags("evaluate", size, [model_dir, paths.TEACHER_HELDOUT], replicate),
-                                 run_id=tracking.read_run_id(model_dir))
-    with run:
-        tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation")
-        metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval,
-                                          params.teacher.trust_remote_code if args.teacher else
-                                          params.student.trust_remote_code, params.device, params.dtype)
-        if size is not None:
-            log = read_json(model_dir / TRAINING_LOG)
-            training = log["summary"]
-            write_json(paths.loss_plot(size, replicate), [{"step": h["step"], "loss": h["loss"]}
-                                               for h in log["log_history"] if "loss" in h])
-            metrics = {"size": size, **metrics, "train_seconds": training["train_seconds"],
-                       "optimizer_steps": training["optimizer_steps"], "final_train_loss": training["final_loss"]}
-        tracking.log_metrics({f"eval/{k}": v for k, v in metrics.items()})
-        write_jsonl(out_samples, samples)
-        write_json(out_details, metrics)
-        write_json(out_metrics, {k: metrics[k] for k in HEADLINE})
-        tracking.log_artifact(out_samples)
-        tracking.log_artifact(out_details)
+    metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval,
+                                      params.teacher.trust_remote_code if args.teacher else
+                                      params.student.trust_remote_code, params.device, params.dtype)
+    if size is not None:
+        log = read_json(model_dir / TRAINING_LOG)
+        training = log["summary"]
+        write_json(paths.loss_plot(size, replicate), [{"step": h["step"], "loss": h["loss"]}
+                                                      for h in log["log_history"] if "loss" in h])
+        metrics = {"size": size, **metrics, "train_seconds": training["train_seconds"],
+                   "optimizer_steps": training["optimizer_steps"], "final_train_loss": training["final_loss"]}
+    write_jsonl(out_samples, samples)
+    write_json(out_details, metrics)
+    write_json(out_metrics, {k: metrics[k] for k in HEADLINE})
     print(f"evaluate: {model_dir}: perplexity {metrics['perplexity']:.2f} [{metrics['perplexity_ci_low']:.2f}, "
           f"{metrics['perplexity_ci_high']:.2f}], pass rate {metrics['pass_rate']:.0%} "
           f"[{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "

@@ -21,10 +21,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 import numpy as np
 
-from kdscale import paths, stats, tracking
+from kdscale import paths, stats
 from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
 
@@ -856,19 +855,11 @@ def main(argv=None) -> None:
     write_json(paths.SUMMARY, headline(summary))
     write_json(paths.SUMMARY_DETAILS, summary)
 
-    tracking.setup()
-    tags = tracking.common_tags("report", None, [paths.METRICS_DIR, paths.SAMPLES_DIR])
-    with tracking.start_run("report", "report", tags, outputs=[paths.REPORTS_DIR / "summary.json"]):
-        tracking.log_params({"report": params.report.__dict__, "sizes": sizes})
-        tracking.log_metrics({f"combined_score.{k}": v for k, v in summary["combined_score"].items()})
-        tracking.log_metrics({f"combined_score_seed.{k}": v for k, v in summary["combined_score_seed"].items()})
-        tracking.log_metrics({f"fit.{k}": v for k, v in (summary["perplexity_fit"] or {}).items()})
-        for path in [paths.REPORTS_DIR / "scaling.png", paths.REPORTS_DIR / "report.md", paths.SUMMARY,
-                     paths.SUMMARY_DETAILS]:
-            tracking.log_artifact(path)
-        tracking.retry(mlflow.log_text, "\n".join(["# Answers side by side", ""] + side_by_side(
-            teacher_samples, student_samples)) + "\n", "side_by_side.md")
     print(f"report: {paths.REPORTS_DIR / 'report.md'}; {best_student_line(summary)}")
+    # The pipeline's last step fills the MLflow view from the files the stages wrote (one writer for it).
+    from kdscale import sync
+
+    sync.main([])
 
 
 if __name__ == "__main__":

@@ -132,10 +132,10 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
     if eval_metrics and paths.TEACHER_HELDOUT.is_file() and not has_dataset(client, run_id, paths.TEACHER_HELDOUT):
         tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation", run_id=run_id)
         added.append("held-out set")
-    samples = paths.student_samples(size, seed)
-    if samples.is_file() and not has_artifact(client, run_id, samples.name):
-        tracking.retry(client.log_artifact, run_id, str(samples))
-        added.append("samples")
+    for artifact in (paths.student_samples(size, seed), metrics_file):
+        if artifact.is_file() and not has_artifact(client, run_id, artifact.name):
+            tracking.retry(client.log_artifact, run_id, str(artifact))
+            added.append(artifact.parent.name)  # samples, details
 
     version = model_version(client, registered_name, run_id)
     if version is None:
@@ -179,6 +179,13 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
     return ["run"]
 
 
+def report_metrics(summary: dict) -> dict:
+    """The report run's metrics: each model's combined score (both formulas) and the scaling fit."""
+    return {**{f"combined_score.{k}": v for k, v in summary["combined_score"].items()},
+            **{f"combined_score_seed.{k}": v for k, v in summary.get("combined_score_seed", {}).items()},
+            **{f"fit.{k}": v for k, v in (summary.get("perplexity_fit") or summary.get("fit") or {}).items()}}
+
+
 def trained_students() -> list[tuple[int, int | None]]:
     """(size, replicate seed or None) of every trained student folder in this checkout."""
     found = []
@@ -190,7 +197,15 @@ def trained_students() -> list[tuple[int, int | None]]:
 
 
 def sync() -> dict[str, list[str]]:
-    """Fill the store from this checkout's outputs; returns {run name: what was added}."""
+    """Fill the store from this checkout's outputs; returns {run name: what was added}.
+
+    One sync at a time per SQLite store: the report stages of two `dvc queue` workers both end in a
+    sync, and two syncs that find the same run missing would both make it."""
+    with tracking.store_lock("sync"):
+        return _sync()
+
+
+def _sync() -> dict[str, list[str]]:
     experiment_id = tracking.setup()
     client = MlflowClient()
     params = load_params()
@@ -216,14 +231,12 @@ def sync() -> dict[str, list[str]]:
     for size, seed in trained_students():
         done[paths.student_name(size, seed)] = sync_student(client, experiment_id, params, size,
                                                             params.student.registered_name, seed)
-    summary_file = paths.REPORTS_DIR / "summary.json"
-    if summary_file.is_file():
-        summary = read_json(summary_file)
+    if paths.SUMMARY.is_file():
+        summary = read_json(paths.SUMMARY_DETAILS if paths.SUMMARY_DETAILS.is_file() else paths.SUMMARY)
         done["report"] = sync_simple(
-            client, experiment_id, "report", "report", [summary_file],
-            {"report": to_dict(params.report), "sizes": params.scaling.sizes},
-            {f"combined_score.{k}": v for k, v in (summary.get("combined_score") or {}).items()},
-            [paths.REPORTS_DIR / name for name in ("scaling.png", "report.md", "summary.json")])
+            client, experiment_id, "report", "report", [paths.SUMMARY],
+            {"report": to_dict(params.report), "sizes": params.scaling.sizes}, report_metrics(summary),
+            [paths.REPORTS_DIR / "scaling.png", paths.REPORTS_DIR / "report.md", paths.SUMMARY, paths.SUMMARY_DETAILS])
     return done
 
 

@@ -35,7 +35,8 @@ from typing import Callable, Iterator
 import torch
 from tqdm import tqdm
 
-from kdscale import paths, served, tracking
+from kdscale import paths, served
+from kdscale.digest import data_md5
 from kdscale.config import SERVING_KEYS, TeacherParams, load_params, to_dict
 from kdscale.generation import DecodeParams, generate, generate_vllm
 from kdscale.jsonl import read_jsonl, write_json, write_jsonl
@@ -58,7 +59,7 @@ def fingerprint(teacher_dir: Path, teacher: TeacherParams, device: str = "cpu", 
         file = teacher_dir / name
         if file.is_file():
             h.update(name.encode())
-            h.update(tracking.data_md5([file]).encode())
+            h.update(data_md5([file]).encode())
     decoding = {k: v for k, v in to_dict(teacher).items()
                 if k not in {"filters", "trust_remote_code"} | SERVING_KEYS}
     key = {"decoding": decoding, "device": str(device), "dtype": str(dtype)} | ({"topk": topk} if topk else {})
@@ -255,16 +256,11 @@ def main(argv=None) -> None:
     params = load_params()
     teacher = params.teacher
     pool, heldout = read_jsonl(paths.POOL_PROMPTS), read_jsonl(paths.HELDOUT_PROMPTS)
-    tracking.setup()
-    tags = tracking.common_tags("teacher", None, [paths.POOL_PROMPTS, paths.HELDOUT_PROMPTS, paths.TEACHER_DIR])
-    with tracking.start_run("teacher", "teacher-generation", tags, outputs=paths.TEACHER_OUTPUTS):
-        tracking.log_params(tracking.teacher_run_params(params))
-        rows, timing, progress = run_generation(pool + heldout, teacher, paths.TEACHER_DIR, paths.PROGRESS_DIR,
-                                                params.device, params.dtype, params.teacher_topk.k)
-        write_jsonl(paths.TEACHER_RAW, raw_records(pool, heldout, rows))
-        generated_topk(rows, params.teacher_topk.k).save(paths.TEACHER_GENERATED_TOPK)
-        write_json(paths.TEACHER_GENERATION, timing)
-        tracking.log_metrics({k: v for k, v in timing.items() if isinstance(v, (int, float))})
+    rows, timing, progress = run_generation(pool + heldout, teacher, paths.TEACHER_DIR, paths.PROGRESS_DIR,
+                                            params.device, params.dtype, params.teacher_topk.k)
+    write_jsonl(paths.TEACHER_RAW, raw_records(pool, heldout, rows))
+    generated_topk(rows, params.teacher_topk.k).save(paths.TEACHER_GENERATED_TOPK)
+    write_json(paths.TEACHER_GENERATION, timing)
     print(f"teacher: {len(rows)} answers ({timing['generated_answers']} generated, {timing['resumed_answers']} "
           f"reused from {progress}, {timing['skipped_context']} skipped as too long) on "
           f"{timing['device']}/{timing['dtype']}; `kdscale teacher_filter` filters them")

@@ -3,7 +3,8 @@
 Reads data/teacher/raw.jsonl (stage `teacher`), marks bad answers with a reason
 instead of deleting them, and writes data/teacher/{pool,heldout}.jsonl and
 metrics/teacher_generation.json. Editing a filter reruns this stage and what reads
-its outputs, never the generation. It imports no torch, so a rerun starts in seconds.
+its outputs, never the generation. It imports neither torch nor MLflow (`kdscale sync` logs its run),
+so a rerun starts in seconds.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import re
 from collections import Counter
 
-from kdscale import paths, tracking
+from kdscale import paths
 from kdscale.config import FilterParams, load_params
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.text import is_repetitive
@@ -105,13 +106,6 @@ def main(argv=None) -> None:
     write_jsonl(paths.TEACHER_POOL, [a for a, r in zip(answers, raw) if r["split"] == "pool"])
     write_jsonl(paths.TEACHER_HELDOUT, [a for a, r in zip(answers, raw) if r["split"] == "heldout"])
     write_json(paths.TEACHER_METRICS, metrics)
-    tracking.setup()
-    tags = tracking.common_tags("teacher_filter", None, [paths.TEACHER_RAW])
-    # Its own run: filters change, and a run's logged params cannot.
-    with tracking.start_run("teacher_filter", "teacher-filter", tags, outputs=paths.FILTER_OUTPUTS):
-        tracking.log_params(tracking.filter_run_params(params))
-        tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        tracking.log_dict({"answers": answers[:25]}, "teacher_answers_sample.json")
     print(f"teacher_filter: {metrics['answers']} answers, {metrics['kept']} kept, {metrics['dropped']} dropped "
           f"({', '.join(f'{k[8:]} {v}' for k, v in metrics.items() if k.startswith('dropped_') and v) or 'none'})")
 

@@ -1,13 +1,16 @@
-"""MLflow tracking for every stage: one store per repository, one run per model.
+"""MLflow tracking: one store per repository, one run per model. Two writers use it: the train stage
+logs its run live (params, per-step curve, the registered model), and `kdscale sync` (the report
+stage's last step) logs everything else from the files the stages wrote.
 
 The store is `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts/`
 unless MLFLOW_TRACKING_URI says otherwise. Queued DVC experiments run in a temporary copy
 of the repository, so the root comes from DVC_ROOT (which DVC points at the real one).
 
-The train stage opens a model's run and writes its id next to the checkpoint
-(`mlflow_run.json`); the evaluate stage reopens that run from the id. Two `dvc queue`
-workers write to the same SQLite file at once, so the first connection (schema migrations)
-and the experiment's creation happen under a file lock, and calls retry "database is locked".
+The train stage writes its run's id next to the checkpoint (`mlflow_run.json`); sync finds the run
+by it, or by the key of the outputs it describes. Two `dvc queue` workers train at once, so two
+processes can write one SQLite file: the first connection (schema migrations), the experiment's
+creation and each sync happen under a file lock, and calls retry "database is locked". An MLflow
+server (MLFLOW_TRACKING_URI=http://...) is the one writer of its database and needs neither.
 
     setup()
     with start_run("train", "student-n500", common_tags("train", 500, [data])) as run:
@@ -19,7 +22,6 @@ and the experiment's creation happen under a file lock, and calls retry "databas
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -42,6 +44,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from kdscale import paths  # noqa: E402
 from kdscale.config import flatten, to_dict  # noqa: E402
+from kdscale.digest import data_md5  # noqa: E402
 
 try:
     import fcntl
@@ -145,6 +148,13 @@ def _file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def store_lock(name: str):
+    """A file lock beside a SQLite store (`mlflow.db-<name>.lock`, matched by the ignore rule /mlflow.db-*),
+    held by one process at a time; other stores (a server) need none: nothing."""
+    db = _sqlite_path(tracking_uri())
+    return _file_lock(db.with_name(f"{db.name}-{name}.lock")) if db else contextlib.nullcontext()
+
+
 _setup_uri: str | None = None  # the store of the last setup() in this process
 
 
@@ -173,12 +183,9 @@ def setup(experiment: str | None = None) -> str:
     name = experiment or experiment_name()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    db = _sqlite_path(uri)
     # The first process on a fresh database runs MLflow's schema migrations, unlocked in
-    # MLflow 3.17: a second process doing the same at the same time fails. One at a time,
-    # then; the lock file matches the repository's ignore rule /mlflow.db-*.
-    lock = _file_lock(db.with_name(db.name + "-setup.lock")) if db else contextlib.nullcontext()
-    with lock:
+    # MLflow 3.17: a second process doing the same at the same time fails. One at a time, then.
+    with store_lock("setup"):
         client = MlflowClient(uri)
         exp = retry(client.get_experiment_by_name, name)
         if exp is None:
@@ -233,32 +240,6 @@ def close_dead_runs(experiment_id: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- tags
-
-def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def data_md5(paths: list[Path]) -> str:
-    """md5 of files and folders. A file: its md5 (as `dvc.lock` has it). A folder: md5 of its
-    sorted "relative path<TAB>file md5" lines. Several paths: md5 of their md5s, in order."""
-    digests = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            lines = sorted(f"{p.relative_to(path).as_posix()}\t{_md5_file(p)}\n"
-                           for p in path.rglob("*") if p.is_file())
-            digests.append(hashlib.md5("".join(lines).encode()).hexdigest())
-        elif path.is_file():
-            digests.append(_md5_file(path))
-        else:
-            raise FileNotFoundError(f"data to tag not found: {path}")
-    if len(digests) == 1:
-        return digests[0]
-    return hashlib.md5("\n".join(digests).encode()).hexdigest()
-
 
 def git_commit() -> str | None:
     # A queued experiment runs on its baseline commit, whatever HEAD of the real repo is now.

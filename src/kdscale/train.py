@@ -25,6 +25,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdscale import distill, paths, tracking
 from kdscale.config import check_replicate, Params, load_params, to_dict
+from kdscale.digest import data_md5
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
 from kdscale.paths import TRAINING_LOG
@@ -231,7 +232,7 @@ def last_checkpoint(folder: Path) -> str | None:
 def run_fingerprint(params: Params, size: int, seed: int | None = None) -> str:
     """Names the checkpoint folder: a changed recipe or subset never resumes an old run."""
     key = {"student": to_dict(params.student), "train": to_dict(params.train), "seed": params.seed, "size": size,
-           "subset": tracking.data_md5([paths.subset_file(size, seed)])}
+           "subset": data_md5([paths.subset_file(size, seed)])}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
