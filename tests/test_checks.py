@@ -16,7 +16,6 @@ from kdscale.checks import (
     loose_variants,
     split_sentences,
     type_counts,
-    wilson_interval,
 )
 from kdscale.errors import UserError
 
@@ -275,22 +274,6 @@ def test_evaluate_response_fails_both():
     assert result["checks"][1] == {"type": "keywords", "strict": False, "loose": False}
     blank = evaluate_response(checks, "")
     assert blank["strict"] is False and blank["loose"] is False
-
-
-@pytest.mark.parametrize(
-    "k,n,lo,hi",
-    [(10, 50, 0.1124, 0.3304), (7, 50, 0.0695, 0.2622), (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (25, 50, 0.3664, 0.6336)],
-)
-def test_wilson_interval(k, n, lo, hi):
-    got = wilson_interval(k, n)
-    assert got[0] == pytest.approx(lo, abs=1e-3)
-    assert got[1] == pytest.approx(hi, abs=1e-3)
-
-
-def test_wilson_interval_edges():
-    assert wilson_interval(0, 0) == (0.0, 1.0)
-    with pytest.raises(ValueError):
-        wilson_interval(5, 4)
 
 
 # -----------------------------------------------------------------------------
@@ -781,15 +764,6 @@ def test_type_counts_counts_prompts_not_checks():
     prompts = [{"checks": [{"type": "keywords", "words": ["a"]}, {"type": "keywords", "words": ["b"]}]},
                {"checks": [{"type": "keywords", "words": ["c"]}, {"type": "lowercase"}]}]
     assert type_counts(prompts) == {"keywords": 2, "lowercase": 1}
-
-
-@pytest.mark.parametrize("n", [1, 7, 50, 1000])
-def test_wilson_interval_contains_the_rate(n):
-    assert wilson_interval(0, n)[0] == 0.0
-    assert wilson_interval(n, n)[1] == 1.0
-    for k in range(0, n + 1, max(1, n // 20)):
-        low, high = wilson_interval(k, n)
-        assert 0.0 <= low <= k / n <= high <= 1.0
 
 
 # an answer a good model could write passes each prompt that uses the new families: the set is not impossible

@@ -81,22 +81,6 @@ def test_token_nll_counts_response_tokens_and_eos_only(tiny_model):
     assert sums[4] == pytest.approx(alone[0], rel=1e-5)
 
 
-def test_bootstrap_interval_brackets_the_perplexity_and_is_seeded():
-    sums = [10.0, 30.0, 5.0, 80.0, 12.0, 40.0, 7.0, 22.0]
-    counts = [5, 10, 4, 20, 6, 8, 5, 9]
-    ppl = ev_mod.pooled_perplexity(sums, counts)
-    low, high = ev_mod.bootstrap_perplexity(sums, counts, resamples=2000, seed=0)
-    assert low < ppl < high
-    assert (low, high) == ev_mod.bootstrap_perplexity(sums, counts, resamples=2000, seed=0)
-    assert (low, high) != ev_mod.bootstrap_perplexity(sums, counts, resamples=2000, seed=1)
-    # Identical answers leave nothing to resample: the interval closes on the perplexity.
-    same = ev_mod.bootstrap_perplexity([6.0] * 8, [3] * 8, resamples=200)
-    assert same == pytest.approx((math.exp(2.0), math.exp(2.0)))
-    # More answers of the same spread give a narrower interval.
-    wide = ev_mod.bootstrap_perplexity(sums * 10, counts * 10, resamples=2000, seed=0)
-    assert wide[1] - wide[0] < high - low
-
-
 def test_perplexity_reference_scores_the_reference_text(tiny_model):
     model, tokenizer = tiny_model
     records = [{"instruction": r["instruction"], "input": r["input"], "response": "Something else entirely.",

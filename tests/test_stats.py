@@ -1,4 +1,4 @@
-"""stats: seeds combined with the paired bootstrap, the diminishing-returns rule, the fit's backtest and the
+"""stats: the Wilson interval, the perplexity bootstrap and the t-interval; seeds combined with the paired bootstrap, the diminishing-returns rule, the fit's backtest and the
 adherence set's power."""
 
 from __future__ import annotations
@@ -98,3 +98,57 @@ def test_paired_vs_counts_discordant_prompts_and_tests_them_exactly():
     assert (vs["only_teacher"], vs["only_student"]) == (12, 5)
     assert vs["p_value"] == pytest.approx(0.1435, abs=1e-3)  # binomial(17, 0.5), two-sided, at 5
     assert stats.paired_vs(teacher, teacher)["p_value"] == 1.0
+
+
+# ----------------------------------------------------------------------------- one model
+
+@pytest.mark.parametrize(
+    "k,n,lo,hi",
+    [(10, 50, 0.1124, 0.3304), (7, 50, 0.0695, 0.2622), (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (25, 50, 0.3664, 0.6336)],
+)
+def test_wilson_interval(k, n, lo, hi):
+    got = stats.wilson_interval(k, n)
+    assert got[0] == pytest.approx(lo, abs=1e-3)
+    assert got[1] == pytest.approx(hi, abs=1e-3)
+
+
+def test_wilson_interval_edges():
+    assert stats.wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        stats.wilson_interval(5, 4)
+
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 1000])
+def test_wilson_interval_contains_the_rate(n):
+    assert stats.wilson_interval(0, n)[0] == 0.0
+    assert stats.wilson_interval(n, n)[1] == 1.0
+    for k in range(0, n + 1, max(1, n // 20)):
+        low, high = stats.wilson_interval(k, n)
+        assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_t_interval_is_the_textbook_one():
+    mean, low, high = stats.t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and high - mean == pytest.approx(4.302652729911275 / 3 ** 0.5)  # t(0.975, 2) * sd / sqrt(n)
+    assert mean - low == pytest.approx(high - mean)
+
+
+def pooled_perplexity(sums, counts):
+    return math.exp(sum(sums) / sum(counts))
+
+
+def test_bootstrap_interval_brackets_the_perplexity_and_is_seeded():
+    sums = [10.0, 30.0, 5.0, 80.0, 12.0, 40.0, 7.0, 22.0]
+    counts = [5, 10, 4, 20, 6, 8, 5, 9]
+    ppl = pooled_perplexity(sums, counts)
+    low, high = stats.bootstrap_perplexity(sums, counts, resamples=2000, seed=0)
+    assert low < ppl < high
+    assert (low, high) == stats.bootstrap_perplexity(sums, counts, resamples=2000, seed=0)
+    assert (low, high) != stats.bootstrap_perplexity(sums, counts, resamples=2000, seed=1)
+    # Identical answers leave nothing to resample: the interval closes on the perplexity.
+    same = stats.bootstrap_perplexity([6.0] * 8, [3] * 8, resamples=200)
+    assert same == pytest.approx((math.exp(2.0), math.exp(2.0)))
+    # More answers of the same spread give a narrower interval.
+    wide = stats.bootstrap_perplexity(sums * 10, counts * 10, resamples=2000, seed=0)
+    assert wide[1] - wide[0] < high - low

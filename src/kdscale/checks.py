@@ -33,7 +33,6 @@ grader would sign where IFEval's are too literal. Deliberate differences from IF
 
 import difflib
 import json
-import math
 import re
 import unicodedata
 from importlib import resources
@@ -667,25 +666,6 @@ def type_counts(prompts):
         for kind in dict.fromkeys(c["type"] for c in prompt["checks"]):
             counts[kind] = counts.get(kind, 0) + 1
     return counts
-
-
-def wilson_interval(successes, n, z=1.959963984540054):
-    """Wilson score interval for a binomial proportion (95% by default); n=0 gives (0, 1).
-
-    0/n has a lower bound of exactly 0 and n/n an upper bound of exactly 1, and the interval
-    always contains successes/n (floating point alone would put 0/50's lower bound at 7e-18).
-    """
-    if n == 0:
-        return (0.0, 1.0)
-    if n < 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if successes == 0 else min(p, max(0.0, center - half))
-    high = 1.0 if successes == n else max(p, min(1.0, center + half))
-    return (low, high)
 
 
 # -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from kdscale import paths
 from kdscale.config import flatten
 from kdscale.errors import UserError
 from kdscale.jsonl import atomic_open
+from kdscale.stats import t_interval
 
 REPLICATE = "seed"
 NOT_RECIPE = {REPLICATE, "scaling.sizes"}  # sizes are compared one by one, whatever list ran them
@@ -179,20 +180,13 @@ def group(experiments: list[Experiment]) -> dict[str, list[Experiment]]:
 
 def summarise(values: list[float], log: bool = False, bounds: tuple[float, float] | None = None) -> Summary:
     """Mean and 95% t-interval; on the log scale (geometric mean) when `log`, clipped to `bounds`."""
-    from scipy import stats
-
     if len(values) == 1:
         return Summary(1, values[0])
-    xs = [math.log(v) for v in values] if log else list(values)
-    n = len(xs)
-    mean = sum(xs) / n
     back = math.exp if log else (lambda x: x)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    low, high = back(mean - half), back(mean + half)
+    mean, low, high = (back(x) for x in t_interval([math.log(v) for v in values] if log else values))
     if bounds:
         low, high = max(low, bounds[0]), min(high, bounds[1])
-    return Summary(n, back(mean), low, high)
+    return Summary(len(values), mean, low, high)
 
 
 def table(groups: dict[str, list[Experiment]], metric: str) -> dict[int, dict[str, Summary]]:

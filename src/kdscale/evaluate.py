@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from kdscale import paths
-from kdscale.checks import evaluate_response, load_adherence, wilson_interval
+from kdscale.stats import bootstrap_perplexity, wilson_interval
+from kdscale.checks import evaluate_response, load_adherence
 from kdscale.config import check_replicate, EvalParams, load_params
 from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
@@ -79,22 +80,6 @@ def perplexity(model, tokenizer, records: list[dict], prompt_format: str, batch_
                response_key: str = "response") -> float:
     """exp(sum NLL / tokens) over response tokens and the EOS that ends each response."""
     return pooled_perplexity(*answer_nll(model, tokenizer, records, prompt_format, batch_size, response_key))
-
-
-def bootstrap_perplexity(sums, counts, resamples: int = 2000, seed: int = 0,
-                         level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval over answers: resample answers (each with its NLL sum and token
-    count) with replacement and recompute the pooled perplexity."""
-    sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
-    if len(sums) == 0 or counts.sum() == 0:
-        return float("nan"), float("nan")
-    picks = np.random.default_rng(seed).integers(0, len(sums), size=(resamples, len(sums)))
-    # A resample of only empty answers has no tokens; it is skipped rather than scored nan.
-    tokens = counts[picks].sum(axis=1)
-    ppl = np.exp(sums[picks].sum(axis=1)[tokens > 0] / tokens[tokens > 0])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(ppl, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 # -----------------------------------------------------------------------------

@@ -126,9 +126,9 @@ def resampled_axes(evidence: Evidence, resamples: int = SCORE_RESAMPLES, seed: i
     """Each draw picks held-out answers and adherence prompts with replacement, the same ones for every
     model, and normalises perplexity within the draw."""
     rng = np.random.default_rng(seed)
-    answers = rng.integers(0, evidence.nll_sums.shape[1], size=(resamples, evidence.nll_sums.shape[1]))
-    prompts = rng.integers(0, evidence.strict.shape[1], size=(resamples, evidence.strict.shape[1]))
-    log_ppl = evidence.nll_sums[:, answers].sum(-1) / evidence.token_counts[:, answers].sum(-1)
+    answers = stats.resample(evidence.nll_sums.shape[1], resamples, rng)
+    prompts = stats.resample(evidence.strict.shape[1], resamples, rng)
+    log_ppl = stats.pooled_log_perplexity(evidence.nll_sums, evidence.token_counts, answers)
     ppl = np.exp(log_ppl)
     return Resampled(evidence.names, ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1), log_ppl,
                      {key: flags[:, prompts].mean(-1) for key, flags in evidence.flags.items()})

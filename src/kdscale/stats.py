@@ -1,5 +1,7 @@
-"""Statistics the report needs beyond one bootstrap: seeds, the diminishing-returns rule, the fit's backtest
-and the power of the adherence set.
+"""The project's statistics, used by evaluate, report and compare: the Wilson interval of a pass rate, the
+bootstrap of pooled perplexity over answers, the t-interval over seeds, seeds combined with items, the
+diminishing-returns rule, the fit's backtest and the power of the adherence set. scipy is imported
+where it is used, so a stage that needs only the bootstrap does not pay for it.
 
 Every model of a study is scored on the same held-out answers and adherence prompts, so a paired bootstrap
 over those items (report.resampled_axes) gives each model's metric on common draws. Replicate seeds add the
@@ -14,9 +16,72 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
-from scipy.optimize import curve_fit
 
+
+class _Scipy:
+    """scipy.stats and curve_fit, imported on first use: evaluate needs one Wilson interval, not all of scipy
+    at start-up."""
+
+    def __getattr__(self, name):
+        from scipy import optimize, stats
+
+        return getattr(optimize if name == "curve_fit" else stats, name)
+
+
+sps = _Scipy()
+
+
+# ----------------------------------------------------------------------------- one model
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (scipy's); n = 0 gives (0, 1). 0/n has a lower bound of exactly
+    0 and n/n an upper bound of exactly 1 (floating point alone would put 0/50's at 7e-18), and the
+    interval always contains successes/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    ci = sps.binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
+    p = successes / n
+    low = 0.0 if successes == 0 else min(p, max(0.0, float(ci.low)))
+    high = 1.0 if successes == n else max(p, min(1.0, float(ci.high)))
+    return (low, high)
+
+
+def resample(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap picks: `resamples` rows of n indices drawn from range(n) with replacement."""
+    return rng.integers(0, n, size=(resamples, n))
+
+
+def pooled_log_perplexity(nll_sums: np.ndarray, token_counts: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """log perplexity pooled over the picked answers (their NLL sum over their tokens), per row of picks;
+    the last axis of `nll_sums`/`token_counts` is the answers'. A row of only empty answers gives nan."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return nll_sums[..., picks].sum(-1) / token_counts[..., picks].sum(-1)
+
+
+def bootstrap_perplexity(sums, counts, resamples: int = 2000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of one model's pooled perplexity over its answers."""
+    sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+    if len(sums) == 0 or counts.sum() == 0:
+        return float("nan"), float("nan")
+    log_ppl = pooled_log_perplexity(sums, counts, resample(len(sums), resamples, np.random.default_rng(seed)))
+    ppl = np.exp(log_ppl[np.isfinite(log_ppl)])  # a resample of only empty answers is skipped, not scored
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(ppl, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t-interval over seeds (values: one per seed, at least 2)."""
+    xs = np.asarray(values, dtype=float)
+    mean = float(xs.mean())
+    half = float(sps.t.ppf(0.5 + level / 2, len(xs) - 1)) * float(xs.std(ddof=1)) / math.sqrt(len(xs))
+    return mean, mean - half, mean + half
+
+
+# ----------------------------------------------------------------------------- seeds and items
 
 @dataclass
 class Seeded:
@@ -104,7 +169,7 @@ def fit_log_curve(x: np.ndarray, y: np.ndarray):
     alpha0 = float(np.clip(-np.polyfit(np.log(x), np.log(y), 1)[0], 0.05, 2.9))
     floor0 = 0.5 * lowest
     b0 = max((y[0] - floor0) * x[0] ** alpha0, 1e-9)
-    return curve_fit(log_curve, x, np.log(y), p0=[floor0, b0, alpha0],
+    return sps.curve_fit(log_curve, x, np.log(y), p0=[floor0, b0, alpha0],
                      bounds=([0.0, 1e-12, 1e-6], [lowest * (1 - 1e-9), np.inf, 3.0]), maxfev=20000)
 
 
