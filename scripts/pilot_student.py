@@ -24,7 +24,7 @@ import torch
 from datasets import Dataset
 
 from kdscale import paths, tracking
-from kdscale.checks import load_adherence
+from kdscale.adherence import load_adherence
 from kdscale.config import load_params
 from kdscale.evaluate import adherence, perplexity
 from kdscale.examples import CompletionCollator, tokenize_records

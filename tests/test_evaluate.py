@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import kdscale.evaluate as ev_mod
-from kdscale.checks import load_adherence
+from kdscale.adherence import load_adherence
 from kdscale.config import EvalParams
 from kdscale.generation import Completion, DecodeParams, generate_batch
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from kdscale import paths
-from kdscale.checks import load_adherence
+from kdscale.adherence import load_adherence
 from kdscale.cli import main
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import prompt_id

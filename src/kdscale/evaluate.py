@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from kdscale import paths
 from kdscale.stats import bootstrap_perplexity, wilson_interval
-from kdscale.checks import evaluate_response, load_adherence
+from kdscale.adherence import evaluate_response, load_adherence
 from kdscale.config import check_replicate, EvalParams, load_params
 from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from kdscale import paths
-from kdscale.checks import load_adherence
+from kdscale.adherence import load_adherence
 from kdscale.config import load_params
 from kdscale.errors import UserError
 from kdscale.jsonl import write_json, write_jsonl

@@ -1,22 +1,15 @@
-"""Tests for the instruction-adherence checks, scoring and the adherence file loader."""
+"""kdscale.adherence: the checks, the blank-answer rule, scoring and the adherence file loader."""
 
 import inspect
 import json
 import random
 import pytest
 
-from kdscale.checks import (
-    CHECKS,
-    LANGUAGES,
-    REQUIRED_ARGS,
-    count_words,
-    detect_language,
-    evaluate_response,
-    load_adherence,
-    loose_variants,
-    split_sentences,
-    type_counts,
-)
+from kdscale.adherence import evaluate_response, load_adherence, type_counts
+from kdscale.adherence.checks import CHECKS, REQUIRED_ARGS
+from kdscale.adherence.language import LANGUAGES, detect_language
+from kdscale.adherence.score import loose_variants
+from kdscale.adherence.text import count_words, split_sentences
 from kdscale.errors import UserError
 
 YNM = ["My answer is yes.", "My answer is no.", "My answer is maybe."]
@@ -819,3 +812,23 @@ def test_bad_args_of_every_type(tmp_path, kind):
         assert f"missing arg {name!r}" in _error(_write(tmp_path, [_rec(checks=[missing])]))
         msg = _error(_write(tmp_path, [_rec(checks=[{**good, name: BAD_VALUE[name]}])]))
         assert f"arg {name!r} must be" in msg
+
+
+def test_a_registered_check_fails_a_blank_answer_before_it_runs():
+    from kdscale.adherence import checks
+
+    calls = []
+
+    def check_mentions(response, word):
+        """Says `word`."""
+        calls.append(response)
+        return True
+
+    try:
+        registered = checks.check(check_mentions)
+        assert checks.REQUIRED_ARGS["mentions"] == {"word"}
+        assert registered(" \n* ", word="x") is False and calls == []  # never reached the function
+        assert registered("hello", word="x") is True and calls == ["hello"]
+    finally:
+        checks.CHECKS.pop("mentions", None)
+        checks.REQUIRED_ARGS.pop("mentions", None)
