@@ -236,6 +236,57 @@ def run_fingerprint(params: Params, size: int, seed: int | None = None) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def training_data(params: Params, model, tokenizer, records: list[dict], name: str):
+    """The tokenized examples, their counts, the collator and (kd | mixed) the KD settings."""
+    max_length = min(params.train.max_length, max_context(model, tokenizer))
+    if params.train.objective == "sft":
+        examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
+        kd, collator = None, CompletionCollator(tokenizer.pad_token_id)
+    else:
+        teacher_tokenizer = load_tokenizer(str(paths.TEACHER_DIR), "teacher.model")
+        distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.student.model)
+        examples, counts = distill.tokenize_with_ids(tokenizer, records, max_length, params.train.overlong)
+        store = distill.TopkStore.load(paths.TOPK_FILE)
+        store.check(examples, f"train {name}")
+        kd = distill.KDConfig(params.train.objective, params.train.kd_temperature, params.train.kd_weight)
+        collator = distill.KDCollator(tokenizer.pad_token_id, store=store)
+    if not examples:
+        raise UserError(f"train: every example of {name} is longer than train.max_length={max_length}; raise it")
+    return examples, counts, collator, kd
+
+
+def open_run(params: Params, size: int, replicate: int | None, checkpoints: Path, is_main: bool):
+    """The student's MLflow run, reopened on resume (its id lies beside the checkpoints); rank 0 only."""
+    if not is_main:
+        return contextlib.nullcontext()
+    tracking.setup()
+    tags = tracking.common_tags("train", size, [paths.subset_file(size, replicate)], replicate)
+    tags.update(tracking.recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
+    return tracking.start_run("train", paths.student_name(size, replicate), tags,
+                              run_id=tracking.read_run_id(checkpoints),
+                              outputs=[paths.student_dir(size, replicate)], size=size, seed=replicate)
+
+
+def save_student(trainer: Trainer, tokenizer, tmp: Path, out: Path, summary: dict, run_id: str) -> None:
+    """Beside the weights in `tmp`: the tokenizer, training log and run id; then `tmp` becomes `out` at once."""
+    tokenizer.save_pretrained(tmp)
+    write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": trainer.state.log_history})
+    tracking.write_run_id(tmp, run_id)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def training_summary(trainer: Trainer, result, collator, seconds: float, world_size: int) -> dict:
+    """What the run did: steps, seconds, losses, real tokens/s, padding, size, hardware."""
+    args, history = trainer.args, trainer.state.log_history
+    return {"optimizer_steps": trainer.state.global_step, "train_seconds": seconds,
+            "train_loss": result.training_loss, "final_loss": _last_loss(history, result.training_loss),
+            "real_tokens": collator.real_tokens, "real_tokens_per_sec": collator.real_tokens / seconds,
+            "padding_fraction": collator.padding_fraction,
+            "parameters": count_parameters(trainer.model), "world_size": world_size,
+            "device": str(args.device), "dtype": "bfloat16" if args.bf16 else "float16" if args.fp16 else "float32"}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale train", description=__doc__)
     parser.add_argument("--size", type=int, required=True)
@@ -256,37 +307,15 @@ def main(argv=None) -> None:
     if size == 0:
         return save_untrained(params, model, tokenizer)
     freeze_embeddings(model, params)
-    max_length = min(params.train.max_length, max_context(model, tokenizer))
-    kd = None
-    if params.train.objective == "sft":
-        examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
-    else:
-        teacher_tokenizer = load_tokenizer(str(paths.TEACHER_DIR), "teacher.model")
-        distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.student.model)
-        examples, counts = distill.tokenize_with_ids(tokenizer, records, max_length, params.train.overlong)
-        store = distill.TopkStore.load(paths.TOPK_FILE)
-        store.check(examples, f"train {name}")
-        kd = distill.KDConfig(params.train.objective, params.train.kd_temperature, params.train.kd_weight)
-    if not examples:
-        raise UserError(f"train: every example of {name} is longer than train.max_length={max_length}; raise it")
+    examples, counts, collator, kd = training_data(params, model, tokenizer, records, name)
     steps = optimizer_steps(params, len(examples), world_size)
     checkpoints = paths.CHECKPOINTS_DIR / f"{name}-{run_fingerprint(params, size, replicate)}"
-    collator = CompletionCollator(tokenizer.pad_token_id) if kd is None \
-        else distill.KDCollator(tokenizer.pad_token_id, store=store)
     args = one_process_one_gpu(training_arguments(params, checkpoints, steps))
-    trainer = StudentTrainer(model=model, args=args,
-                             train_dataset=examples, data_collator=collator,
+    trainer = StudentTrainer(model=model, args=args, train_dataset=examples, data_collator=collator,
                              callbacks=[MLflowLogger(collator)], kd=kd)
     resume = last_checkpoint(checkpoints)
-
-    run = contextlib.nullcontext()
-    if is_main:
-        tracking.setup()
-        tags = tracking.common_tags("train", size, [paths.subset_file(size, replicate)], replicate)
-        tags.update(tracking.recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
-        run = tracking.start_run("train", name, tags, run_id=tracking.read_run_id(checkpoints),
-                                 outputs=[paths.student_dir(size, replicate)], size=size, seed=replicate)
-    with run as active:
+    out = paths.student_dir(size, replicate)
+    with open_run(params, size, replicate, checkpoints, is_main) as active:
         if is_main:
             checkpoints.mkdir(parents=True, exist_ok=True)
             tracking.write_run_id(checkpoints, active.info.run_id)
@@ -299,7 +328,6 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume)
         seconds = time.perf_counter() - start
-        out = paths.student_dir(size, replicate)
         tmp = out.with_name(out.name + ".tmp")
         if is_main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -307,20 +335,9 @@ def main(argv=None) -> None:
         trainer.save_model(str(tmp))  # on every rank (FSDP/DeepSpeed gather weights there); rank 0 writes
         if not is_main:
             return
-        summary = {
-            "size": size, "examples": len(examples), **{f"examples_{k}": v for k, v in counts.items()},
-            "optimizer_steps": trainer.state.global_step, "train_seconds": seconds, "resumed_from": resume,
-            "train_loss": result.training_loss, "final_loss": _last_loss(trainer.state.log_history, result.training_loss),
-            "real_tokens": collator.real_tokens, "real_tokens_per_sec": collator.real_tokens / seconds,
-            "padding_fraction": collator.padding_fraction,
-            "parameters": count_parameters(model), "world_size": world_size,
-            "device": str(args.device), "dtype": "bfloat16" if args.bf16 else "float16" if args.fp16 else "float32",
-        }
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": trainer.state.log_history})
-        tracking.write_run_id(tmp, active.info.run_id)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        summary = {"size": size, "examples": len(examples), **{f"examples_{k}": v for k, v in counts.items()},
+                   "resumed_from": resume, **training_summary(trainer, result, collator, seconds, world_size)}
+        save_student(trainer, tokenizer, tmp, out, summary, active.info.run_id)
         tracking.log_metrics({k: v for k, v in summary.items() if k != "size"})
         tracking.log_student_model(out, params.student.registered_name, size, replicate)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved; the checkpoints served resume only
