@@ -627,8 +627,8 @@ def best_student_line(summary: dict) -> str:
     return line + f" by its point estimate only: the paired bootstrap does not separate it from {runner_up}."
 
 
-def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: dict,
-                 student_samples: dict[int, list[dict]], teacher_samples: list[dict]) -> str:
+def results_lines(params, students: dict[int, dict], teacher: dict, summary: dict) -> list[str]:
+    """The results table and what its columns mean."""
     rp: ReportParams = params.report
     sizes = sorted(students)
     lines = ["# kdscale report", "",
@@ -661,7 +661,13 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
               "runs of one short unit, as in \"4000000...\") or hold no sentence (no two different words between "
               "sentence ends): a pass on such an answer is not adherence. Ended at EOS: the share "
               "of adherence answers the model ended itself.", ""]
-    lines += [f"Combined-score intervals and the rankings' ties: {summary['score_uncertainty']}.", ""]
+    return lines
+
+
+def ranking_lines(params, students: dict[int, dict], summary: dict) -> list[str]:
+    """The scores' uncertainty, the steps note, the rankings under each weighting and the best student."""
+    rp: ReportParams = params.report
+    lines = [f"Combined-score intervals and the rankings' ties: {summary['score_uncertainty']}.", ""]
     lines += steps_note(params, students)
     lines += ["", "Rankings by the combined score under other weightings (perplexity / pass rate / speed; best first; "
               "`>`: the paired bootstrap's 95% interval for the two neighbours' difference excludes 0, `≈`: it does "
@@ -670,9 +676,15 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
         w = OTHER_WEIGHTINGS.get(name, (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed))
         lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {ranking}")
     lines += ["", best_student_line(summary)]
-    lines += ["", "## Students as a fraction of the teacher", "",
-              "| model | perplexity ratio [95% CI] | pass-rate ratio [95% CI] | speedup | size ratio |",
-              "|---|---|---|---|---|"]
+    return lines
+
+
+def vs_teacher_lines(students: dict[int, dict], summary: dict) -> list[str]:
+    """Each student as a fraction of the teacher."""
+    sizes = sorted(students)
+    lines = ["", "## Students as a fraction of the teacher", "",
+             "| model | perplexity ratio [95% CI] | pass-rate ratio [95% CI] | speedup | size ratio |",
+             "|---|---|---|---|---|"]
     for n in sizes:
         r = summary["vs_teacher"][f"student-n{n}"]
         lines.append(f"| student-n{n} | {_with_ci(r['perplexity_ratio'], r.get('perplexity_ratio_ci'))} | "
@@ -681,7 +693,13 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
     lines += ["", "Speedup: the speed term of the student's architecture over the teacher's (medians of their "
               "models' batch-1 tokens/s). Intervals, where the evaluations allow them: the paired bootstrap of the "
               "rankings (draws where the teacher passes no prompt are left out of the pass-rate ratio)."]
-    lines += ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Where more data stops paying", ""]
+    return lines
+
+
+def returns_lines(params, teacher: dict, summary: dict) -> list[str]:
+    """The curves, the rule's answer, the seeds, the fit and its backtest, and the adherence set's power."""
+    rp: ReportParams = params.report
+    lines = ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Where more data stops paying", ""]
     lines += rule_lines(summary["diminishing_returns"], rp.doubling_gain_threshold)
     lines += ["## Per size, over seeds", ""] + seeds_lines(summary["diminishing_returns"])
     if summary.get("replicates_missing"):
@@ -694,27 +712,81 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
     lines += [""] + backtest_lines(summary["fit_backtest"])
     lines += ["", f"## Adherence: what {teacher['adherence_prompts']} prompts can tell", ""]
     lines += power_lines(summary["adherence_power"])
-    lines += ["", "## Cost", "", "| step | seconds |", "|---|---|",
-              f"| teacher generation ({generation['answers']} answers, {generation['generated_tokens']} tokens) | "
-              f"{generation['generation_seconds']:.0f} |"]
+    return lines
+
+
+def cost_lines(students: dict[int, dict], teacher: dict, generation: dict) -> list[str]:
+    """Seconds per stage and what the filters dropped."""
+    sizes = sorted(students)
+    lines = ["", "## Cost", "", "| step | seconds |", "|---|---|",
+             f"| teacher generation ({generation['answers']} answers, {generation['generated_tokens']} tokens) | "
+             f"{generation['generation_seconds']:.0f} |"]
     lines += [f"| training n={n} ({students[n]['optimizer_steps']} steps) | {students[n]['train_seconds']:.0f} |"
               for n in sizes]
     lines += [f"| evaluation n={n} | {students[n]['eval_seconds']:.0f} |" for n in sizes]
     lines += [f"| evaluation teacher | {teacher['eval_seconds']:.0f} |", "",
               f"Teacher answers dropped by filters: {generation['dropped']} of {generation['answers']} "
               f"({', '.join(f'{k[8:]}: {v}' for k, v in generation.items() if k.startswith('dropped_') and v)})."]
+    return lines
+
+
+def type_lines(students: dict[int, dict], teacher: dict) -> list[str]:
+    """Strict pass rate per instruction type."""
+    sizes = sorted(students)
     types = sorted({k.split(".", 1)[1] for m in [*students.values(), teacher] for k in m
                     if k.startswith("type_pass_rate.")})
-    lines += ["", "## Adherence by instruction type (strict)", "",
-              "| type | prompts | " + " | ".join(f"n={n}" for n in sizes) + " | teacher |",
-              "|---|---|" + "---|" * (len(sizes) + 1)]
+    lines = ["", "## Adherence by instruction type (strict)", "",
+             "| type | prompts | " + " | ".join(f"n={n}" for n in sizes) + " | teacher |",
+             "|---|---|" + "---|" * (len(sizes) + 1)]
     for t in types:
         prompts = next((m[f"type_prompts.{t}"] for m in [teacher, *students.values()] if f"type_prompts.{t}" in m),
                        "?")
         cells = [f"{m.get(f'type_pass_rate.{t}', float('nan')):.0%}" for m in [*(students[n] for n in sizes), teacher]]
         lines.append(f"| {t} | {prompts} | " + " | ".join(cells) + " |")
-    lines += ["", "## Answers side by side", ""] + side_by_side(teacher_samples, student_samples)
+    return lines
+
+
+def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: dict,
+                 student_samples: dict[int, list[dict]], teacher_samples: list[dict]) -> str:
+    lines = (results_lines(params, students, teacher, summary) + ranking_lines(params, students, summary)
+             + vs_teacher_lines(students, summary) + returns_lines(params, teacher, summary)
+             + cost_lines(students, teacher, generation) + type_lines(students, teacher)
+             + ["", "## Answers side by side", ""] + side_by_side(teacher_samples, student_samples))
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Scores:
+    """The combined scores under each weighting (the params' and OTHER_WEIGHTINGS), ranked, with their draws."""
+    scores: dict[str, dict[str, float]]
+    rankings: dict[str, list[str]]
+    ties: dict[str, str]
+    draws: dict[str, np.ndarray | None]
+
+
+def score_models(models: dict[str, dict], weights, speeds: dict[str, float], resampled: Resampled | None) -> Scores:
+    out = Scores({}, {}, {}, {})
+    for name, w in {"params": weights, **OTHER_WEIGHTINGS}.items():
+        out.scores[name] = combined_scores(models, w)
+        out.draws[name] = score_draws(resampled, speeds, w) if resampled else None
+        out.rankings[name] = sorted(out.scores[name], key=out.scores[name].get, reverse=True)
+        out.ties[name] = ranking_with_ties(out.scores[name], out.draws[name], resampled.names if resampled else [])
+    return out
+
+
+def best_student(sizes: list[int], scored: Scores, resampled: Resampled | None, models: dict[str, dict]):
+    """The best student by the params' weights, the next one, whether the bootstrap separates them, and
+    every model's score interval."""
+    scores, draws = scored.scores["params"], scored.draws["params"]
+    best = max(sizes, key=lambda n: scores[f"student-n{n}"])
+    runner_up = next((name for name in scored.rankings["params"] if name.startswith("student-")
+                      and name != f"student-n{best}"), None)  # the next student by the point estimate
+    best_separated, interval = None, None
+    if resampled:
+        if runner_up:
+            best_separated = separated(draws, resampled.row(f"student-n{best}"), resampled.row(runner_up))
+        interval = {name: interval95(draws[resampled.row(name)]) for name in models}
+    return best, runner_up, best_separated, interval
 
 
 def summarize(params, students: dict[int, dict], teacher: dict, generation: dict,
@@ -731,22 +803,9 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
     # rows, over the study's own seed, pair with the replicates' rows.
     resampled = resampled_axes(evidence.only(list(models))) if evidence else None
     resampled_all = resampled_axes(evidence) if evidence else None
-    scores, rankings, ties, draws = {}, {}, {}, {}
-    for name, w in {"params": weights, **OTHER_WEIGHTINGS}.items():
-        scores[name] = combined_scores(models, w)
-        draws[name] = score_draws(resampled, speeds, w) if resampled else None
-        rankings[name] = sorted(scores[name], key=scores[name].get, reverse=True)
-        ties[name] = ranking_with_ties(scores[name], draws[name], resampled.names if resampled else [])
+    scored = score_models(models, weights, speeds, resampled)
     sizes = sorted(students)
-    best = max(sizes, key=lambda n: scores["params"][f"student-n{n}"])
-    runner_up = next((name for name in rankings["params"] if name.startswith("student-")
-                      and name != f"student-n{best}"), None)  # the next student by the point estimate
-    best_separated, interval = None, None
-    if resampled:
-        if runner_up:
-            best_separated = separated(draws["params"], resampled.row(f"student-n{best}"), resampled.row(runner_up))
-        interval = {name: interval95(draws["params"][resampled.row(name)]) for name in models}
-    scores = scores["params"]
+    best, runner_up, best_separated, interval = best_student(sizes, scored, resampled, models)
     rows = seed_rows(sizes, sorted(replicas))
     curve = [seed_mean_perplexity(rows[n], everyone) for n in sizes]  # over seeds where there are replicates
     fit = fit_saturating(sizes, curve)
@@ -762,14 +821,14 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
                          "fastest_architecture_speed, where speed_term is the median tokens_per_sec of the models of "
                          "one architecture; pass_rate as measured. combined_score_seed: q_ppl = 1 / perplexity; "
                          "q_speed = tokens_per_sec / max_tokens_per_sec.",
-        "combined_score": scores,
+        "combined_score": scored.scores["params"],
         "combined_score_ci": interval,
         "combined_score_seed": combined_scores_seed(models, weights),
         "best_student_size": best,
         "runner_up": runner_up,
         "best_student_separated": best_separated,
-        "rankings": rankings,
-        "rankings_with_ties": ties,
+        "rankings": scored.rankings,
+        "rankings_with_ties": scored.ties,
         "score_uncertainty": (
             f"95% paired percentile bootstrap ({SCORE_RESAMPLES} draws) over the {evidence.strict.shape[1]} "
             f"adherence prompts and the {evidence.nll_sums.shape[1]} held-out answers, the same draw for every "
