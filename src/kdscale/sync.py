@@ -92,15 +92,10 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
                  seed: int | None = None) -> list[str]:
     """Complete (or create) the run of models/student-nN (or a replicate's, -seedS); returns what was added."""
     model_dir, subset, name = paths.student_dir(size, seed), paths.subset_file(size, seed), paths.student_name(size, seed)
-    alias = paths.student_tag(size, seed)
-    key, run = open_run(client, experiment_id, "train", size, [model_dir],
-                        tracking.read_run_id(model_dir), seed)
+    key, run = open_run(client, experiment_id, "train", size, [model_dir], tracking.read_run_id(model_dir), seed)
     if run is not None and run.info.status == "RUNNING":
         return []  # a live stage holds it (setup() closed those whose process died)
-    log = read_json(model_dir / TRAINING_LOG)
-    summary = log["summary"]
-    metrics_file = paths.student_details(size, seed)  # every evaluation number; metrics/ holds the headline ones
-    eval_metrics = read_json(metrics_file) if metrics_file.is_file() else {}
+    summary = read_json(model_dir / TRAINING_LOG)["summary"]
     added = []
     tags = {**tracking.common_tags("train", size, [subset] if subset.is_file() else [], seed), tracking.KEY_TAG: key}
     if run is None:
@@ -111,17 +106,29 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
                              tags={**tags, **tracking.owner_tags()})
         added.append("run")
         tracking.log_params_to(run.info.run_id, {
-            "size": size, "seed": params.seed if seed is None else seed, "student": to_dict(params.student), "train": to_dict(params.train),
-            "optimizer_steps": summary.get("optimizer_steps"), "world_size": summary.get("world_size"),
-            "parameters": summary.get("parameters")})
+            "size": size, "seed": params.seed if seed is None else seed, "student": to_dict(params.student),
+            "train": to_dict(params.train), "optimizer_steps": summary.get("optimizer_steps"),
+            "world_size": summary.get("world_size"), "parameters": summary.get("parameters")})
     elif run.data.tags.get(tracking.KEY_TAG) != key:
         tracking.retry(client.set_tag, run.info.run_id, tracking.KEY_TAG, key)
-    run_id = run.info.run_id
+    added += complete_student_run(client, run.info.run_id, size, seed)
+    added += register_student(client, run.info.run_id, name, registered_name, size, seed)
+    if run.info.status != "FINISHED" and "model" not in added:
+        tracking.retry(client.set_terminated, run.info.run_id, "FINISHED")
+    return added
 
+
+def complete_student_run(client, run_id: str, size: int, seed: int | None) -> list[str]:
+    """What the run lacks of the training curve and summary, the evaluation's numbers, answers and details,
+    and the subset and held-out set as dataset inputs."""
+    log = read_json(paths.student_dir(size, seed) / TRAINING_LOG)
+    details, subset = paths.student_details(size, seed), paths.subset_file(size, seed)
+    eval_metrics = read_json(details) if details.is_file() else {}  # every number; metrics/ holds the headline
+    added = []
     if not tracking.retry(client.get_metric_history, run_id, "train/loss"):
         if log_curve(client, run_id, log.get("log_history", [])):
             added.append("curve")
-    new = missing_metrics(client, run_id, {k: v for k, v in summary.items() if k != "size"})
+    new = missing_metrics(client, run_id, {k: v for k, v in log["summary"].items() if k != "size"})
     new.update(missing_metrics(client, run_id, {f"eval/{k}": v for k, v in eval_metrics.items()}))
     if new:
         tracking.retry(client.log_batch, run_id, metrics=[Metric(k, v, now_ms(), 0) for k, v in new.items()])
@@ -132,24 +139,26 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
     if eval_metrics and paths.TEACHER_HELDOUT.is_file() and not has_dataset(client, run_id, paths.TEACHER_HELDOUT):
         tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation", run_id=run_id)
         added.append("held-out set")
-    for artifact in (paths.student_samples(size, seed), metrics_file):
+    for artifact in (paths.student_samples(size, seed), details):
         if artifact.is_file() and not has_artifact(client, run_id, artifact.name):
             tracking.retry(client.log_artifact, run_id, str(artifact))
             added.append(artifact.parent.name)  # samples, details
+    return added
 
+
+def register_student(client, run_id: str, name: str, registered_name: str, size: int, seed: int | None) -> list[str]:
+    """The run's model logged and registered, with the alias nN (n<N>-seed<S>) on the checkout's version."""
+    alias = paths.student_tag(size, seed)
     version = model_version(client, registered_name, run_id)
     if version is None:
         with tracking.start_run("sync", name, {}, run_id=run_id):  # log_model logs on the active run
-            tracking.log_student_model(model_dir, registered_name, size, seed)
-        added.append("model")
-    else:
-        model = tracking.retry(client.get_registered_model, registered_name)
-        if str(model.aliases.get(alias)) != str(version.version):  # the checkout's model is the one @nN names
-            tracking.retry(client.set_registered_model_alias, registered_name, alias, version.version)
-            added.append(f"alias {alias}")
-    if run.info.status != "FINISHED" and "model" not in added:
-        tracking.retry(client.set_terminated, run_id, "FINISHED")
-    return added
+            tracking.log_student_model(paths.student_dir(size, seed), registered_name, size, seed)
+        return ["model"]
+    model = tracking.retry(client.get_registered_model, registered_name)
+    if str(model.aliases.get(alias)) != str(version.version):  # the checkout's model is the one @nN names
+        tracking.retry(client.set_registered_model_alias, registered_name, alias, version.version)
+        return [f"alias {alias}"]
+    return []
 
 
 def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: list[Path], params: dict,
