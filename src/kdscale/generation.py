@@ -203,114 +203,144 @@ def _ended(tokenizer, row: _Row, params: DecodeParams, tail: int) -> bool:
 
 
 @torch.inference_mode()
-def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: list[int],
-           slots: int) -> Iterator[tuple[int, Completion]]:
-    """Answer every prompt with at most `slots` rows decoding at once; yield (index, answer) as rows end.
+class Decoder:
+    """Continuous batching over one model: at most `slots` rows decode at once.
 
-    Prompts enter in order. A row that ends leaves the batch (its rows of the KV cache are
-    dropped) and waiting prompts take the free places (continuous batching), so decoding
-    steps compute rows that still need tokens. Admission waits for a few free places: each
-    one is a prompt pass for the newcomers plus a copy of the KV cache. The tokens every
-    prompt starts with (a chat template's system prompt, the Alpaca preamble) are computed
-    once and their cache copied to each newcomer, which then computes only its own tokens.
+    Prompts enter in order. A row that ends leaves the batch (`drop`: its rows of the KV cache go) and
+    waiting prompts take the free places (`admit`), so each `step` computes rows that still need
+    tokens. Admission waits for a few free places: each one is a prompt pass for the newcomers plus
+    a copy of the KV cache. The tokens every prompt starts with (a chat template's system prompt,
+    the Alpaca preamble) are computed once and their cache copied to each newcomer, which then
+    computes only its own tokens. The decoder owns the cache, the attention mask, each row's next
+    position and its last token.
     """
-    if not prompts:  # a resumed run with every answer already written
-        return
-    device, eos = model.device, tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
-    ids = tokenizer(prompts).input_ids
-    accepts = inspect.signature(model.forward).parameters
-    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}  # no LM head on prompt positions
-    cache_arg = cache_argument(model)
-    tail = max((len(s.encode()) for s in params.stop_strings), default=0) + 2  # every token is >= 1 byte
-    admit_at = max(1, slots // 8)
-    waiting = list(reversed(range(len(prompts))))  # pop() gives the next prompt
-    rows: list[_Row] = []
-    cache = mask = positions = last = None
 
-    def forward(input_ids, attention_mask, position_ids, past) -> torch.Tensor:
+    def __init__(self, model, tokenizer, prompts: list[str], params: DecodeParams, seeds: list[int], slots: int):
+        self.model, self.tokenizer, self.params, self.seeds, self.slots = model, tokenizer, params, seeds, slots
+        self.device, self.eos = model.device, tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos or 0)
+        self.ids = tokenizer(prompts).input_ids
+        accepts = inspect.signature(model.forward).parameters
+        self.keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}  # no LM head on prompts
+        self.cache_arg = cache_argument(model)
+        self.tail = max((len(s.encode()) for s in params.stop_strings), default=0) + 2  # every token is >= 1 byte
+        self.admit_at = max(1, slots // 8)
+        self.waiting = list(reversed(range(len(prompts))))  # pop() gives the next prompt
+        self.rows: list[_Row] = []
+        self.cache = self.mask = self.positions = self.last = None
+        # The shared start, short of each prompt's last token (whose logits give the first answer token).
+        self.prefix, self.shared = shared_prefix(model, self.ids)
+
+    def run(self) -> Iterator[tuple[int, Completion]]:
+        """Yield (prompt index, answer) as rows end, until every prompt is answered."""
+        while self.waiting or self.rows:
+            ended = sum(row.done for row in self.rows)
+            free = self.slots - len(self.rows) + ended
+            admit = (bool(self.waiting) and free >= min(self.admit_at, len(self.waiting))
+                     and (not self.rows or _mergeable(self.cache)))
+            if ended and (admit or ended == len(self.rows) or (not self.waiting and ended >= self.admit_at)):
+                self.drop()
+            if admit:
+                self.admit()
+            elif self.rows:
+                self.step()
+            yield from self.finished()
+
+    def forward(self, input_ids, attention_mask, position_ids, past) -> torch.Tensor:
         """Next-token logits, fp32; `past` grows in place."""
-        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                    use_cache=True, **{cache_arg: past}, **keep_last)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=True, **{self.cache_arg: past}, **self.keep_last)
         return out.logits[:, -1, :].float()
 
-    def keep_top(logits: torch.Tensor, of: list[_Row]) -> None:
-        """With params.topk: each row's top-k at this step, before sampling alters the logits."""
-        if params.topk:
-            indices, logprobs = _top(logits, params.topk)
-            for r, row in enumerate(of):
+    def next_tokens(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
+        """Each row's next token, appended to it; with params.topk, its top-k first, before sampling alters
+        the logits."""
+        if self.params.topk:
+            indices, logprobs = _top(logits, self.params.topk)
+            for r, row in enumerate(rows):
                 row.top.append((indices[r], logprobs[r]))
+        tokens = _next_tokens(logits, rows, self.params, self.eos)
+        for row, token in zip(rows, tokens):
+            row.tokens.append(token)
+        return tokens
 
-    # The shared start, short of each prompt's last token (whose logits give the first answer token).
-    prefix, shared = shared_prefix(model, ids)
+    def drop(self) -> None:
+        """The ended rows leave, with their cache rows and the columns that are padding in every row left."""
+        kept = [r for r, row in enumerate(self.rows) if not row.done]
+        self.rows = [self.rows[r] for r in kept]
+        if not self.rows:
+            return
+        index = torch.tensor(kept, device=self.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.positions, self.last = self.mask[index], self.positions[index], self.last[index]
+        used = self.mask.any(0)
+        if not used.all() and _mergeable(self.cache):
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, used], layer.values[:, :, used]
+            self.mask = self.mask[:, used]
 
-    while waiting or rows:
-        ended = sum(row.done for row in rows)
-        free = slots - len(rows) + ended
-        admit = bool(waiting) and free >= min(admit_at, len(waiting)) and (not rows or _mergeable(cache))
-        if ended and (admit or ended == len(rows) or (not waiting and ended >= admit_at)):
-            kept = [r for r, row in enumerate(rows) if not row.done]
-            rows = [rows[r] for r in kept]
-            if rows:
-                index = torch.tensor(kept, device=device)
-                cache.batch_select_indices(index)
-                mask, positions, last = mask[index], positions[index], last[index]
-                used = mask.any(0)  # columns that are padding in every row left are dropped too
-                if not used.all() and _mergeable(cache):
-                    for layer in cache.layers:
-                        layer.keys, layer.values = layer.keys[:, :, used], layer.values[:, :, used]
-                    mask = mask[:, used]
-        if admit:
-            new = [waiting.pop() for _ in range(min(slots - len(rows), len(waiting)))]
-            own = [ids[i][shared:] for i in new]  # left-padded after the shared start
-            width = max(map(len, own))
-            input_ids = torch.tensor([[pad] * (width - len(t)) + t for t in own], device=device)
-            new_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in own], device=device)
-            new_positions = shared + (new_mask.cumsum(-1) - 1).masked_fill(new_mask == 0, 1)  # as HF's generate
-            if prefix is None:
-                past = new_cache(model)
-            else:
-                past = repeat_prefix(model, prefix, len(new))
-                new_mask = torch.cat([new_mask.new_ones(len(new), shared), new_mask], dim=1)
-            logits = forward(input_ids, new_mask, new_positions, past)
-            new_rows = [_Row(i, [], torch.Generator(device).manual_seed(seeds[i]) if params.do_sample else None)
-                        for i in new]
-            keep_top(logits, new_rows)
-            tokens = torch.tensor(_next_tokens(logits, new_rows, params, eos), device=device)
-            for row, token in zip(new_rows, tokens.tolist()):
-                row.tokens.append(token)
-            if rows:  # stack the newcomers under the running rows, the shorter cache left-padded
-                length = max(mask.shape[1], new_mask.shape[1])
-                for layer, new_layer in zip(cache.layers, past.layers):
-                    layer.keys = torch.cat([_left_pad(layer.keys, length, 2), _left_pad(new_layer.keys, length, 2)])
-                    layer.values = torch.cat([_left_pad(layer.values, length, 2),
-                                              _left_pad(new_layer.values, length, 2)])
-                mask = torch.cat([_left_pad(mask, length, 1), _left_pad(new_mask, length, 1)])
-                positions, last = torch.cat([positions, new_mask.sum(-1)]), torch.cat([last, tokens])
-            else:
-                cache, mask, positions, last = past, new_mask, new_mask.sum(-1), tokens
-            rows += new_rows
-        elif rows:
-            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-            logits = forward(last[:, None], mask, positions[:, None], cache)
-            positions = positions + 1
-            live = [r for r, row in enumerate(rows) if not row.done]  # ended rows wait to be dropped
-            keep_top(logits[live], [rows[r] for r in live])
-            tokens = _next_tokens(logits[live], [rows[r] for r in live], params, eos)
-            for r, token in zip(live, tokens):
-                rows[r].tokens.append(token)
-            last = last.clone()
-            last[live] = torch.tensor(tokens, device=device)
-        for row in rows:
-            if not row.done and _ended(tokenizer, row, params, tail):
-                row.done = True
-                completion = finish(tokenizer, row.tokens, params.stop_strings, params.max_new_tokens)
-                if params.topk:
-                    completion.token_ids = row.tokens[: completion.n_tokens]
-                    kept = row.top[: completion.n_tokens]
-                    completion.topk_indices = torch.stack([i for i, _ in kept])
-                    completion.topk_logprobs = torch.stack([p for _, p in kept])
-                yield row.key, completion
+    def admit(self) -> None:
+        """Waiting prompts fill the free places: one prompt pass for them, stacked under the running rows."""
+        new = [self.waiting.pop() for _ in range(min(self.slots - len(self.rows), len(self.waiting)))]
+        own = [self.ids[i][self.shared:] for i in new]  # left-padded after the shared start
+        width = max(map(len, own))
+        input_ids = torch.tensor([[self.pad] * (width - len(t)) + t for t in own], device=self.device)
+        mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in own], device=self.device)
+        positions = self.shared + (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as HF's generate
+        if self.prefix is None:
+            past = new_cache(self.model)
+        else:
+            past = repeat_prefix(self.model, self.prefix, len(new))
+            mask = torch.cat([mask.new_ones(len(new), self.shared), mask], dim=1)
+        logits = self.forward(input_ids, mask, positions, past)
+        rows = [_Row(i, [], torch.Generator(self.device).manual_seed(self.seeds[i]) if self.params.do_sample else None)
+                for i in new]
+        tokens = torch.tensor(self.next_tokens(logits, rows), device=self.device)
+        if self.rows:  # stack the newcomers under the running rows, the shorter cache left-padded
+            length = max(self.mask.shape[1], mask.shape[1])
+            for layer, new_layer in zip(self.cache.layers, past.layers):
+                layer.keys = torch.cat([_left_pad(layer.keys, length, 2), _left_pad(new_layer.keys, length, 2)])
+                layer.values = torch.cat([_left_pad(layer.values, length, 2), _left_pad(new_layer.values, length, 2)])
+            self.mask = torch.cat([_left_pad(self.mask, length, 1), _left_pad(mask, length, 1)])
+            self.positions = torch.cat([self.positions, mask.sum(-1)])
+            self.last = torch.cat([self.last, tokens])
+        else:
+            self.cache, self.mask, self.positions, self.last = past, mask, mask.sum(-1), tokens
+        self.rows += rows
+
+    def step(self) -> None:
+        """One token for every live row; ended rows wait in the batch to be dropped."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
+        logits = self.forward(self.last[:, None], self.mask, self.positions[:, None], self.cache)
+        self.positions = self.positions + 1
+        live = [r for r, row in enumerate(self.rows) if not row.done]
+        tokens = self.next_tokens(logits[live], [self.rows[r] for r in live])
+        self.last = self.last.clone()
+        self.last[live] = torch.tensor(tokens, device=self.device)
+
+    def finished(self) -> Iterator[tuple[int, Completion]]:
+        """The rows that ended at this step, as answers (cut at a stop string, with their top-k)."""
+        params = self.params
+        for row in self.rows:
+            if row.done or not _ended(self.tokenizer, row, params, self.tail):
+                continue
+            row.done = True
+            completion = finish(self.tokenizer, row.tokens, params.stop_strings, params.max_new_tokens)
+            if params.topk:
+                completion.token_ids = row.tokens[: completion.n_tokens]
+                kept = row.top[: completion.n_tokens]
+                completion.topk_indices = torch.stack([i for i, _ in kept])
+                completion.topk_logprobs = torch.stack([p for _, p in kept])
+            yield row.key, completion
+
+
+def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: list[int],
+           slots: int) -> Iterator[tuple[int, Completion]]:
+    """Answer every prompt with at most `slots` rows decoding at once (see Decoder); yield (index, answer)
+    as rows end."""
+    if not prompts:  # a resumed run with every answer already written
+        return
+    yield from Decoder(model, tokenizer, prompts, params, seeds, slots).run()
 
 
 def row_seed(batch_seed: int, position: int) -> int:

@@ -801,9 +801,7 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
               evidence: Evidence | None = None, replicas: dict[tuple[int, int], dict] | None = None) -> dict:
     """Everything the report says; with `evidence` (paired_evidence, over every model including the
     replicates), intervals, ties, the seeds' spread and the diminishing-returns rule as well."""
-    rp = params.report
-    replicas = replicas or {}
-    models = by_name(students, teacher)
+    rp, replicas, models = params.report, replicas or {}, by_name(students, teacher)
     everyone = models | {paths.student_name(n, s): d for (n, s), d in sorted(replicas.items())}
     weights = (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed)
     speeds = speed_terms(models)
