@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 from kdscale.config import load_params
@@ -96,8 +95,8 @@ def main() -> int:
     local, local_s = in_process(args.teacher, prompts, decoding, params.teacher.batch_size)
 
     port = free_port()
-    teacher = replace(params.teacher, backend="openai", base_url=f"http://127.0.0.1:{port}/v1",
-                      served_model=str(args.teacher), concurrency=args.concurrency, request_timeout=600.0)
+    teacher = params.teacher.model_copy(update=dict(backend="openai", base_url=f"http://127.0.0.1:{port}/v1",
+        served_model=str(args.teacher), concurrency=args.concurrency, request_timeout=600.0))
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as log:
         server = start_server(args.teacher, port, log)
         try:

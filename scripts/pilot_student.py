@@ -59,9 +59,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for text in args.config:
         overrides, lr = parse_config(text)
-        student = dataclasses.replace(params.student, model="pruned", **overrides)
-        run_params = dataclasses.replace(params, student=student,
-                                         train=dataclasses.replace(params.train, learning_rate=lr))
+        student = params.student.model_copy(update={"model": "pruned", **overrides})
+        run_params = params.model_copy(update={"student": student,
+                                               "train": params.train.model_copy(update={"learning_rate": lr})})
         model, tokenizer, source = initial_student(student, paths.TEACHER_DIR, params.seed, calibration)
         before = perplexity(model, tokenizer, heldout, "alpaca", params.eval.batch_size)
         freeze_embeddings(model, run_params)

@@ -8,7 +8,6 @@ The paths test at the top needs no run.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -229,11 +228,11 @@ def test_teacher_stage_depends_on_every_decoding_param_but_no_filter():
     from kdscale.config import REQUEST_KEYS
 
     # how a served teacher's requests are sent shapes no answer
-    decoding = {f"teacher.{f.name}" for f in dataclasses.fields(TeacherParams)
-                if f.name != "filters" and f.name not in REQUEST_KEYS}
+    decoding = {f"teacher.{name}" for name in TeacherParams.model_fields
+                if name != "filters" and name not in REQUEST_KEYS}
     # teacher_topk.k: the top-k log-probs the teacher keeps at every token it generates
     assert set(stages["teacher"]["params"]) == decoding | {"device", "dtype", "teacher_topk.k"}
-    filters = {f"teacher.filters.{f.name}" for f in dataclasses.fields(FilterParams)}
+    filters = {f"teacher.filters.{name}" for name in FilterParams.model_fields}
     assert set(stages["teacher_filter"]["params"]) == filters
 
 

@@ -1,4 +1,4 @@
-"""params.yaml parsed once into typed dataclasses and validated.
+"""params.yaml parsed once into typed pydantic models and validated.
 
 Every stage calls `load_params()` and reads its own section. A wrong key, type or
 value stops the stage before it writes anything, with one line naming the key.
@@ -6,65 +6,86 @@ value stops the stage before it writes anything, with one line naming the key.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kdscale.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 
+# transformers' SchedulerType values that need no extra arguments
+LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                      "constant_with_warmup", "inverse_sqrt"]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 
-@dataclass
-class DataParams:
+
+class Section(BaseModel):
+    """A params.yaml section: unknown keys, wrong types (no "2" for 2, no true for 1) and values outside a
+    choice or bound are errors; an int stands for a float."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_empty(cls, value, info):
+        """`revision:` or `data:` with nothing after it reads as None in YAML: an empty string, or a section of
+        defaults."""
+        hint = cls.model_fields[info.field_name].annotation
+        if value is None and hint is str:
+            return ""
+        if value is None and isinstance(hint, type) and issubclass(hint, BaseModel):
+            return {}
+        return value
+
+
+class DataParams(Section):
     source: str = "builtin"  # builtin | a hub dataset id | a local .json/.jsonl/.parquet
-    pool_size: int = 350  # prompts the teacher answers; >= the largest size, with slack for filters
-    heldout_size: int = 40  # prompts kept out of training, for perplexity
+    pool_size: PositiveInt = 350  # prompts the teacher answers; >= the largest size, with slack for filters
+    heldout_size: PositiveInt = 40  # prompts kept out of training, for perplexity
     max_source_records: int = 0  # 0: read the whole source (a cap keeps huge sources fast)
     split_seed: int = 0  # fixes the pool/held-out split, so sweeping `seed` never regenerates teacher data
 
 
-@dataclass
-class FilterParams:
+class FilterParams(Section):
     empty: bool = True  # drop empty answers
     echo: bool = True  # drop answers that repeat the prompt
     template_leak: bool = True  # drop answers that contain template markers
     repetition: bool = True  # drop answers stuck in an n-gram loop
-    repetition_ngram: int = 4
+    repetition_ngram: PositiveInt = 4
     repetition_max_fraction: float = 0.5  # share of n-grams that are repeats
-    truncated: str = "keep"  # keep | drop answers cut at max_new_tokens
+    truncated: Literal["keep", "drop"] = "keep"  # answers cut at max_new_tokens
 
 
-@dataclass
-class TeacherParams:
+class TeacherParams(Section):
     model: str = "embedded"  # embedded | a hub model id | a local folder
     revision: str = ""  # hub revision to pin ("" = the hub's current main, recorded)
-    prompt_format: str = "chat"  # chat (tokenizer's chat template) | alpaca
+    prompt_format: Literal["chat", "alpaca"] = "chat"  # chat (tokenizer's chat template) | alpaca
     # chat: the default system turn written into the teacher folder's chat template ("" = the model's own)
     system_prompt: str = "You are a helpful assistant. Answer briefly and completely, in a few sentences."
-    backend: str = "hf"  # hf | vllm | openai (a served teacher: src/kdscale/served.py)
-    max_new_tokens: int = 96
-    batch_size: int = 64
+    backend: Literal["hf", "vllm", "openai"] = "hf"  # hf | vllm | openai (a served teacher: src/kdscale/served.py)
+    max_new_tokens: PositiveInt = 96
+    batch_size: PositiveInt = 64
     do_sample: bool = False
-    temperature: float = 0.7
-    top_p: float = 0.9
+    temperature: PositiveFloat = 0.7
+    top_p: PositiveFloat = 0.9
     seed: int = 0  # for sampled decoding
-    tensor_parallel_size: int = 1  # vllm only
+    tensor_parallel_size: PositiveInt = 1  # vllm only
     trust_remote_code: bool = False
     # backend openai: the server, the name it serves the teacher under (see its /v1/models), and the
     # environment variable holding the API key (the key itself never goes in params)
     base_url: str = ""  # e.g. http://127.0.0.1:8000/v1
     served_model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8  # requests in flight
-    request_timeout: float = 120.0  # seconds per request
+    concurrency: PositiveInt = 8  # requests in flight
+    request_timeout: PositiveFloat = 120.0  # seconds per request
     max_retries: int = 6  # per request, on 429, 5xx, timeouts, dropped connections, malformed bodies
-    max_total_retries: int = 200  # for the whole stage, after which it stops (answers so far are kept)
-    filters: FilterParams = field(default_factory=FilterParams)
+    max_total_retries: PositiveInt = 200  # for the whole stage, after which it stops (answers so far are kept)
+    filters: FilterParams = Field(default_factory=FilterParams)
 
 
 # The served backend's keys: how requests are sent (no answer depends on them, so no stage reruns on
@@ -73,8 +94,7 @@ REQUEST_KEYS = {"api_key_env", "concurrency", "request_timeout", "max_retries", 
 SERVING_KEYS = REQUEST_KEYS | {"base_url", "served_model"}
 
 
-@dataclass
-class StudentParams:
+class StudentParams(Section):
     # pruned (the teacher cut to num_layers of its layers) | scratch (a small random Llama with the
     # teacher's tokenizer) | hub id | folder
     model: str = "pruned"
@@ -82,61 +102,56 @@ class StudentParams:
     revision: str = ""
     trust_remote_code: bool = False
     # pruned: the teacher layers to keep; [] = the num_layers of highest block influence
-    keep_layers: list[int] = field(default_factory=list)
-    num_layers: int = 10  # pruned and scratch: the student's depth
+    keep_layers: list[int] = Field(default_factory=list)
+    num_layers: PositiveInt = 10  # pruned and scratch: the student's depth
     # Shape of the from-scratch student; ignored for the others.
-    hidden_size: int = 256
-    num_heads: int = 4
-    intermediate_size: int = 768
-    max_position_embeddings: int = 512
+    hidden_size: PositiveInt = 256
+    num_heads: PositiveInt = 4
+    intermediate_size: PositiveInt = 768
+    max_position_embeddings: PositiveInt = 512
 
 
-@dataclass
-class TeacherTopkParams:
-    k: int = 20  # teacher log-probs kept per answer token, for train.objective kd | mixed
-    batch_size: int = 16
+class TeacherTopkParams(Section):
+    k: PositiveInt = 20  # teacher log-probs kept per answer token, for train.objective kd | mixed
+    batch_size: PositiveInt = 16
 
 
-@dataclass
-class ScalingParams:
-    sizes: list[int] = field(default_factory=lambda: [0, 20, 40, 80, 160, 320])  # 0: the untrained student
+class ScalingParams(Section):
+    sizes: list[int] = Field(default_factory=lambda: [0, 20, 40, 80, 160, 320])  # 0: the untrained student
     # Replicates: these sizes trained again with each of these seeds (besides `seed`), each seed with its own
     # nested subsets and data order, so the report can tell a step in data from seed-to-seed noise.
-    replicate_sizes: list[int] = field(default_factory=list)
-    replicate_seeds: list[int] = field(default_factory=list)
+    replicate_sizes: list[int] = Field(default_factory=list)
+    replicate_seeds: list[int] = Field(default_factory=list)
 
 
-@dataclass
-class TrainParams:
-    epochs: float = 2.0
-    learning_rate: float = 1e-3
-    batch_size: int = 16
-    schedule: str = "epochs"  # epochs | steps (the same optimizer steps for every size)
+class TrainParams(Section):
+    epochs: PositiveFloat = 2.0
+    learning_rate: PositiveFloat = 1e-3
+    batch_size: PositiveInt = 16
+    schedule: Literal["epochs", "steps"] = "epochs"  # epochs | steps (the same optimizer steps for every size)
     max_steps: int = 0  # with schedule: steps
-    max_length: int = 256  # tokens of prompt + response + EOS
+    max_length: PositiveInt = 256  # tokens of prompt + response + EOS
     freeze_embeddings: bool = True  # keep the (tied) embeddings and head of a pretrained start as they are
-    overlong: str = "truncate"  # truncate the response | drop the example
+    overlong: Literal["truncate", "drop"] = "truncate"  # truncate the response | drop the example
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
-    lr_scheduler: str = "cosine"
-    logging_steps: int = 2
-    save_steps: int = 25  # checkpoints so that an interrupted run resumes
-    objective: str = "sft"  # sft (black-box: the teacher's text) | kd (its top-k log-probs) | mixed (both)
-    kd_temperature: float = 1.0  # softens both distributions; the KD loss is scaled by T^2 (Hinton et al. 2015)
+    lr_scheduler: LrScheduler = "cosine"
+    logging_steps: PositiveInt = 2
+    save_steps: PositiveInt = 25  # checkpoints so that an interrupted run resumes
+    objective: Literal["sft", "kd", "mixed"] = "sft"  # sft (black-box: the teacher's text) | kd (its top-k log-probs) | mixed (both)
+    kd_temperature: PositiveFloat = 1.0  # softens both distributions; the KD loss is scaled by T^2 (Hinton et al. 2015)
     kd_weight: float = 0.5  # with objective: mixed, loss = kd_weight * kd + (1 - kd_weight) * sft
 
 
-@dataclass
-class EvalParams:
-    max_new_tokens: int = 128
-    batch_size: int = 50
+class EvalParams(Section):
+    max_new_tokens: PositiveInt = 128
+    batch_size: PositiveInt = 50
     adherence_file: str = ""  # "" = the project's 50-prompt set
-    speed_runs: int = 1  # timed runs after one warm-up
-    speed_new_tokens: int = 128
+    speed_runs: PositiveInt = 1  # timed runs after one warm-up
+    speed_new_tokens: PositiveInt = 128
 
 
-@dataclass
-class ReportParams:
+class ReportParams(Section):
     # combined_score = w_perplexity * (1 / ppl) + w_pass_rate * pass_rate + w_speed * tok/s / max tok/s
     weight_perplexity: float = 0.4
     weight_pass_rate: float = 0.4
@@ -144,128 +159,88 @@ class ReportParams:
     doubling_gain_threshold: float = 0.05  # relative perplexity gain below which more data "stops paying"
 
 
-@dataclass
-class Params:
+class Params(Section):
     seed: int = 0  # the replicate seed: subset order, student init and data order
     # Where every model runs (teacher generation, training, evaluation), chosen once:
     # auto = CUDA + bfloat16 where a GPU is visible, CPU + float32 otherwise.
-    device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
-    data: DataParams = field(default_factory=DataParams)
-    teacher: TeacherParams = field(default_factory=TeacherParams)
-    teacher_topk: TeacherTopkParams = field(default_factory=TeacherTopkParams)
-    student: StudentParams = field(default_factory=StudentParams)
-    scaling: ScalingParams = field(default_factory=ScalingParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    eval: EvalParams = field(default_factory=EvalParams)
-    report: ReportParams = field(default_factory=ReportParams)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    data: DataParams = Field(default_factory=DataParams)
+    teacher: TeacherParams = Field(default_factory=TeacherParams)
+    teacher_topk: TeacherTopkParams = Field(default_factory=TeacherTopkParams)
+    student: StudentParams = Field(default_factory=StudentParams)
+    scaling: ScalingParams = Field(default_factory=ScalingParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    eval: EvalParams = Field(default_factory=EvalParams)
+    report: ReportParams = Field(default_factory=ReportParams)
 
 
-CHOICES = {
-    "device": {"auto", "cpu", "cuda"},
-    "dtype": {"auto", "float32", "bfloat16", "float16"},
-    "teacher.prompt_format": {"chat", "alpaca"},
-    "teacher.backend": {"hf", "vllm", "openai"},
-    "teacher.filters.truncated": {"keep", "drop"},
-    "train.schedule": {"epochs", "steps"},
-    "train.overlong": {"truncate", "drop"},
-    "train.objective": {"sft", "kd", "mixed"},
-    # transformers' SchedulerType values that need no extra arguments
-    "train.lr_scheduler": {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-                           "constant_with_warmup", "inverse_sqrt"},
-}
-POSITIVE = {
-    "data.pool_size", "data.heldout_size", "teacher.max_new_tokens", "teacher.batch_size",
-    "teacher.tensor_parallel_size", "teacher.temperature", "teacher.top_p",
-    "teacher.filters.repetition_ngram", "student.hidden_size", "student.num_layers",
-    "student.num_heads", "student.intermediate_size", "student.max_position_embeddings",
-    "train.epochs", "train.learning_rate", "train.batch_size", "train.max_length",
-    "train.logging_steps", "train.save_steps", "eval.max_new_tokens", "eval.batch_size",
-    "eval.speed_runs", "eval.speed_new_tokens",
-    "teacher_topk.k", "teacher_topk.batch_size", "train.kd_temperature",
-    "teacher.concurrency", "teacher.request_timeout", "teacher.max_total_retries",
-}
+
+def _choices_and_bounds(model: type[BaseModel], prefix: str = "") -> tuple[dict[str, set], set[str]]:
+    """{key: allowed values} of every Literal field and the keys that must be positive, read off the models."""
+    choices, positive = {}, set()
+    for name, info in model.model_fields.items():
+        key, hint = prefix + name, info.annotation
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            inner = _choices_and_bounds(hint, key + ".")
+            choices |= inner[0]
+            positive |= inner[1]
+        elif typing.get_origin(hint) is Literal:
+            choices[key] = set(typing.get_args(hint))
+        elif any(getattr(m, "gt", None) == 0 for m in info.metadata):
+            positive.add(key)
+    return choices, positive
 
 
-def _build(cls, raw, prefix: str, where: str):
-    """Build dataclass `cls` from a dict, checking keys and types on the way."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise UserError(f"{where}: '{prefix.rstrip('.') or 'params'}' must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(names)}"
-            raise UserError(f"{where}: unknown key '{prefix}{key}'{hint}")
-    values = {}
-    for name in names:
-        if name not in raw:
-            continue
-        key, value, hint = prefix + name, raw[name], hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value, key + ".", where)
-        else:
-            values[name] = _coerce(value, hint, key, where)
-    return cls(**values)
+CHOICES, POSITIVE = _choices_and_bounds(Params)
+TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
-def _coerce(value, hint, key: str, where: str):
-    """Check `value` against a simple type hint; ints are accepted where floats are."""
-    bad = UserError(f"{where}: '{key}' must be {_describe(hint)}, got {value!r}")
-    origin = typing.get_origin(hint)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise bad
-        try:
-            return [_coerce(v, item, key, where) for v in value]
-        except UserError:
-            raise bad from None  # name the list's type, not its item's
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if hint is str:
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise bad
-        return value
-    raise TypeError(f"unsupported type hint {hint} for {key}")  # a bug in this file, not user input
+def _field(loc: list[str]):
+    """The model class holding the key at `loc` and the key's FieldInfo (None for the file itself)."""
+    model, info = Params, None
+    for part in loc:
+        info = model.model_fields[part]
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            model = info.annotation
+    return model, info
 
 
-def _describe(hint) -> str:
+def _raw_value(raw, loc: list[str]):
+    for part in loc:
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def _error_line(error: dict, raw, where: str) -> str:
+    """One pydantic error as one line that names the key, what it must be, and what it got."""
+    loc = [p for p in error["loc"] if isinstance(p, str)]  # a list item's error names the list
+    key, kind = ".".join(loc), error["type"]
+    if kind == "extra_forbidden":
+        model, _ = _field(loc[:-1])
+        names = list(model.model_fields)
+        prefix = key.rpartition(".")[0] + "." if "." in key else ""
+        close = difflib.get_close_matches(loc[-1], names, n=1)
+        hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; known keys: {', '.join(names)}"
+        return f"{where}: unknown key '{key}'{hint}"
+    value = _raw_value(raw, loc) if loc else raw
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{where}: '{key or 'params'}' must be a mapping, got {value!r}"
+    if kind == "literal_error":
+        return f"{where}: '{key}' must be one of {sorted(CHOICES[key])}, got {value!r}"
+    if kind == "greater_than":
+        return f"{where}: '{key}' must be positive, got {value!r}"
+    hint = _field(loc)[1].annotation
     if typing.get_origin(hint) is list:
         item = typing.get_args(hint)[0]
-        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(item, str(item))
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
-
-
-def _get(params: Params, key: str):
-    value = params
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
+        want = "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(item, str(item))
+    else:
+        want = TYPE_WORDS.get(hint, str(hint))
+    return f"{where}: '{key}' must be {want}, got {value!r}"
 
 
 def validate(params: Params, where: str = PARAMS_FILE) -> Params:
-    for key, allowed in CHOICES.items():
-        if _get(params, key) not in allowed:
-            raise UserError(f"{where}: '{key}' must be one of {sorted(allowed)}, got {_get(params, key)!r}")
-    for key in POSITIVE:
-        if _get(params, key) <= 0:
-            raise UserError(f"{where}: '{key}' must be positive, got {_get(params, key)!r}")
+    """The rules that tie keys together (types, choices and bounds are the models' own)."""
     if params.data.max_source_records < 0:
         raise UserError(f"{where}: 'data.max_source_records' must be 0 (no cap) or positive")
     sizes = params.scaling.sizes
@@ -348,7 +323,7 @@ def check_replicate(params: Params, size: int, seed: int | None) -> Params:
     if size not in params.scaling.replicate_sizes or seed not in params.scaling.replicate_seeds:
         raise UserError(f"--size {size} --seed {seed} is not a replicate: scaling.replicate_sizes is "
                         f"{params.scaling.replicate_sizes} and scaling.replicate_seeds {params.scaling.replicate_seeds}")
-    return dataclasses.replace(params, seed=seed)
+    return params.model_copy(update={"seed": seed})
 
 
 def replicates(params: Params) -> list[tuple[int, int]]:
@@ -357,7 +332,11 @@ def replicates(params: Params) -> list[tuple[int, int]]:
 
 
 def parse_params(raw, where: str = PARAMS_FILE) -> Params:
-    return validate(_build(Params, raw, "", where), where)
+    try:
+        params = Params.model_validate({} if raw is None else raw)
+    except ValidationError as e:
+        raise UserError(_error_line(e.errors()[0], raw, where)) from None
+    return validate(params, where)
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -375,8 +354,8 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     return parse_params(raw, str(path))
 
 
-def to_dict(params) -> dict:
-    return dataclasses.asdict(params)
+def to_dict(params: BaseModel) -> dict:
+    return params.model_dump()
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -352,7 +352,7 @@ RECIPE_TAGS = {"objective": "train.objective", "schedule": "train.schedule", "le
 
 def recipe_tags(params) -> dict:
     """The recipe as MLflow tags (`kdscale.recipe.<name>`), so the UI groups runs as compare does."""
-    flat = flatten({"seed": params.seed, "train": vars(params.train), "student": vars(params.student)})
+    flat = flatten({"seed": params.seed, "train": to_dict(params.train), "student": to_dict(params.student)})
     return {f"kdscale.recipe.{tag}": str(flat[key]) for tag, key in RECIPE_TAGS.items()}
 
 
