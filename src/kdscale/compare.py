@@ -90,10 +90,8 @@ def _experiment(row: dict, name: str, folder: str = "") -> Experiment | None:
 def pipeline_folder() -> str:
     """The folder of the pipeline run from here, relative to the repository root, with a trailing slash
     ("" at the root)."""
-    from kdscale import tracking
-
     try:
-        folder = Path.cwd().resolve().relative_to(tracking.project_root()).as_posix()
+        folder = Path.cwd().resolve().relative_to(paths.project_root()).as_posix()
     except ValueError:
         return ""
     return "" if folder == "." else folder + "/"

@@ -29,7 +29,6 @@ import random
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from kdscale import paths  # noqa: E402
+from kdscale.paths import git, project_root  # noqa: E402
 from kdscale.config import flatten, to_dict  # noqa: E402
 from kdscale.digest import data_md5  # noqa: E402
 
@@ -65,23 +65,6 @@ SPECIAL_TOKENS = {"PAD", "EOS", "BOS", "UNK", "SEP", "CLS", "MASK"}  # pad_token
 
 
 # ----------------------------------------------------------------------------- where the store is
-
-def _git(*args: str, cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
-
-
-def project_root() -> Path:
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).expanduser().resolve()
-    top = _git("rev-parse", "--show-toplevel", cwd=Path.cwd())
-    return Path(top).resolve() if top else Path.cwd().resolve()
-
 
 def tracking_uri() -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -243,7 +226,7 @@ def close_dead_runs(experiment_id: str) -> list[str]:
 
 def git_commit() -> str | None:
     # A queued experiment runs on its baseline commit, whatever HEAD of the real repo is now.
-    return os.environ.get("DVC_EXP_BASELINE_REV") or _git("rev-parse", "HEAD", cwd=project_root())
+    return os.environ.get("DVC_EXP_BASELINE_REV") or git("rev-parse", "HEAD", cwd=project_root())
 
 
 def common_tags(stage: str, size: int | None = None, data_paths: list[Path] = (), seed: int | None = None) -> dict:
