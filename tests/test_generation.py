@@ -152,3 +152,16 @@ def test_growing_layer_appends_in_place_and_survives_replaced_tensors():
     layer.batch_select_indices(torch.tensor([1]))  # rows leave: the tensors are replaced
     out, _ = layer.update(torch.ones(1, 3, 1, 4), torch.ones(1, 3, 1, 4))
     assert torch.equal(out, torch.cat([torch.cat(reference, dim=2)[1:], torch.ones(1, 3, 1, 4)], dim=2))
+
+
+def test_every_forward_of_a_decode_runs_without_autograd(gpt2, prompts):
+    """An autograd graph kept across decoding steps grows with every token: the embedded teacher's 390
+    answers ran out of memory that way. Every admission and step must run in inference mode."""
+    model, tokenizer = gpt2
+    modes = []
+    hook = model.register_forward_pre_hook(lambda module, args: modes.append(torch.is_inference_mode_enabled()))
+    try:
+        got = generate_all(model, tokenizer, prompts[:5], DecodeParams(max_new_tokens=N), batch_size=2)
+    finally:
+        hook.remove()
+    assert len(got) == 5 and len(modes) > 5 and all(modes), modes

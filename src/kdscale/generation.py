@@ -202,7 +202,6 @@ def _ended(tokenizer, row: _Row, params: DecodeParams, tail: int) -> bool:
         s in tokenizer.decode(row.tokens[-tail:], skip_special_tokens=True) for s in params.stop_strings)
 
 
-@torch.inference_mode()
 class Decoder:
     """Continuous batching over one model: at most `slots` rows decode at once.
 
@@ -334,6 +333,7 @@ class Decoder:
             yield row.key, completion
 
 
+@torch.inference_mode()  # no autograd graph: the whole decode, every admit and step
 def decode(model, tokenizer, prompts: list[str], params: DecodeParams, seeds: list[int],
            slots: int) -> Iterator[tuple[int, Completion]]:
     """Answer every prompt with at most `slots` rows decoding at once (see Decoder); yield (index, answer)
