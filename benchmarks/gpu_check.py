@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from kdscale.profile import profile_params
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
@@ -257,7 +259,7 @@ def main(argv=None) -> None:
         raise SystemExit("gpu_check: no CUDA GPU visible; run it on a GPU machine, or pass --tiny for a CPU smoke run")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    paper = yaml.safe_load((REPO / "src/kdscale/profiles/paper.yaml").read_text())
+    paper = profile_params("paper")
     if args.tiny:
         args.records, args.pool, args.heldout = min(args.records, 96), min(args.pool, 24), min(args.heldout, 8)
     teacher_shape, student_shape = ("tiny-teacher", "tiny-student") if args.tiny else ("gpt2-xl", "gpt2")

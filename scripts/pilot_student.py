@@ -29,8 +29,8 @@ from kdscale.config import load_params
 from kdscale.evaluate import adherence, perplexity
 from kdscale.examples import CompletionCollator, tokenize_records
 from kdscale.jsonl import read_jsonl
-from kdscale.models import initial_student, max_context
-from kdscale.student_init import calibration_texts
+from kdscale.models import max_context
+from kdscale.student_init import calibration_texts, initial_student
 from kdscale.subsets import nested_order
 from kdscale.train import StudentTrainer, freeze_embeddings, optimizer_steps, training_arguments
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kdscale.profile import profile_params
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 
@@ -106,7 +108,7 @@ def tiny_model(tiny_gpt2_dir):
 
 def tiny_params(teacher_dir: Path, **overrides) -> dict:
     """The embedded profile shrunk to seconds: tiny models, 2 sizes, short answers."""
-    params = yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text())
+    params = profile_params("embedded")
     params["data"].update(pool_size=24, heldout_size=6)
     params["teacher"].update(model=str(teacher_dir), prompt_format="alpaca", max_new_tokens=12, batch_size=8)
     params["teacher"]["filters"].update(empty=False, repetition=False, echo=False)  # a random teacher babbles

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdscale import config
+from kdscale import config, profile
 from kdscale.cli import main
 from kdscale.config import CHOICES, POSITIVE, Params, check_size, load_params, parse_params, to_dict
 from kdscale.errors import UserError
+from kdscale.profile import profile_params
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = sorted((REPO / "src/kdscale/profiles").glob("*.yaml"))
 
 
 def embedded() -> dict:
-    return yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text(encoding="utf-8"))
+    return profile_params("embedded")
 
 
 def with_value(key: str, value) -> dict:
@@ -57,21 +58,34 @@ def test_profiles_are_packaged_and_validate():
     assert names == ["embedded", "paper"]
     packaged = sorted(p.name for p in (resources.files("kdscale") / "profiles").iterdir() if p.name.endswith(".yaml"))
     assert packaged == [p.name for p in PROFILES]
-    for path in PROFILES:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        params = parse_params(raw, path.name)
+    for name in names:
+        raw = yaml.safe_load(profile.render(name))
+        params = parse_params(raw, name)
         # every key is spelled out, so the file documents the whole configuration
         assert set(config.flatten(raw)) == set(config.flatten(to_dict(params)))
 
 
-def test_params_yaml_is_the_embedded_profile():
-    assert (REPO / "params.yaml").read_bytes() == (REPO / "src/kdscale/profiles/embedded.yaml").read_bytes()
-    # and the embedded profile is what the dataclass defaults say
-    assert to_dict(parse_params(embedded())) == to_dict(Params())
+def test_params_yaml_is_the_embedded_profile_rendered_from_the_defaults():
+    assert (REPO / "params.yaml").read_text() == profile.render("embedded")
+    assert to_dict(parse_params(embedded())) == to_dict(Params())  # the embedded profile changes nothing
+    assert yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text()) is None  # a header only
+
+
+def test_params_yaml_carries_each_keys_description():
+    text = profile.render("embedded")
+    described = [f for section in (config.Params, config.TeacherParams, config.TrainParams)
+                 for f in section.model_fields.values() if f.description]
+    assert all(f.description in text for f in described)
+
+
+def test_a_profile_changes_only_the_keys_it_names():
+    paper, defaults = profile.profile_params("paper"), to_dict(Params())
+    assert paper["train"]["learning_rate"] == 5e-5 and paper["train"]["epochs"] == defaults["train"]["epochs"]
+    assert paper["teacher"]["filters"] == defaults["teacher"]["filters"]
 
 
 def test_paper_profile_is_the_paper_setting():
-    params = parse_params(yaml.safe_load((REPO / "src/kdscale/profiles/paper.yaml").read_text()))
+    params = parse_params(profile_params("paper"))
     assert params.scaling.sizes == [0, 500, 2000, 5000, 10000, 15000]  # and the untrained student
     assert (params.teacher.model, params.student.model) == ("gpt2-xl", "gpt2")
     assert (params.train.epochs, params.train.learning_rate, params.train.batch_size) == (2.0, 5e-5, 16)
@@ -236,7 +250,7 @@ def test_profile_writes_a_valid_params_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     main(["profile", "paper", "--params", "paper-params.yaml"])
     written = tmp_path / "paper-params.yaml"
-    assert written.read_bytes() == (REPO / "src/kdscale/profiles/paper.yaml").read_bytes()
+    assert written.read_text() == profile.render("paper")
     assert load_params(written).teacher.model == "gpt2-xl"
     assert "'paper' profile" in capsys.readouterr().out
 

@@ -12,10 +12,11 @@ from kdscale import train
 from kdscale.config import parse_params
 from kdscale.errors import UserError
 from kdscale.models import load_model, resolve_device
+from kdscale.profile import profile_params
 
 
 def embedded(**top) -> dict:
-    params = yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text(encoding="utf-8"))
+    params = profile_params("embedded")
     return {**params, **top}
 
 

@@ -11,13 +11,14 @@ import yaml
 
 from conftest import REPO
 from kdscale.config import parse_params
+from kdscale.profile import profile_params
 
 spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks/gpu_check.py")
 gpu_check = importlib.util.module_from_spec(spec)
 sys.modules["gpu_check"] = gpu_check  # dataclasses look their module up there
 spec.loader.exec_module(gpu_check)
 
-PAPER = yaml.safe_load((REPO / "src/kdscale/profiles/paper.yaml").read_text())
+PAPER = profile_params("paper")
 
 
 def test_synthetic_records_are_alpaca_shaped_and_distinct():

@@ -317,7 +317,7 @@ def test_hub_teacher_without_network_fails_fast(project, fails, no_hub):
 def test_hub_student_without_network_fails_fast(no_hub, tmp_path):
     """What `kdscale student_init` calls to build the student (before it writes anything)."""
     from kdscale.config import StudentParams
-    from kdscale.models import initial_student
+    from kdscale.student_init import initial_student
 
     start = time.perf_counter()
     with pytest.raises(UserError) as e:

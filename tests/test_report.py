@@ -12,6 +12,7 @@ import yaml
 
 from kdscale import report
 from kdscale.config import parse_params
+from kdscale.profile import profile_params
 from conftest import REPO
 
 SIZES = [0, 25, 50, 100, 200, 400]  # 0: the untrained student
@@ -72,7 +73,7 @@ def samples(who: str) -> list[dict]:
 
 
 def raw_params(sizes=SIZES) -> dict:
-    raw = yaml.safe_load((REPO / "src/kdscale/profiles/embedded.yaml").read_text())
+    raw = profile_params("embedded")
     raw["scaling"]["sizes"] = sizes
     raw["data"]["pool_size"] = max(sizes)
     return raw

@@ -44,10 +44,13 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    source: str = "builtin"  # builtin | a hub dataset id | a local .json/.jsonl/.parquet
-    pool_size: PositiveInt = 350  # prompts the teacher answers; >= the largest size, with slack for filters
-    heldout_size: PositiveInt = 40  # prompts kept out of training, for perplexity
-    max_source_records: int = 0  # 0: read the whole source (a cap keeps huge sources fast)
+    source: str = Field(
+        "builtin", description="builtin | hub dataset id | local .json/.jsonl/.parquet (Alpaca schema)")
+    pool_size: PositiveInt = Field(
+        350, description="prompts the teacher answers (>= largest size; slack for filtered answers)")
+    heldout_size: PositiveInt = Field(
+        40, description="prompts never trained on; their teacher answers score perplexity")
+    max_source_records: int = Field(0, description="0 = all")
     split_seed: int = 0  # fixes the pool/held-out split, so sweeping `seed` never regenerates teacher data
 
 
@@ -58,33 +61,38 @@ class FilterParams(Section):
     repetition: bool = True  # drop answers stuck in an n-gram loop
     repetition_ngram: PositiveInt = 4
     repetition_max_fraction: float = 0.5  # share of n-grams that are repeats
-    truncated: Literal["keep", "drop"] = "keep"  # answers cut at max_new_tokens
+    truncated: Literal["keep", "drop"] = Field("keep", description="keep | drop answers cut at max_new_tokens")
 
 
 class TeacherParams(Section):
-    model: str = "embedded"  # embedded | a hub model id | a local folder
+    model: str = Field("embedded", description="embedded | hub model id | local folder")
     revision: str = ""  # hub revision to pin ("" = the hub's current main, recorded)
-    prompt_format: Literal["chat", "alpaca"] = "chat"  # chat (tokenizer's chat template) | alpaca
-    # chat: the default system turn written into the teacher folder's chat template ("" = the model's own)
-    system_prompt: str = "You are a helpful assistant. Answer briefly and completely, in a few sentences."
-    backend: Literal["hf", "vllm", "openai"] = "hf"  # hf | vllm | openai (a served teacher: src/kdscale/served.py)
+    prompt_format: Literal["chat", "alpaca"] = Field("chat", description="chat (tokenizer's chat template) | alpaca")
+    system_prompt: str = Field(
+        "You are a helpful assistant. Answer briefly and completely, in a few sentences.",
+        description="chat: the system turn written into the teacher's chat template (\"\" = the model's own)")
+    backend: Literal["hf", "vllm", "openai"] = Field(
+        "hf", description="hf | vllm (GPU machines) | openai (a served teacher)")
     max_new_tokens: PositiveInt = 96
-    batch_size: PositiveInt = 64
+    batch_size: PositiveInt = Field(
+        64, description="prompts decoded at once; 64 measured 1.2x faster than 32 on 2 CPU cores")
     do_sample: bool = False
     temperature: PositiveFloat = 0.7
     top_p: PositiveFloat = 0.9
     seed: int = 0  # for sampled decoding
     tensor_parallel_size: PositiveInt = 1  # vllm only
     trust_remote_code: bool = False
-    # backend openai: the server, the name it serves the teacher under (see its /v1/models), and the
-    # environment variable holding the API key (the key itself never goes in params)
-    base_url: str = ""  # e.g. http://127.0.0.1:8000/v1
-    served_model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: PositiveInt = 8  # requests in flight
-    request_timeout: PositiveFloat = 120.0  # seconds per request
-    max_retries: int = 6  # per request, on 429, 5xx, timeouts, dropped connections, malformed bodies
-    max_total_retries: PositiveInt = 200  # for the whole stage, after which it stops (answers so far are kept)
+    # backend openai (README: "The teacher at scale"): the server, the name it serves the teacher under,
+    # and the environment variable holding the API key (the key itself never goes in params)
+    base_url: str = Field("", description="backend openai: the server's API root, e.g. http://127.0.0.1:8000/v1")
+    served_model: str = Field("", description="the model's name as the server's /v1/models lists it")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="the environment variable that holds the API key (local servers need none)")
+    concurrency: PositiveInt = Field(8, description="requests in flight")
+    request_timeout: PositiveFloat = Field(120.0, description="seconds per request")
+    max_retries: int = Field(6, description="per request: 429, 5xx, timeouts, dropped connections, malformed bodies")
+    max_total_retries: PositiveInt = Field(
+        200, description="for the whole stage; past it the stage stops, keeping every finished answer")
     filters: FilterParams = Field(default_factory=FilterParams)
 
 
@@ -97,15 +105,17 @@ SERVING_KEYS = REQUEST_KEYS | {"base_url", "served_model"}
 class StudentParams(Section):
     # pruned (the teacher cut to num_layers of its layers) | scratch (a small random Llama with the
     # teacher's tokenizer) | hub id | folder
-    model: str = "pruned"
+    model: str = Field(
+        "pruned", description="pruned (teacher layers) | scratch (small random Llama) | hub model id | local folder")
     registered_name: str = "kdscale-student"  # MLflow model registry name
     revision: str = ""
     trust_remote_code: bool = False
     # pruned: the teacher layers to keep; [] = the num_layers of highest block influence
-    keep_layers: list[int] = Field(default_factory=list)
-    num_layers: PositiveInt = 10  # pruned and scratch: the student's depth
+    keep_layers: list[int] = Field(
+        default_factory=list, description="pruned: teacher layers to keep; [] = the num_layers of highest block influence")
+    num_layers: PositiveInt = Field(10, description="pruned and scratch")
     # Shape of the from-scratch student; ignored for the others.
-    hidden_size: PositiveInt = 256
+    hidden_size: PositiveInt = Field(256, description="scratch only, like the three below")
     num_heads: PositiveInt = 4
     intermediate_size: PositiveInt = 768
     max_position_embeddings: PositiveInt = 512
@@ -117,37 +127,44 @@ class TeacherTopkParams(Section):
 
 
 class ScalingParams(Section):
-    sizes: list[int] = Field(default_factory=lambda: [0, 20, 40, 80, 160, 320])  # 0: the untrained student
+    sizes: list[int] = Field(
+        default_factory=lambda: [0, 20, 40, 80, 160, 320], description="0: the untrained student")
     # Replicates: these sizes trained again with each of these seeds (besides `seed`), each seed with its own
     # nested subsets and data order, so the report can tell a step in data from seed-to-seed noise.
-    replicate_sizes: list[int] = Field(default_factory=list)
-    replicate_seeds: list[int] = Field(default_factory=list)
+    replicate_sizes: list[int] = Field(
+        default_factory=list, description="these sizes trained again with each replicate seed (besides `seed`)")
+    replicate_seeds: list[int] = Field(
+        default_factory=list, description="their own subsets and data order: the report's seed-to-seed spread")
 
 
 class TrainParams(Section):
     epochs: PositiveFloat = 2.0
-    learning_rate: PositiveFloat = 1e-3
+    learning_rate: PositiveFloat = Field(
+        1e-3, description="chosen by the pilot in README.md (\"The embedded student\")")
     batch_size: PositiveInt = 16
-    schedule: Literal["epochs", "steps"] = "epochs"  # epochs | steps (the same optimizer steps for every size)
-    max_steps: int = 0  # with schedule: steps
+    schedule: Literal["epochs", "steps"] = Field(
+        "epochs", description="epochs | steps (same optimizer steps for every size)")
+    max_steps: int = Field(0, description="with schedule: steps")
     max_length: PositiveInt = 256  # tokens of prompt + response + EOS
-    freeze_embeddings: bool = True  # keep the (tied) embeddings and head of a pretrained start as they are
-    overlong: Literal["truncate", "drop"] = "truncate"  # truncate the response | drop the example
+    freeze_embeddings: bool = Field(True, description="a pretrained start keeps its tied embeddings and head")
+    overlong: Literal["truncate", "drop"] = Field("truncate", description="truncate | drop")
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     lr_scheduler: LrScheduler = "cosine"
     logging_steps: PositiveInt = 2
     save_steps: PositiveInt = 25  # checkpoints so that an interrupted run resumes
-    objective: Literal["sft", "kd", "mixed"] = "sft"  # sft (black-box: the teacher's text) | kd (its top-k log-probs) | mixed (both)
-    kd_temperature: PositiveFloat = 1.0  # softens both distributions; the KD loss is scaled by T^2 (Hinton et al. 2015)
-    kd_weight: float = 0.5  # with objective: mixed, loss = kd_weight * kd + (1 - kd_weight) * sft
+    objective: Literal["sft", "kd", "mixed"] = Field(
+        "sft", description="sft | kd (teacher's top-k log-probs) | mixed (kd_weight * kd + rest sft)")
+    kd_temperature: PositiveFloat = Field(1.0, description="KL at temperature T on answer tokens, scaled by T^2")
+    kd_weight: float = Field(0.5, description="the KD share with objective: mixed")
 
 
 class EvalParams(Section):
     max_new_tokens: PositiveInt = 128
-    batch_size: PositiveInt = 50
-    adherence_file: str = ""  # "" = the project's 50-prompt set
-    speed_runs: PositiveInt = 1  # timed runs after one warm-up
+    batch_size: PositiveInt = Field(50, description="the 50 adherence prompts in one batch: 1.6x faster than 16 here")
+    adherence_file: str = Field("", description="\"\" = the project's 50-prompt set")
+    speed_runs: PositiveInt = Field(
+        1, description="timed runs per model (the score uses the median over an architecture)")
     speed_new_tokens: PositiveInt = 128
 
 
@@ -160,14 +177,17 @@ class ReportParams(Section):
 
 
 class Params(Section):
-    seed: int = 0  # the replicate seed: subset order, student init and data order
+    seed: int = Field(0, description="replicate seed: subset order, student init, data order")
     # Where every model runs (teacher generation, training, evaluation), chosen once:
     # auto = CUDA + bfloat16 where a GPU is visible, CPU + float32 otherwise.
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto (CUDA + bfloat16 if a GPU is visible, else CPU + float32) | cpu | cuda")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto | float32 | bfloat16 | float16")
     data: DataParams = Field(default_factory=DataParams)
     teacher: TeacherParams = Field(default_factory=TeacherParams)
-    teacher_topk: TeacherTopkParams = Field(default_factory=TeacherTopkParams)
+    teacher_topk: TeacherTopkParams = Field(
+        default_factory=TeacherTopkParams, description="the teacher's top-k log-probs per answer token (for kd | mixed)")
     student: StudentParams = Field(default_factory=StudentParams)
     scaling: ScalingParams = Field(default_factory=ScalingParams)
     train: TrainParams = Field(default_factory=TrainParams)

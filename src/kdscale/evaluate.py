@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from kdscale import paths
 from kdscale.stats import bootstrap_perplexity, wilson_interval
-from kdscale.adherence import evaluate_response, load_adherence
+from kdscale.adherence import evaluate_response, load_adherence, type_counts
 from kdscale.config import check_replicate, EvalParams, load_params
 from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
@@ -30,6 +30,7 @@ from kdscale.generation import DecodeParams, generate_all, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.models import count_parameters, load_model, max_context, model_size_mb
 from kdscale.prompts import build_prompt, stop_strings
+from kdscale.records import TypeRates
 from kdscale.text import is_degenerate
 from kdscale.paths import TRAINING_LOG
 
@@ -91,10 +92,7 @@ def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: Eva
     start = time.perf_counter()
     answers = generate_all(model, tokenizer, texts, decode, ev.batch_size)
     seconds = time.perf_counter() - start
-    samples, per_type, type_prompts = [], defaultdict(list), defaultdict(int)
-    for prompt in prompts:  # how many prompts carry each check type (a prompt counts once per type)
-        for t in {c["type"] for c in prompt["checks"]}:
-            type_prompts[t] += 1
+    samples, per_type = [], defaultdict(list)
     for prompt, answer in zip(prompts, answers):
         verdict = evaluate_response(prompt["checks"], answer.text)
         for check in verdict["checks"]:
@@ -118,8 +116,7 @@ def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: Eva
         "degenerate_share": sum(s["degenerate"] for s in samples) / n,
         # batched throughput of this greedy pass (eval.batch_size prompts at a time), beside batch-1 speed
         "batched_tokens_per_sec": sum(a.n_tokens for a in answers) / max(seconds, 1e-9),
-        **{f"type_pass_rate.{t}": sum(v) / len(v) for t, v in sorted(per_type.items())},
-        **{f"type_prompts.{t}": k for t, k in sorted(type_prompts.items())},
+        **TypeRates({t: sum(v) / len(v) for t, v in per_type.items()}, type_counts(prompts)).flat(),
     }
     return metrics, samples
 

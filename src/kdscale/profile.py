@@ -1,19 +1,26 @@
-"""`kdscale profile NAME`: switch params.yaml to a packaged profile (embedded or paper).
+"""`kdscale profile NAME`: write params.yaml for a packaged profile (embedded or paper).
 
-The profile is validated before params.yaml is replaced; `dvc repro` (or `dvc exp run`)
-then runs the study in that setting, and git shows exactly what changed.
+The defaults live once, in the params models (`kdscale.config`), with a description per key. A
+profile is a header and the keys it changes (`profiles/<name>.yaml`; the embedded profile, the
+default, changes none). params.yaml is rendered from the two, every key with its description, and
+validated before it is replaced; `dvc repro` (or `dvc exp run`) then runs the study in that
+setting, and git shows exactly what changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from importlib import resources
 
 import yaml
+from pydantic import BaseModel
 
-from kdscale.config import PARAMS_FILE, parse_params
+from kdscale.config import PARAMS_FILE, Params, parse_params, to_dict
 from kdscale.errors import UserError
 from kdscale.jsonl import atomic_open
+
+COMMENT_COLUMN = 28  # where a key's description starts, when its line leaves room
 
 
 def available() -> list[str]:
@@ -21,18 +28,80 @@ def available() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def profile_text(name: str) -> str:
+def _overlay(name: str) -> tuple[list[str], dict]:
+    """A profile file's header (its leading comment lines) and the keys it sets."""
     if name not in available():
         raise UserError(f"unknown profile '{name}'; choose one of: {', '.join(available())}")
-    return (resources.files("kdscale") / "profiles" / f"{name}.yaml").read_text(encoding="utf-8")
+    text = (resources.files("kdscale") / "profiles" / f"{name}.yaml").read_text(encoding="utf-8")
+    header = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    return header, yaml.safe_load(text) or {}
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    return {k: _merge(v, changes[k]) if isinstance(v, dict) and k in changes else changes.get(k, v)
+            for k, v in base.items()} | {k: v for k, v in changes.items() if k not in base}
+
+
+def profile_params(name: str) -> dict:
+    """The profile's params as params.yaml holds them: the defaults with the profile's changes."""
+    _, changes = _overlay(name)
+    return _merge(to_dict(Params()), changes)
+
+
+def _scalar(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    if isinstance(value, str):  # plain where YAML reads it back as the same string, else quoted
+        plain = value and " " not in value and yaml.safe_load(value) == value and not value.startswith(("'", '"'))
+        return value if plain else json.dumps(value, ensure_ascii=False)
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def _is_section(info) -> bool:
+    return isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+
+
+def _field_lines(name: str, info, value, indent: str) -> list[str]:
+    """One key (or a section and its keys) with its description beside it, or above a long value."""
+    note = info.description
+    if _is_section(info):
+        head = f"{indent}{name}:"
+        lines = [f"{head:<{COMMENT_COLUMN}} # {note}" if note else head]
+        for sub, sub_info in info.annotation.model_fields.items():
+            lines += _field_lines(sub, sub_info, value[sub], indent + "  ")
+        return lines
+    line = f"{indent}{name}: {_scalar(value)}"
+    if not note:
+        return [line]
+    if len(line) < COMMENT_COLUMN:
+        return [f"{line:<{COMMENT_COLUMN}} # {note}"]
+    if len(line) <= 40:
+        return [f"{line}  # {note}"]
+    return [f"{indent}# {note}", line]
+
+
+def render(name: str) -> str:
+    """params.yaml for profile `name`: its header, then every key with its description, a blank line
+    before each section."""
+    header, _ = _overlay(name)
+    values = profile_params(name)
+    lines = list(header)
+    for field, info in Params.model_fields.items():
+        lines += ([""] if _is_section(info) else []) + _field_lines(field, info, values[field], "")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="kdscale profile", description=__doc__)
+    parser = argparse.ArgumentParser(prog="kdscale profile", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help=f"one of: {', '.join(available())}")
     parser.add_argument("--params", default=PARAMS_FILE, help="the params file to write (default: params.yaml)")
     args = parser.parse_args(argv)
-    text = profile_text(args.name)
+    text = render(args.name)
     parse_params(yaml.safe_load(text), f"profile {args.name}")
     with atomic_open(args.params) as f:
         f.write(text)

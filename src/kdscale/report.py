@@ -26,6 +26,7 @@ import numpy as np
 from kdscale import paths, stats
 from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
+from kdscale.records import TypeRates, dropped_read
 
 OTHER_WEIGHTINGS = {  # (perplexity, pass rate, speed)
     "quality_only": (0.5, 0.5, 0.0),
@@ -734,22 +735,22 @@ def cost_lines(students: dict[int, dict], teacher: dict, generation: dict) -> li
     lines += [f"| evaluation n={n} | {students[n]['eval_seconds']:.0f} |" for n in sizes]
     lines += [f"| evaluation teacher | {teacher['eval_seconds']:.0f} |", "",
               f"Teacher answers dropped by filters: {generation['dropped']} of {generation['answers']} "
-              f"({', '.join(f'{k[8:]}: {v}' for k, v in generation.items() if k.startswith('dropped_') and v)})."]
+              f"({', '.join(f'{k}: {v}' for k, v in dropped_read(generation).items() if v)})."]
     return lines
 
 
 def type_lines(students: dict[int, dict], teacher: dict) -> list[str]:
     """Strict pass rate per instruction type."""
     sizes = sorted(students)
-    types = sorted({k.split(".", 1)[1] for m in [*students.values(), teacher] for k in m
-                    if k.startswith("type_pass_rate.")})
+    models = [*(students[n] for n in sizes), teacher]
+    rates = [TypeRates.read(m) for m in models]
+    types = sorted({t for r in rates for t in r.pass_rate})
     lines = ["", "## Adherence by instruction type (strict)", "",
              "| type | prompts | " + " | ".join(f"n={n}" for n in sizes) + " | teacher |",
              "|---|---|" + "---|" * (len(sizes) + 1)]
     for t in types:
-        prompts = next((m[f"type_prompts.{t}"] for m in [teacher, *students.values()] if f"type_prompts.{t}" in m),
-                       "?")
-        cells = [f"{m.get(f'type_pass_rate.{t}', float('nan')):.0%}" for m in [*(students[n] for n in sizes), teacher]]
+        prompts = next((r.prompts[t] for r in [rates[-1], *rates[:-1]] if t in r.prompts), "?")  # the teacher's first
+        cells = [f"{r.pass_rate.get(t, float('nan')):.0%}" for r in rates]
         lines.append(f"| {t} | {prompts} | " + " | ".join(cells) + " |")
     return lines
 

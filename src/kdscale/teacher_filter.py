@@ -16,6 +16,7 @@ from collections import Counter
 from kdscale import paths
 from kdscale.config import FilterParams, load_params
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
+from kdscale.records import dropped_flat, dropped_read
 from kdscale.text import is_repetitive
 
 TEMPLATE_MARKERS = ["### Instruction", "### Input", "### Response", "<|im_start|>", "<|im_end|>",
@@ -82,8 +83,7 @@ def generation_metrics(answers: list[dict], rows: list[dict], timing: dict) -> d
         "answers": len(answers),
         "kept": sum(not a["dropped"] for a in answers),
         "dropped": sum(a["dropped"] for a in answers),
-        **{f"dropped_{r}": reasons.get(r, 0)
-           for r in ["empty", "echo", "template_leak", "repetition", "truncated", "context"]},
+        **dropped_flat(reasons),
         **{f"finish_{r}": finishes.get(r, 0) for r in ["eos", "stop", "length"]},
         "generated_tokens": tokens,
         "mean_answer_tokens": tokens / max(len(answers), 1),
@@ -107,7 +107,7 @@ def main(argv=None) -> None:
     write_jsonl(paths.TEACHER_HELDOUT, [a for a, r in zip(answers, raw) if r["split"] == "heldout"])
     write_json(paths.TEACHER_METRICS, metrics)
     print(f"teacher_filter: {metrics['answers']} answers, {metrics['kept']} kept, {metrics['dropped']} dropped "
-          f"({', '.join(f'{k[8:]} {v}' for k, v in metrics.items() if k.startswith('dropped_') and v) or 'none'})")
+          f"({', '.join(f'{k} {v}' for k, v in dropped_read(metrics).items() if v) or 'none'})")
 
 
 if __name__ == "__main__":

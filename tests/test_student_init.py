@@ -1,4 +1,4 @@
-"""Model building: the depth-pruned student keeps the teacher's layers bit for bit, renumbers them so
+"""student_init: the depth-pruned student keeps the teacher's layers bit for bit, renumbers them so
 the KV cache works, and chooses layers by block influence."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import torch
 
 from kdscale.config import StudentParams
 from kdscale.errors import UserError
-from kdscale.models import block_influence, decoder_layers, load_tokenizer, prune_layers, pruned_student
+from kdscale.models import load_tokenizer
+from kdscale.student_init import block_influence, decoder_layers, prune_layers, pruned_student
 
 
 def randomise_norms(model) -> None:
