@@ -130,6 +130,8 @@ def test_rev_reads_the_experiments_of_each_baseline_commit(tmp_path, monkeypatch
     seen = []
 
     def fake_run(cmd, **kwargs):
+        if cmd[0] == "git":  # where the pipeline's folder is: no repository here
+            return type("Done", (), {"returncode": 128, "stdout": "", "stderr": ""})()
         seen.append(cmd)
         return type("Done", (), {"returncode": 0, "stdout": json.dumps(two_recipes()), "stderr": ""})()
 

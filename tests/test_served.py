@@ -408,3 +408,36 @@ def test_the_embedded_teacher_served_answers_as_in_process(tmp_path_factory):
     assert [r["response"] for r in rows] == [r["response"] for r in local]
     assert all(len(r["response"].split()) > 3 for r in rows)  # real answers, not babble cut short
     assert timing["retries"] == 0 and timing["completion_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_a_served_teacher_study_runs_end_to_end_through_dvc_repro(server, tiny_gpt2_dir, tmp_path, monkeypatch):
+    """prepare, the teacher over HTTP, filter, subsets, train, evaluate, report and sync: one `dvc repro`.
+    The key travels in the environment only, never into params, outputs or MLflow."""
+    from conftest import make_project
+    from test_pipeline import all_runs, commit_all, mlflow_client, sh, stages_run
+
+    proxy = FaultProxy(server, faults=["429", "500"], key=KEY)  # a key-checking server with two bad moments
+    try:
+        project = make_project(tmp_path / "served", tiny_gpt2_dir, teacher={
+            "backend": "openai", "base_url": proxy.url, "served_model": str(tiny_gpt2_dir),
+            "api_key_env": "KDSCALE_TEST_KEY", "concurrency": 2, "request_timeout": 60.0})
+        commit_all(project, "a served teacher")
+        repro = sh(["dvc", "repro"], project, env={"KDSCALE_TEST_KEY": KEY}, timeout=1800)
+    finally:
+        proxy.close()
+    ran = stages_run(repro.stdout)
+    assert {"prepare", "teacher", "teacher_filter", "train@8", "evaluate@16", "evaluate_teacher", "report"} <= ran
+    raw = read_jsonl(project / "data/teacher/raw.jsonl")
+    assert len(raw) == 30 and len({r["id"] for r in raw}) == 30  # 24 pool + 6 held-out prompts, each once
+    generation = json.loads((project / "data/teacher/generation.json").read_text())
+    assert generation["backend"] == "openai" and generation["requests"] == 30 and generation["retries"] == 2
+    assert generation["device"] == proxy.url
+    assert "sync: report: run" in repro.stdout  # the report's last step filled MLflow
+    runs = all_runs(mlflow_client(project / "mlflow.db"))
+    teacher = next(r for r in runs if r.data.tags["kdscale.stage"] == "teacher")
+    assert teacher.data.params["teacher.backend"] == "openai" and teacher.data.params["teacher.base_url"] == proxy.url
+    written = [p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts and p.suffix in
+               {".json", ".jsonl", ".yaml", ".lock", ".md", ".db"}]
+    assert not [p for p in written if KEY.encode() in p.read_bytes()]
+    assert not [r for r in runs if KEY in json.dumps([r.data.params, r.data.tags])]

@@ -98,6 +98,24 @@ def test_a_pipeline_in_a_subfolder_gets_its_own_experiment_in_the_same_store(tmp
     assert root_id != study_id and MlflowClient().get_experiment(root_id).name == "kdscale"
 
 
+def test_a_queued_experiments_copy_names_the_pipeline_as_its_checkout_has_it(tmp_path, monkeypatch):
+    """`dvc queue` runs an experiment in a checkout of its own under .dvc/tmp/exps/, with DVC_ROOT at the
+    real repository: its runs go to the pipeline's experiment, not to one named after the copy's folder."""
+    import subprocess
+
+    root = tmp_path / "repo"
+    for copy in (root / ".dvc/tmp/exps/tmpab12", root / ".dvc/tmp/exps/tmpcd34"):
+        (copy / "studies/reference").mkdir(parents=True)
+        (copy / "dvc.yaml").write_text("stages: {}\n")
+        (copy / "studies/reference/dvc.yaml").write_text("stages: {}\n")
+        subprocess.run(["git", "init", "-q", str(copy)], check=True)
+    monkeypatch.setenv("DVC_ROOT", str(root))
+    monkeypatch.chdir(root / ".dvc/tmp/exps/tmpab12")
+    assert tracking.experiment_name() == "kdscale"
+    monkeypatch.chdir(root / ".dvc/tmp/exps/tmpcd34/studies/reference")
+    assert tracking.experiment_name() == "kdscale/studies/reference"
+
+
 def test_reopen_run_by_id(tmp_path):
     model_dir = tmp_path / "model"
     with tracking.start_run("train", "student-n5", tracking.common_tags("train", 5, [])) as run:

@@ -116,8 +116,11 @@ def test_queued_experiments_with_two_workers(reproduced, tmp_path):
     print(table.stdout)
     assert_exp_show_fits_a_terminal(project)
 
-    # Both workers wrote to the store at the project root (DVC_ROOT), not in their temporary copies
-    runs = all_runs(mlflow_client(project / "mlflow.db"))
+    # Both workers wrote to the store at the project root (DVC_ROOT), not in their temporary copies,
+    # and into the pipeline's experiment, not one named after a temporary copy's folder
+    client = mlflow_client(project / "mlflow.db")
+    assert {e.name for e in client.search_experiments()} - {"Default"} == {"kdscale"}  # MLflow's own Default
+    runs = all_runs(client)
     assert {r.info.status for r in runs} == {"FINISHED"}, [(r.info.run_name, r.info.status) for r in runs]
     assert {r.data.tags["kdscale.dvc_exp"] for r in runs} == set(rates)
     # each experiment's own runs; the teacher's, which they share, once (the first report's sync made them)
@@ -158,6 +161,67 @@ def test_push_clone_pull_has_nothing_to_do(reproduced, tmp_path):
     sh(["dvc", "pull"], clone)
     assert_up_to_date(clone)
     assert sh(["git", "status", "--porcelain"], clone).stdout.strip() == ""
+
+
+@pytest.mark.slow
+def test_sweeps_on_two_machines_meet_in_one_view(reproduced, tmp_path):
+    """Two clones of one bare Git repository (two machines) each run an experiment and `dvc exp push` it:
+    Git refs to the team's repository, outputs to one DVC remote, runs to one MLflow store (the team's
+    server). A third clone, with both machines gone, `dvc exp pull`s both: `kdscale compare` shows them
+    side by side and `kdscale sync` finds their runs complete, and nothing names a machine's folder."""
+    seed = copy_project(reproduced[0], tmp_path / "seed")
+    origin, remote, store = tmp_path / "origin.git", tmp_path / "dvc-remote", tmp_path / "team" / "mlflow.db"
+    store.parent.mkdir()
+    team = {"MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    sh(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    sh(["dvc", "remote", "add", "-f", "-d", "local", str(remote)], seed)
+    commit_all(seed, "the team's remote")
+    sh(["git", "remote", "add", "origin", str(origin)], seed)
+    sh(["git", "push", "-q", "origin", "HEAD:main"], seed)
+    sh(["dvc", "push"], seed)
+
+    machines = {"lr-a": "0.003", "lr-b": "0.0003"}
+    for name, lr in machines.items():
+        machine = tmp_path / f"machine-{name}"
+        sh(["git", "clone", "-q", "-b", "main", str(origin), str(machine)], tmp_path)
+        sh(["dvc", "pull"], machine)
+        sh(["dvc", "exp", "run", "-n", name, "-S", f"train.learning_rate={lr}"], machine, env=team, timeout=1500)
+        sh(["dvc", "exp", "push", "origin", name], machine)
+    for name in machines:
+        shutil.rmtree(tmp_path / f"machine-{name}")  # gone: nothing below may need their folders
+
+    here = tmp_path / "analyst"
+    sh(["git", "clone", "-q", "-b", "main", str(origin), str(here)], tmp_path)
+    for name in machines:
+        sh(["dvc", "exp", "pull", "origin", name], here)
+    experiments = show_experiments(here)
+    assert set(machines) <= set(experiments)
+    for name, lr in machines.items():
+        data = experiments[name]["data"]
+        assert data["params"]["params.yaml"]["data"]["train"]["learning_rate"] == float(lr)
+        assert {"perplexity", "pass_rate"} <= data["metrics"][f"metrics/student-n{SIZES[-1]}.json"]["data"].keys()
+    sh(["kdscale", "compare"], here, env=team)
+    compare = (here / "reports" / "compare.md").read_text()
+    assert "train.learning_rate=0.003" in compare and "train.learning_rate=0.0003" in compare, compare
+
+    runs = all_runs(mlflow_client(store))
+    trained = [r for r in runs if r.data.tags["kdscale.stage"] == "train"]
+    assert sorted(r.data.tags["kdscale.dvc_exp"] for r in trained) == sorted([*machines] * len(SIZES))
+    assert all("eval/perplexity" in r.data.metrics for r in trained)  # each machine's report synced its runs
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    folders = [str(tmp_path / f"machine-{name}") for name in machines]
+    for r in runs:  # no run points into a machine's folder: params, tags, artifacts
+        values = [*r.data.params.values(), *r.data.tags.values(), r.info.artifact_uri]
+        assert not [v for v in values for f in folders if f in v], r.info.run_name
+    # Checked out here, an experiment's outputs are the ones its machine logged: sync finds every run by
+    # the md5 of what it describes and makes none (it only moves the aliases to this checkout's models)
+    sh(["dvc", "exp", "apply", "lr-a"], here)
+    sh(["dvc", "pull"], here)
+    sync = sh(["kdscale", "sync"], here, env=team).stdout
+    added = [line.split(": ", 2)[2] for line in sync.splitlines() if line.startswith("sync: ") and line.count(": ") >= 2]
+    assert len(added) >= len(SIZES) + 4, sync  # teacher, filter, teacher eval, students, report
+    assert not [a for a in added if a == "run" or "model" in a], sync
+    assert len(all_runs(mlflow_client(store))) == len(runs)
 
 
 def test_default_remote_expands_home(tmp_path):
@@ -337,7 +401,11 @@ def test_tracking_uri_from_environment(reproduced, tmp_path):
     result = sh(["dvc", "repro", "--single-item", "--force", "report"], project,
                 env={"MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}"})
     assert stages_run(result.stdout) == {"report"}
+    # the report's sync filled that store, and only that one
     runs = all_runs(mlflow_client(elsewhere))
-    assert [r.data.tags["kdscale.stage"] for r in runs] == ["report"] and runs[0].info.status == "FINISHED"
-    assert runs[0].info.artifact_uri.startswith((elsewhere.parent / "mlartifacts").as_uri()), runs[0].info.artifact_uri
+    assert sorted(r.data.tags["kdscale.stage"] for r in runs) == sorted(
+        ["teacher", "teacher_filter", "evaluate_teacher", "report"] + ["train"] * len(SIZES))
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for r in runs:
+        assert r.info.artifact_uri.startswith((elsewhere.parent / "mlartifacts").as_uri()), r.info.artifact_uri
     assert len(all_runs(mlflow_client(project / "mlflow.db"))) == before

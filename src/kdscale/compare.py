@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdscale import paths
+from kdscale.checkout import pipeline_folder
 from kdscale.config import flatten
 from kdscale.errors import UserError
 from kdscale.jsonl import atomic_open
@@ -85,16 +86,6 @@ def _experiment(row: dict, name: str, folder: str = "") -> Experiment | None:
             else:  # scaling.replicate_seeds: another seed of the same recipe, in the same experiment
                 replicates[(size, seed)] = content["data"]
     return Experiment(name, params, metrics, replicates=replicates) if metrics else None
-
-
-def pipeline_folder() -> str:
-    """The folder of the pipeline run from here, relative to the repository root, with a trailing slash
-    ("" at the root)."""
-    try:
-        folder = Path.cwd().resolve().relative_to(paths.project_root()).as_posix()
-    except ValueError:
-        return ""
-    return "" if folder == "." else folder + "/"
 
 
 def read_experiments(show: list[dict], names: list[str] = (), folder: str = "") -> list[Experiment]:

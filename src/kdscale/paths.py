@@ -3,9 +3,7 @@
 dvc.yaml names the same paths; tests/test_pipeline.py checks that the two agree.
 """
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 POOL_PROMPTS = Path("data/prompts/pool.jsonl")
@@ -86,22 +84,3 @@ def loss_plot(size: int, seed: int | None = None) -> Path:
 TEACHER_EVAL_METRICS = METRICS_DIR / "teacher.json"
 TEACHER_EVAL_DETAILS = DETAILS_DIR / "teacher.json"
 TEACHER_SAMPLES = SAMPLES_DIR / "teacher.jsonl"
-
-
-def git(*args: str, cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
-
-
-def project_root() -> Path:
-    """The repository root: DVC_ROOT in a queued experiment's temporary copy (DVC points it at the real one),
-    else git's top level, else the working directory."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).expanduser().resolve()
-    top = git("rev-parse", "--show-toplevel", cwd=Path.cwd())
-    return Path(top).resolve() if top else Path.cwd().resolve()

@@ -242,8 +242,10 @@ def _sync() -> dict[str, list[str]]:
                                                             params.student.registered_name, seed)
     if paths.SUMMARY.is_file():
         summary = read_json(paths.SUMMARY_DETAILS if paths.SUMMARY_DETAILS.is_file() else paths.SUMMARY)
+        # keyed by all it says: a new threshold rewrites the report but not the headline scores
+        written = [p for p in (paths.SUMMARY, paths.SUMMARY_DETAILS, paths.REPORTS_DIR / "report.md") if p.is_file()]
         done["report"] = sync_simple(
-            client, experiment_id, "report", "report", [paths.SUMMARY],
+            client, experiment_id, "report", "report", written,
             {"report": to_dict(params.report), "sizes": params.scaling.sizes}, report_metrics(summary),
             [paths.REPORTS_DIR / "scaling.png", paths.REPORTS_DIR / "report.md", paths.SUMMARY, paths.SUMMARY_DETAILS])
     return done

@@ -42,7 +42,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from kdscale import paths  # noqa: E402
-from kdscale.paths import git, project_root  # noqa: E402
+from kdscale.checkout import git, pipeline_folder, project_root  # noqa: E402
 from kdscale.config import flatten, to_dict  # noqa: E402
 from kdscale.digest import data_md5  # noqa: E402
 
@@ -149,14 +149,9 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 def experiment_name() -> str:
     """`kdscale` for the root pipeline; a pipeline in a subfolder (a dvc.yaml there, as in
     studies/reference) gets its own experiment in the same store, named by its folder, so two
-    studies' runs never mix."""
-    cwd = Path.cwd().resolve()
-    try:
-        folder = cwd.relative_to(project_root())
-    except ValueError:
-        return "kdscale"
-    pipeline = folder != Path(".") and (cwd / "dvc.yaml").is_file()
-    return f"kdscale/{folder.as_posix()}" if pipeline else "kdscale"
+    studies' runs never mix. A queued experiment's copy names the folder as its checkout has it."""
+    folder = pipeline_folder()
+    return f"kdscale/{folder.rstrip('/')}" if folder else "kdscale"
 
 
 def setup(experiment: str | None = None) -> str:

@@ -1,0 +1,39 @@
+"""Where this checkout is: its repository root (where the MLflow store lives) and the pipeline's folder in it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+
+def git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def project_root() -> Path:
+    """The repository root: DVC_ROOT in a queued experiment's temporary copy (DVC points it at the real one),
+    else git's top level, else the working directory."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).expanduser().resolve()
+    top = git("rev-parse", "--show-toplevel", cwd=Path.cwd())
+    return Path(top).resolve() if top else Path.cwd().resolve()
+
+
+def pipeline_folder() -> str:
+    """The folder of the pipeline run from here, relative to its checkout's root, with a trailing slash
+    ("" at the root, "studies/reference/" there). The checkout is git's top level from here: a queued
+    experiment's temporary copy is a checkout of its own, whatever DVC_ROOT says."""
+    cwd = Path.cwd().resolve()
+    top = git("rev-parse", "--show-toplevel", cwd=cwd)
+    try:
+        folder = cwd.relative_to(Path(top).resolve() if top else project_root()).as_posix()
+    except ValueError:
+        return ""
+    return "" if folder == "." or not (cwd / "dvc.yaml").is_file() else folder + "/"
