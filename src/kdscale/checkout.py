@@ -22,8 +22,13 @@ def project_root() -> Path:
     else git's top level, else the working directory."""
     if os.environ.get("DVC_ROOT"):
         return Path(os.environ["DVC_ROOT"]).expanduser().resolve()
-    top = git("rev-parse", "--show-toplevel", cwd=Path.cwd())
-    return Path(top).resolve() if top else Path.cwd().resolve()
+    return toplevel(Path.cwd()) or Path.cwd().resolve()
+
+
+def toplevel(cwd: Path) -> Path | None:
+    """git's top level from `cwd`, or None outside a repository."""
+    top = git("rev-parse", "--show-toplevel", cwd=cwd)
+    return Path(top).resolve() if top else None
 
 
 def pipeline_folder() -> str:
@@ -31,9 +36,8 @@ def pipeline_folder() -> str:
     ("" at the root, "studies/reference/" there). The checkout is git's top level from here: a queued
     experiment's temporary copy is a checkout of its own, whatever DVC_ROOT says."""
     cwd = Path.cwd().resolve()
-    top = git("rev-parse", "--show-toplevel", cwd=cwd)
     try:
-        folder = cwd.relative_to(Path(top).resolve() if top else project_root()).as_posix()
+        folder = cwd.relative_to(toplevel(cwd) or project_root()).as_posix()
     except ValueError:
         return ""
     return "" if folder == "." or not (cwd / "dvc.yaml").is_file() else folder + "/"

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from kdscale import paths
-from kdscale.stats import bootstrap_perplexity, wilson_interval
 from kdscale.adherence import evaluate_response, load_adherence, type_counts
 from kdscale.config import check_replicate, EvalParams, load_params
 from kdscale.errors import UserError
@@ -31,6 +30,7 @@ from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.models import count_parameters, load_model, max_context, model_size_mb
 from kdscale.prompts import build_prompt, stop_strings
 from kdscale.records import TypeRates
+from kdscale.stats import bootstrap_perplexity, wilson_interval
 from kdscale.text import is_degenerate
 from kdscale.paths import TRAINING_LOG
 
