@@ -125,24 +125,55 @@ def test_command_writes_the_report_and_figure(tmp_path, monkeypatch):
         compare.main(["--input", "missing.json"])
 
 
+STAGE = """\
+import json, pathlib, yaml
+p = yaml.safe_load(open("params.yaml"))
+pathlib.Path("metrics").mkdir(exist_ok=True)
+json.dump({"perplexity": 1 / p["train"]["learning_rate"], "pass_rate": 0.0}, open("metrics/student-n20.json", "w"))
+"""
+
+
+def dvc_project(root) -> None:
+    """A real Git + DVC project whose one stage writes a student's metrics from the learning rate."""
+    import subprocess
+    import yaml
+
+    def run(*cmd):
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+
+    (root / "stage.py").write_text(STAGE)
+    (root / "params.yaml").write_text(yaml.safe_dump(params(lr=0.01)))
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": {
+        "cmd": "python stage.py", "deps": ["stage.py"], "params": ["train.learning_rate"],
+        "metrics": [{"metrics/student-n20.json": {"cache": False}}]}}}))
+    run("git", "init", "-q")
+    run("git", "config", "user.email", "t@example.com")
+    run("git", "config", "user.name", "t")
+    run("dvc", "init", "-q")
+    run("dvc", "repro", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline")
+    run("dvc", "exp", "run", "-q", "-n", "lr-002", "-S", "train.learning_rate=0.02")
+    run("git", "commit", "-q", "--allow-empty", "-m", "later")  # the experiment stays with the baseline
+
+
 def test_rev_reads_the_experiments_of_each_baseline_commit(tmp_path, monkeypatch):
     """Experiments stay with the commit they ran on: after a later commit, --rev finds them."""
-    seen = []
-
-    def fake_run(cmd, **kwargs):
-        if cmd[0] == "git":  # where the pipeline's folder is: no repository here
-            return type("Done", (), {"returncode": 128, "stdout": "", "stderr": ""})()
-        seen.append(cmd)
-        return type("Done", (), {"returncode": 0, "stdout": json.dumps(two_recipes()), "stderr": ""})()
-
-    monkeypatch.setattr(compare.subprocess, "run", fake_run)
+    dvc_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    compare.main(["--rev", "abc1234", "--rev", "HEAD"])
-    compare.main([])
-    assert [c[c.index("show"):] for c in seen] == [["show", "--json", "--rev", "abc1234", "--rev", "HEAD"],
-                                                   ["show", "--json"]]
+    names = lambda revs: {e.name for e in compare.read_experiments(compare.dvc_exp_show(revs))}  # noqa: E731
+    assert "lr-002" not in names([])  # HEAD's experiments: none
+    assert "lr-002" in names(["HEAD~1"])
+    compare.main(["--rev", "HEAD~1"])
+    text = (tmp_path / "reports/compare.md").read_text()
+    assert "| 20 | 100 (n=1) | 50 (n=1) |" in text, text  # perplexity 1 / lr: the baseline, then lr-002
+
+
+def test_exp_show_outside_a_dvc_project_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="run it from the project root"):
+        compare.dvc_exp_show()
 
 
 def test_figure_goes_to_the_report_run(tmp_path):

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,14 +129,18 @@ def read_experiments(show: list[dict], names: list[str] = (), folder: str = "") 
 
 
 def dvc_exp_show(revs: list[str] = ()) -> list[dict]:
-    """`dvc exp show --json`: the workspace and the experiments of HEAD, or of each of `revs` (experiments
-    stay with the commit they ran on, so those queued before a later commit need its --rev)."""
-    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json", *(a for rev in revs for a in ("--rev", rev))]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"compare: `dvc exp show --json` failed ({reason}); run it from the project root")
-    return json.loads(result.stdout)
+    """The rows `dvc exp show --json` prints: the workspace and the experiments of HEAD, or of each of
+    `revs` (experiments stay with the commit they ran on, so those queued before a later commit need its
+    --rev). In-process, by the call the CLI makes: dvc.api.exp_show returns table columns instead, with a
+    file prefix only where two files share a key and 0 read as None."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            return [exp.dumpd() for exp in repo.experiments.show(revs=list(revs) or None)]
+    except DvcException as e:
+        raise UserError(f"compare: `dvc exp show` failed ({e}); run it from the project root") from None
 
 
 # -----------------------------------------------------------------------------
