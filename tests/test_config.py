@@ -143,15 +143,52 @@ def test_whole_file_must_be_a_mapping():
     assert "must be a mapping" in error(["seed", 0])
 
 
-@pytest.mark.parametrize("key, allowed", sorted(CHOICES.items()))
-def test_invalid_choice_lists_the_allowed_values(key, allowed):
-    message = error(with_value(key, "nope"))
-    assert f"'{key}' must be one of {sorted(allowed)}, got 'nope'" in message
+# The contract, written out by hand: read off the models, a key that lost its Literal or its bound would
+# drop out of the tests silently (a plain str accepts the typo 'dorp').
+CHOICE_KEYS = {
+    "device": ["auto", "cpu", "cuda"],
+    "dtype": ["auto", "bfloat16", "float16", "float32"],
+    "teacher.backend": ["hf", "openai", "vllm"],
+    "teacher.filters.truncated": ["drop", "keep"],
+    "teacher.prompt_format": ["alpaca", "chat"],
+    "train.lr_scheduler": ["constant", "constant_with_warmup", "cosine", "cosine_with_restarts", "inverse_sqrt",
+                           "linear", "polynomial"],
+    "train.objective": ["kd", "mixed", "sft"],
+    "train.overlong": ["drop", "truncate"],
+    "train.schedule": ["epochs", "steps"],
+}
+POSITIVE_KEYS = [
+    "data.heldout_size", "data.pool_size", "eval.batch_size", "eval.max_new_tokens", "eval.speed_new_tokens",
+    "eval.speed_runs", "student.hidden_size", "student.intermediate_size", "student.max_position_embeddings",
+    "student.num_heads", "student.num_layers", "teacher.batch_size", "teacher.concurrency",
+    "teacher.filters.repetition_ngram", "teacher.max_new_tokens", "teacher.max_total_retries",
+    "teacher.request_timeout", "teacher.temperature", "teacher.tensor_parallel_size", "teacher.top_p",
+    "teacher_topk.batch_size", "teacher_topk.k", "train.batch_size", "train.epochs", "train.kd_temperature",
+    "train.learning_rate", "train.logging_steps", "train.max_length", "train.save_steps"]
 
 
-@pytest.mark.parametrize("key", sorted(POSITIVE))
-def test_non_positive_values(key):
-    assert f"'{key}' must be positive, got 0" in error(with_value(key, 0))
+@pytest.mark.parametrize("key, allowed", sorted(CHOICE_KEYS.items()))
+def test_a_typo_in_a_choice_is_refused_with_the_allowed_values(key, allowed):
+    typo = allowed[0][::-1] if allowed[0][::-1] not in allowed else allowed[0] + "x"  # 'drop' -> 'pord'
+    message = error(with_value(key, typo))
+    assert f"'{key}' must be one of {allowed}, got '{typo}'" in message
+    for value in allowed:  # and every allowed value is taken (a cross-key rule may still ask for more)
+        try:
+            parse_params(with_value(key, value))
+        except UserError as e:
+            assert f"'{key}'" not in str(e)
+
+
+def test_the_models_hold_exactly_the_documented_choices_and_bounds():
+    """A new choice or bound is added here on purpose; one that disappears fails here by name."""
+    assert {k: sorted(v) for k, v in CHOICES.items()} == CHOICE_KEYS
+    assert sorted(POSITIVE) == POSITIVE_KEYS
+
+
+@pytest.mark.parametrize("key", POSITIVE_KEYS)
+@pytest.mark.parametrize("value", [0, -1])
+def test_non_positive_values(key, value):
+    assert f"'{key}' must be positive, got {value}" in error(with_value(key, value))
 
 
 @pytest.mark.parametrize("sizes, expected", [
@@ -320,7 +357,7 @@ def test_every_lr_scheduler_choice_builds_and_a_typo_is_refused():
     from transformers import SchedulerType, get_scheduler
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    for name in config.CHOICES["train.lr_scheduler"]:
+    for name in CHOICE_KEYS["train.lr_scheduler"]:
         get_scheduler(SchedulerType(name), optimizer, num_warmup_steps=1, num_training_steps=10)
     with pytest.raises(UserError, match=r"'train.lr_scheduler' must be one of \[.*'cosine'.*\], got 'cosin'"):
         parse_params(with_value("train.lr_scheduler", "cosin"))
