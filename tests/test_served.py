@@ -8,6 +8,8 @@ since `transformers serve` returns no log-probs.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import http.server
 import json
 import os
@@ -18,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,12 +83,20 @@ def server(tiny_gpt2_dir, tmp_path_factory):
     stop(process)
 
 
+CANNED = json.dumps({"id": "c", "object": "text_completion", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "text": " An answer.", "finish_reason": "stop", "logprobs": None}],
+                     "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}).encode()
+
+
 class FaultProxy:
     """A proxy on 127.0.0.1 in front of the server that answers the first requests with the faults
-    in `faults` (one per request, in order), then passes requests through; optionally demands a key."""
+    in `faults` (one per request, in order), then passes requests through; optionally demands a key.
+    Without an upstream it answers every request past the faults with one canned completion.
+    A fault "429" or "503" may carry its Retry-After value: "429:7", "503:<an HTTP date>"."""
 
-    def __init__(self, upstream: str, faults: list[str] = (), key: str | None = None):
-        self.upstream, self.faults, self.key = upstream.removesuffix("/v1"), list(faults), key
+    def __init__(self, upstream: str | None, faults: list[str] = (), key: str | None = None):
+        self.upstream = upstream.removesuffix("/v1") if upstream else None
+        self.faults, self.key = list(faults), key
         self.lock, self.seen = threading.Lock(), []
         proxy = self
 
@@ -116,10 +127,12 @@ class FaultProxy:
             fault = self.faults.pop(0) if body is not None and self.faults else None
         if self.key is not None and handler.headers.get("authorization") != f"Bearer {self.key}":
             return self.reply(handler, 401, b'{"error": {"message": "Incorrect API key provided"}}')
-        if fault == "429":
-            return self.reply(handler, 429, b'{"error": {"message": "slow down"}}', {"retry-after": "1"})
-        if fault == "500":
-            return self.reply(handler, 500, b'{"error": {"message": "boom"}}')
+        status, _, after = (fault or "").partition(":")
+        if status in ("429", "503"):
+            return self.reply(handler, int(status), b'{"error": {"message": "slow down"}}',
+                              {"retry-after": after or "1"})
+        if status in ("400", "500"):
+            return self.reply(handler, int(status), b'{"error": {"message": "boom"}}')
         if fault == "stall":
             time.sleep(3)  # past the client's 1 s timeout
         if fault == "drop":
@@ -127,6 +140,8 @@ class FaultProxy:
             return
         if fault == "malformed":
             return self.reply(handler, 200, b'{"id": "x", "choices": [{"text": "cut sho')
+        if self.upstream is None:
+            return self.reply(handler, 200, CANNED if body is not None else b'{"object": "list", "data": []}')
         request = urllib.request.Request(self.upstream + handler.path, data=body, method=handler.command,
                                          headers={"content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as upstream:
@@ -376,6 +391,63 @@ def test_topk_that_cannot_serve_kd_is_refused_with_one_line(vocab, logprobs, mes
     response = completion("a", "length", logprobs=logprobs)
     with pytest.raises(UserError, match=message):
         served.answer(response.choices[0], response.usage, DecodeParams(topk=2), vocab)
+
+
+@dataclass
+class Sent:
+    """One prompt sent through a proxy that answered with faults first."""
+    waits: list[float]  # what the client slept between tries (recorded, not slept)
+    posts: int  # the requests the proxy saw
+    stats: served.Stats
+    error: UserError | None
+
+
+def send_through(faults: list[str], monkeypatch, **overrides) -> Sent:
+    waits, error = [], None
+    monkeypatch.setattr(served.time, "sleep", waits.append)
+    proxy = FaultProxy(None, faults)
+    teacher, stats = served_params(proxy.url, "m", **overrides), served.Stats()
+    try:
+        served.send(served.make_client(teacher), teacher, {"prompt": "Hi", "max_tokens": 4}, "p1",
+                    DecodeParams(max_new_tokens=4), stats)
+    except UserError as e:
+        error = e
+    finally:
+        proxy.close()
+    return Sent(waits, sum(s[0] == "POST" for s in proxy.seen), stats, error)
+
+
+@pytest.mark.parametrize("status", ["429", "503"])
+def test_a_server_that_says_when_to_retry_is_waited_exactly_that_long(status, monkeypatch):
+    sent = send_through([f"{status}:7", f"{status}:0.25"], monkeypatch)
+    assert sent.waits == [7.0, 0.25]  # the server's delays, not the client's own backoff
+    assert sent.error is None and sent.posts == 3 and sent.stats.retries == 2 and sent.stats.requests == 1
+
+
+def test_retry_after_as_an_http_date_is_waited_until_that_time(monkeypatch):
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=40)
+    sent = send_through([f"429:{email.utils.format_datetime(soon, usegmt=True)}"], monkeypatch)
+    assert len(sent.waits) == 1 and 35 < sent.waits[0] <= 40
+
+
+def test_without_retry_after_the_backoff_doubles_with_jitter_up_to_its_cap(monkeypatch):
+    sent = send_through(["500"] * 9, monkeypatch, max_retries=9)
+    first, cap = served.BACKOFF_FIRST_S, served.BACKOFF_MAX_S
+    for attempt, wait in enumerate(sent.waits):
+        full = min(first * 2 ** attempt, cap)
+        assert full / 2 <= wait <= full  # jitter takes off at most half
+    assert max(sent.waits) > cap / 2 and sent.posts == 10 and sent.error is None
+
+
+def test_a_request_is_tried_max_retries_plus_one_times_then_stops_the_stage(monkeypatch):
+    sent = send_through(["500"] * 5, monkeypatch, max_retries=2)
+    assert sent.posts == 3 and len(sent.waits) == 2
+    assert "prompt p1 failed 3 times" in str(sent.error) and "teacher.max_retries=2" in str(sent.error)
+
+
+def test_a_request_the_server_rejects_is_not_retried(monkeypatch):
+    sent = send_through(["400", "400"], monkeypatch)
+    assert sent.posts == 1 and sent.waits == [] and "rejected prompt p1 (400" in str(sent.error)
 
 
 def test_retry_after_reads_seconds_and_http_dates():
