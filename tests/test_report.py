@@ -195,6 +195,26 @@ def test_each_step_in_data_gets_a_paired_interval():
     assert [s["ratio_ci"] for s in report.perplexity_steps(students)] == [None, None]  # no per-answer scores
 
 
+def test_models_differing_by_a_constant_per_answer_get_a_near_zero_width_paired_interval():
+    """Every answer 0.1 nats per token harder for one model than the other: whichever answers a draw picks,
+    the two perplexities differ by e^0.1, so every paired interval between them is a point. Drawn apart
+    for each model, the answers' noise (large here) would make them wide."""
+    evidence, models = scored({"student-n10": 5, "student-n20": 5, "teacher": 30},
+                              {"student-n10": 3.1, "student-n20": 3.0, "teacher": 1.0})
+    evidence.nll_sums[0] = evidence.nll_sums[1] + 0.1 * evidence.token_counts[1]  # exact constant shift
+    models["student-n10"]["perplexity"] = models["student-n20"]["perplexity"] * math.exp(0.1)
+    axes = report.resampled_axes(evidence)
+    assert np.ptp(axes.log_ppl[0] - axes.log_ppl[1]) < 1e-9 and np.ptp(axes.log_ppl[1]) > 0.05
+    students = {10: models["student-n10"], 20: models["student-n20"]}
+    (step,) = report.perplexity_steps(students, axes)
+    assert step["ratio_ci"] == pytest.approx([math.exp(0.1)] * 2, rel=1e-9)
+    # the same prompts for every model too: equal pass/fail vectors give equal rates in every draw
+    assert np.array_equal(axes.pass_rate[0], axes.pass_rate[1]) and np.ptp(axes.pass_rate[0]) > 0
+    rows = {10: ["student-n10"], 20: ["student-n20"]}
+    (seeded,) = report.seeded_steps(rows, models, axes, "perplexity")
+    assert seeded["gain_ci"] == pytest.approx([1 - math.exp(-0.1)] * 2, abs=1e-9)  # the rule sees a sure 9.5% gain
+
+
 def test_paired_evidence_needs_the_same_answers_and_prompts_for_every_model():
     models = {"student-n8": heldout(9.0), "teacher": heldout(2.0)}
     samples_of = {name: [{"id": f"adh-{i}", "strict": i < 3} for i in range(5)] for name in models}

@@ -81,6 +81,33 @@ def test_backtest_fails_when_the_largest_size_leaves_the_curve():
     assert not check["passed"] and check["observed"] > check["prediction_interval"][1]
 
 
+def test_backtest_interval_is_the_parameters_uncertainty_plus_a_new_points_scatter():
+    """Dense, noisy sizes: the scatter of one new point is most of the interval's width. Without it the
+    interval covers only where the curve is, not where the next measurement lands."""
+    dense = [int(20 * 1.5**i) for i in range(13)]
+    rng = np.random.default_rng(3)
+    values = [(5 + 3000 * n**-0.8) * math.exp(rng.normal(0, 0.05)) for n in dense]
+    check = stats.backtest(dense, values)
+    x, y = np.array(dense[:-1], dtype=float), np.array(values[:-1])
+    estimate, cov = stats.fit_log_curve(x, y)
+    dof = len(x) - 3
+    residual = np.log(y) - stats.log_curve(x, *estimate)
+    scatter = float(residual @ residual) / dof
+    _, parameters_only = stats.predict_log(estimate, cov, 0.0, dof, dense[-1])
+    t = stats.sps.t.ppf(0.975, dof)
+    low, high = check["prediction_interval"]
+    half = math.log(high / low) / 2
+    assert half**2 == pytest.approx(parameters_only**2 + t**2 * scatter, rel=1e-6)
+    assert half > 1.3 * parameters_only  # the scatter matters here: leaving it out narrows the interval
+
+
+def test_prediction_interval_of_a_known_curve_is_the_t_quantile_of_the_scatter():
+    estimate = [2.0, 100.0, 0.5]  # no parameter uncertainty: only a new point's own scatter is left
+    value, half = stats.predict_log(estimate, np.zeros((3, 3)), 0.04, 4, 400.0)
+    assert value == pytest.approx(math.log(2 + 100 / 20))
+    assert half == pytest.approx(stats.sps.t.ppf(0.975, 4) * 0.2)  # t with 4 dof, not z, times sqrt(0.04)
+
+
 def test_backtest_needs_five_trained_sizes():
     assert stats.backtest([0, 20, 40, 80, 160], [9.0, 8.0, 7.0, 6.0, 5.0]) is None
 
