@@ -450,6 +450,28 @@ def test_a_request_the_server_rejects_is_not_retried(monkeypatch):
     assert sent.posts == 1 and sent.waits == [] and "rejected prompt p1 (400" in str(sent.error)
 
 
+def test_requests_carry_the_local_engines_decoding_and_a_seed_of_the_prompt_alone():
+    records = [{"instruction": "Name a colour.", "input": ""}, {"instruction": "Sum these.", "input": "2 3"}]
+    stops = ["### Instruction:", "### Input:", "### Response:", "\n\n\n", "<|endoftext|>"]
+    greedy = DecodeParams(max_new_tokens=9, stop_strings=stops, topk=5)
+    alpaca = served.requests_for(records, ["P0", "P1"], ["a", "b"], served_params("u", "m"), greedy)
+    assert [r["prompt"] for r in alpaca] == ["P0", "P1"] and alpaca[0]["logprobs"] == 5
+    assert alpaca[0]["temperature"] == 0.0 and alpaca[0]["top_p"] == 1.0 and alpaca[0]["max_tokens"] == 9
+    assert alpaca[0]["stop"] == stops[:4]  # the API's limit; the fifth is cut client-side
+    sampled = DecodeParams(do_sample=True, temperature=0.7, top_p=0.9, seed=3)
+    chat = served.requests_for(records, ["P0", "P1"], ["a", "b"],
+                               served_params("u", "m", prompt_format="chat", system_prompt="Be brief."), sampled)
+    assert chat[1]["messages"] == [{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "Sum these.\n\n2 3"}]
+    assert chat[1]["temperature"] == 0.7 and chat[1]["top_p"] == 0.9 and "stop" not in chat[1]
+    # a prompt's seed is the same in any order and batch, so a resumed sampled stage asks for the same answer
+    reordered = served.requests_for(records[::-1], ["P1", "P0"], ["b", "a"],
+                                    served_params("u", "m", prompt_format="chat"), sampled)
+    assert [r["seed"] for r in reordered] == [chat[1]["seed"], chat[0]["seed"]] and chat[0]["seed"] != chat[1]["seed"]
+    assert chat[0]["seed"] != served.requests_for(records, ["P0", "P1"], ["a", "b"], served_params("u", "m"),
+                                                  DecodeParams(seed=4))[0]["seed"]
+
+
 def test_retry_after_reads_seconds_and_http_dates():
     assert served.retry_after({"retry-after": "3"}) == 3.0
     soon = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
