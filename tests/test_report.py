@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from kdscale import report
 from kdscale.config import parse_params
 from kdscale.profile import profile_params
+from kdscale.records import StudySummary
 from conftest import REPO
 
 SIZES = [0, 25, 50, 100, 200, 400]  # 0: the untrained student
@@ -243,26 +245,26 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
     evidence = report.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
                                       | {"teacher": teacher_samples})
     s = report.summarize(params, students, TEACHER, GENERATION, evidence)
-    for name, (low, high) in s["combined_score_ci"].items():
-        assert low <= s["combined_score"][name] <= high
-    for name, text in s["rankings_with_ties"].items():
-        assert text.replace(" ≈ ", " > ").split(" > ") == s["rankings"][name]
-    assert s["best_student_size"] == 400 and s["best_student_separated"] is True  # 30 of 50 prompts against 25
-    assert "50 adherence prompts and the 40 held-out answers" in s["score_uncertainty"]
-    json.dumps(s)
+    for name, (low, high) in s.combined_score_ci.items():
+        assert low <= s.combined_score[name] <= high
+    for name, text in s.rankings_with_ties.items():
+        assert text.replace(" ≈ ", " > ").split(" > ") == s.rankings[name]
+    assert s.best_student_size == 400 and s.best_student_separated is True  # 30 of 50 prompts against 25
+    assert "50 adherence prompts and the 40 held-out answers" in s.score_uncertainty
+    json.dumps(asdict(s))  # the summary file holds it all
     text = report.build_report(params, students, TEACHER, GENERATION, s, student_samples, teacher_samples)
-    low, high = s["combined_score_ci"]["student-n100"]
-    assert f"| {s['combined_score']['student-n100']:.3f} [{low:.3f}, {high:.3f}] |" in text
-    assert f"- params (0.40 / 0.40 / 0.20): {s['rankings_with_ties']['params']}" in text
+    low, high = s.combined_score_ci["student-n100"]
+    assert f"| {s.combined_score['student-n100']:.3f} [{low:.3f}, {high:.3f}] |" in text
+    assert f"- params (0.40 / 0.40 / 0.20): {s.rankings_with_ties['params']}" in text
     assert "Best student by the combined score: n=400, above student-n200 in the paired bootstrap." in text
-    assert [(st["from"], st["to"]) for st in s["perplexity_steps"]] == list(zip(SIZES, SIZES[1:]))
-    assert s["perplexity_steps"][-1]["ratio"] == pytest.approx(ppl(200) / ppl(400))
+    assert [(st["from"], st["to"]) for st in s.perplexity_steps] == list(zip(SIZES, SIZES[1:]))
+    assert s.perplexity_steps[-1]["ratio"] == pytest.approx(ppl(200) / ppl(400))
     assert "The largest step (n=200 -> n=400) still lowers perplexity: its interval lies above 1." in text
-    for name, r in s["vs_teacher"].items():  # the ratios to the teacher carry the same bootstrap's intervals
+    for name, r in s.vs_teacher.items():  # the ratios to the teacher carry the same bootstrap's intervals
         for key in ("perplexity_ratio", "pass_rate_ratio"):
             low, high = r[f"{key}_ci"]
             assert low <= r[key] * (1 + 1e-9) and r[key] * (1 - 1e-9) <= high, (name, key)
-    r = s["vs_teacher"]["student-n100"]
+    r = s.vs_teacher["student-n100"]
     assert (f"| student-n100 | 3.20 [{r['perplexity_ratio_ci'][0]:.2f}, {r['perplexity_ratio_ci'][1]:.2f}] | "
             f"0.67 [{r['pass_rate_ratio_ci'][0]:.2f}, {r['pass_rate_ratio_ci'][1]:.2f}] |") in text
 
@@ -274,15 +276,15 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
     evidence = report.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in close}
                                       | {"teacher": teacher_samples})
     s = report.summarize(params, close, TEACHER, GENERATION, evidence)
-    assert s["best_student_separated"] is False and "student-n400 ≈ student-n200" in s["rankings_with_ties"]["params"]
+    assert s.best_student_separated is False and "student-n400 ≈ student-n200" in s.rankings_with_ties["params"]
     assert report.best_student_line(s) == ("Best student by the combined score: n=400 by its point estimate only: "
                                            "the paired bootstrap does not separate it from student-n200.")
 
     # Without per-answer scores (an older evaluation) the report says there are no intervals.
     s = report.summarize(params, students, TEACHER, GENERATION)
-    assert s["combined_score_ci"] is None and s["best_student_separated"] is None
-    assert s["score_uncertainty"].startswith("none") and s["rankings_with_ties"]["params"] == ", ".join(
-        s["rankings"]["params"])
+    assert s.combined_score_ci is None and s.best_student_separated is None
+    assert s.score_uncertainty.startswith("none") and s.rankings_with_ties["params"] == ", ".join(
+        s.rankings["params"])
 
 
 # ----------------------------------------------------------------------------- diminishing returns
@@ -349,42 +351,42 @@ def test_summarize_ranks_and_compares_with_the_teacher(study):
     params, students = study
     s = report.summarize(params, students, TEACHER, GENERATION)
     names = [f"student-n{n}" for n in SIZES] + ["teacher"]
-    assert set(s["combined_score"]) == set(s["combined_score_seed"]) == set(names)
-    assert s["lowest_perplexity"] == 2.5
-    assert s["fastest_architecture_speed"] == pytest.approx(np.median([95, 120, 100, 110, 90, 105]))
-    assert set(s["speed_term"].values()) == {s["fastest_architecture_speed"], 7.0}  # one term per architecture
-    assert s["max_tokens_per_sec"] == 120.0
-    assert "lowest_perplexity / perplexity" in s["normalisation"]
-    assert s["weights"] == {"perplexity": 0.4, "pass_rate": 0.4, "speed": 0.2}
-    scores = s["combined_score"]
+    assert set(s.combined_score) == set(s.combined_score_seed) == set(names)
+    assert s.lowest_perplexity == 2.5
+    assert s.fastest_architecture_speed == pytest.approx(np.median([95, 120, 100, 110, 90, 105]))
+    assert set(s.speed_term.values()) == {s.fastest_architecture_speed, 7.0}  # one term per architecture
+    assert s.max_tokens_per_sec == 120.0
+    assert "lowest_perplexity / perplexity" in s.normalisation
+    assert s.weights == {"perplexity": 0.4, "pass_rate": 0.4, "speed": 0.2}
+    scores = s.combined_score
     models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
     assert scores == pytest.approx(report.combined_scores(models, (0.4, 0.4, 0.2)))
-    assert s["combined_score_seed"] == pytest.approx(report.combined_scores_seed(models, (0.4, 0.4, 0.2)))
-    assert s["rankings"]["params"] == sorted(names, key=lambda k: -scores[k])
-    assert all(sorted(r) == sorted(names) for r in s["rankings"].values())
-    assert set(s["rankings"]) >= {"params", "adherence_only", "speed_heavy", "equal", "quality_only"}
+    assert s.combined_score_seed == pytest.approx(report.combined_scores_seed(models, (0.4, 0.4, 0.2)))
+    assert s.rankings["params"] == sorted(names, key=lambda k: -scores[k])
+    assert all(sorted(r) == sorted(names) for r in s.rankings.values())
+    assert set(s.rankings) >= {"params", "adherence_only", "speed_heavy", "equal", "quality_only"}
     # adherence only: by pass rate, the teacher and the largest student (both 0.6) first, the untrained one last
-    assert set(s["rankings"]["adherence_only"][:2]) == {"teacher", "student-n400"}
-    assert s["rankings"]["adherence_only"][-1] == "student-n0"
+    assert set(s.rankings["adherence_only"][:2]) == {"teacher", "student-n400"}
+    assert s.rankings["adherence_only"][-1] == "student-n0"
     # quality only: the teacher (best perplexity and pass rate) first, the untrained student last
-    assert s["rankings"]["quality_only"][0] == "teacher" and s["rankings"]["quality_only"][-1] == "student-n0"
-    assert s["best_student_size"] == max(SIZES, key=lambda n: scores[f"student-n{n}"])
-    r = s["vs_teacher"]["student-n100"]
+    assert s.rankings["quality_only"][0] == "teacher" and s.rankings["quality_only"][-1] == "student-n0"
+    assert s.best_student_size == max(SIZES, key=lambda n: scores[f"student-n{n}"])
+    r = s.vs_teacher["student-n100"]
     assert r["perplexity_ratio"] == pytest.approx(ppl(100) / 2.5)
     assert r["pass_rate_ratio"] == pytest.approx(0.4 / 0.6)
     assert r["speedup"] == pytest.approx(np.median([95, 120, 100, 110, 90, 105]) / 7.0)  # architectures' speeds
-    assert len({v["speedup"] for v in s["vs_teacher"].values()}) == 1  # one architecture, one speedup
+    assert len({v["speedup"] for v in s.vs_teacher.values()}) == 1  # one architecture, one speedup
     assert r["size_ratio"] == pytest.approx(60.0 / 520.0)
-    assert s["vs_teacher"]["student-n0"]["perplexity_ratio"] == pytest.approx(5000 / 2.5)
-    assert s["optimizer_steps"]["student-n400"] == 50 and s["optimizer_steps"]["student-n0"] == 0
-    fit = s["perplexity_fit"]
+    assert s.vs_teacher["student-n0"]["perplexity_ratio"] == pytest.approx(5000 / 2.5)
+    assert s.optimizer_steps["student-n400"] == 50 and s.optimizer_steps["student-n0"] == 0
+    fit = s.perplexity_fit
     assert fit["points"] == 5 and fit["alpha"] == pytest.approx(0.5, rel=1e-3)  # n = 0 not fitted
-    assert s["doubling_gain_below_threshold_at"] == pytest.approx(analytic_threshold(3, 50, 0.5, 0.05), rel=0.05)
-    assert s["total_train_seconds"] == 10.0 * sum(SIZES)
-    head = report.headline(s)
+    assert s.doubling_gain_below_threshold_at == pytest.approx(analytic_threshold(3, 50, 0.5, 0.05), rel=0.05)
+    assert s.total_train_seconds == 10.0 * sum(SIZES)
+    head = s.headline()
     assert set(head) == {"combined_score", "fit"}
     assert head["fit"] == {k: fit[k] for k in ("floor", "floor_se", "b", "b_se", "alpha", "alpha_se")}
-    json.dumps(s)
+    json.dumps(asdict(s))  # the summary file holds it all
 
 
 def test_build_report_sections(study):
@@ -401,7 +403,7 @@ def test_build_report_sections(study):
     assert "| student-n0 | 0 | 0 | 5,000 [4,000, 6,500] | 10% [2%, 20%] | 90% | 0% |" in text
     assert "| teacher | - | - | 2.50 [2.20, 2.90] | 60% [46%, 72%] | 4% | 80% |" in text
     assert "q_ppl = 2.50 (the lowest perplexity) / perplexity" in text  # the normalisation, stated
-    assert f"/ {s['fastest_architecture_speed']:.1f} (the fastest architecture's)" in text
+    assert f"/ {s.fastest_architecture_speed:.1f} (the fastest architecture's)" in text
     assert "tokens/s / 120.0." in text  # and the seed's formula beside it
     assert ("Optimizer steps per size: n=0: 0, n=25: 3, n=50: 6, n=100: 12, n=200: 25, n=400: 50. Under "
             "`train.schedule: epochs` data and steps vary together; the steps-matched control is "
@@ -409,7 +411,7 @@ def test_build_report_sections(study):
     assert "## Adherence by instruction type (strict)" in text
     assert "| type | prompts | n=0 | n=25 | n=50 | n=100 | n=200 | n=400 | teacher |" in text
     assert "| json | 5 | 0% | " in text and "| lowercase | 3 | " in text and "| title | 4 | " in text
-    at = s["doubling_gain_below_threshold_at"]
+    at = s.doubling_gain_below_threshold_at
     assert f"Doubling the data lowers the fitted perplexity by less than 5% beyond about N = {at:,.0f} samples." \
         in text
     assert "| alpha | 0.5 | " in text and "not identifiable" not in text
@@ -429,13 +431,13 @@ def test_report_says_when_the_fit_cannot_answer(study):
     params, students = study
     flat = {n: {**m, "perplexity": 100.0 + (-1) ** i * 2 + i * 0.1} for i, (n, m) in enumerate(students.items())}
     s = report.summarize(params, flat, TEACHER, GENERATION)
-    assert s["doubling_gain_below_threshold_at"] is None
+    assert s.doubling_gain_below_threshold_at is None
     text = report.build_report(params, flat, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES},
                                samples("teacher"))
     assert "not identifiable from these points" in text and "makes no claim" in text
     few = {n: students[n] for n in SIZES[:4]}  # sizes 0, 25, 50, 100: three points to fit
     s = report.summarize(params, few, TEACHER, GENERATION)
-    assert s["perplexity_fit"] is None and "fit" not in report.headline(s)
+    assert s.perplexity_fit is None and "fit" not in s.headline()
     text = report.build_report(params, few, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES[:4]},
                                samples("teacher"))
     assert "The fit needs at least 4 sizes > 0" in text
@@ -497,6 +499,8 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert summary["combined_score"] == details["combined_score"]
     assert summary["fit"]["alpha"] == details["perplexity_fit"]["alpha"]
     assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(details)
+    typed = StudySummary.read(paths.SUMMARY_DETAILS)  # what sync reads: the same numbers, typed
+    assert typed.headline() == summary and typed.seeds == {n: 1 for n in MAIN_SIZES}
     # every model answered the same two prompts and forty held-out answers: the scores carry intervals
     assert set(details["combined_score_ci"]) == set(summary["combined_score"])
     assert "2 adherence prompts and the 40 held-out answers" in details["score_uncertainty"]
@@ -534,6 +538,15 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert len(mlflow.search_runs(experiment_names=["kdscale"], output_format="list")) == 1
 
 
+def test_a_summary_from_another_version_is_refused_with_the_fix(tmp_path):
+    from kdscale.errors import UserError
+
+    path = tmp_path / "summary_details.json"
+    path.write_text(json.dumps({"combined_score": {"teacher": 0.7}}))  # a headline, not the details
+    with pytest.raises(UserError, match="rebuild it with `dvc repro report`"):
+        StudySummary.read(path)
+
+
 # ----------------------------------------------------------------------------- seeds and the rule
 
 def with_replicates(students: dict[int, dict], spread: float) -> dict[tuple[int, int], dict]:
@@ -547,7 +560,7 @@ def with_replicates(students: dict[int, dict], spread: float) -> dict[tuple[int,
     return out
 
 
-def seeded_summary(study, spread: float) -> tuple[dict, str]:
+def seeded_summary(study, spread: float) -> tuple[StudySummary, str]:
     params, students = study
     params.scaling.replicate_sizes, params.scaling.replicate_seeds = SIZES[-2:], [1, 2]
     replicas = with_replicates(students, spread)
@@ -562,27 +575,27 @@ def seeded_summary(study, spread: float) -> tuple[dict, str]:
 
 def test_seeds_that_agree_leave_the_last_doubling_paying(study):
     s, text = seeded_summary(study, spread=0.01)
-    returns = s["diminishing_returns"]
+    returns = s.diminishing_returns
     assert returns["per_size"][400]["seeds"] == 3 and returns["per_size"][100]["seeds"] == 1
     last = returns["steps"]["perplexity"][-1]
     assert (last["from"], last["to"], last["seeds"], last["seed_spread"]) == (200, 400, [3, 3], "both sizes")
     assert last["gain"] == pytest.approx(1 - ppl(400) / ppl(200), rel=1e-6)  # the seeds' spread is symmetric
     assert returns["stops_at"]["perplexity"] is None
     assert "**Perplexity: not reached by n=400**: every step pays" in text
-    json.dumps(s)
+    json.dumps(asdict(s))  # the summary file holds it all
 
 
 def test_seeds_that_disagree_make_the_last_doubling_noise(study):
     s, text = seeded_summary(study, spread=0.3)  # seeds 35% apart, against a 16% gain
     # The first step that meets them, 100 -> 200 (one seed, then three), is already noise, and so is the last.
-    stop = s["diminishing_returns"]["stops_at"]["perplexity"]
+    stop = s.diminishing_returns["stops_at"]["perplexity"]
     assert (stop["from"], stop["why"], stop["seed_spread"]) == (100, "not distinguishable from noise", "one size")
     assert stop["gain_ci"][0] < 0 < stop["gain_ci"][1]
-    last = s["diminishing_returns"]["steps"]["perplexity"][-1]
+    last = s.diminishing_returns["steps"]["perplexity"][-1]
     assert last["gain_ci"][0] < 0 < last["gain_ci"][1]
     assert "**Perplexity: stops paying at n=100**: the step to n=200 gains" in text
     # The size's interval now covers the seeds: wider than the study's own seed's bootstrap alone.
-    level = s["diminishing_returns"]["per_size"][400]["perplexity"]
+    level = s.diminishing_returns["per_size"][400]["perplexity"]
     assert level["ci"][1] / level["ci"][0] > 1.5
 
 
@@ -590,6 +603,6 @@ def test_a_fit_that_fails_its_backtest_makes_no_extrapolation(study):
     params, students = study
     bent = {n: ({**m, "perplexity": 1.6 * m["perplexity"]} if n == SIZES[-1] else m) for n, m in students.items()}
     s = report.summarize(params, bent, TEACHER, GENERATION)
-    assert s["fit_backtest"]["passed"] is False and s["doubling_gain_below_threshold_at"] is None
+    assert s.fit_backtest["passed"] is False and s.doubling_gain_below_threshold_at is None
     text = report.build_report(params, bent, TEACHER, GENERATION, s, *study_samples(bent))
     assert "the fit fails its backtest and the report makes no extrapolation from it" in text

@@ -19,11 +19,26 @@ from mlflow.tracking import MlflowClient
 from conftest import tiny_params
 from kdscale import paths, sync, tracking
 from kdscale.jsonl import write_json, write_jsonl
+from kdscale.records import StudySummary
 from kdscale.topk import build_store
 
 SIZE = 8
 NAME = "kdscale-student"
 
+
+def write_summary(score: float) -> None:
+    """reports/summary_details.json and summary.json as the report writes them, for one student."""
+    name = f"student-n{SIZE}"
+    StudySummary(
+        weights={"perplexity": 0.4, "pass_rate": 0.4, "speed": 0.2}, lowest_perplexity=2.5,
+        speed_term={name: 99.0, "teacher": 30.0}, fastest_architecture_speed=99.0, max_tokens_per_sec=99.0,
+        normalisation="", combined_score={name: score, "teacher": 0.7}, combined_score_ci=None,
+        combined_score_seed={name: score, "teacher": 0.7}, best_student_size=SIZE, runner_up=None,
+        best_student_separated=None, rankings={"params": ["teacher", name]},
+        rankings_with_ties={"params": f"teacher, {name}"}, score_uncertainty="none", vs_teacher={},
+        optimizer_steps={name: 3}, perplexity_steps=[], perplexity_fit=None, fit_backtest=None,
+        doubling_gain_below_threshold_at=None, seeds={SIZE: 1}, diminishing_returns=None, adherence_power={},
+        teacher_generation_seconds=1.0, total_train_seconds=1.0).write(paths.SUMMARY_DETAILS, paths.SUMMARY)
 
 @pytest.fixture()
 def checkout(tmp_path, monkeypatch, tiny_gpt2_dir):
@@ -66,7 +81,7 @@ def checkout(tmp_path, monkeypatch, tiny_gpt2_dir):
     write_json(paths.TEACHER_EVAL_METRICS, {"perplexity": 2.5, "pass_rate": 0.5})
     write_jsonl(paths.TEACHER_SAMPLES, [{"id": "p10", "response": "hello"}])
     (root / "reports").mkdir()
-    write_json(paths.REPORTS_DIR / "summary.json", {"combined_score": {f"n{SIZE}": 0.5}})
+    write_summary(0.5)
     (paths.REPORTS_DIR / "report.md").write_text("# report\n")
     yield root
     while mlflow.active_run():
@@ -170,7 +185,7 @@ def test_sync_registers_a_retrained_model_and_moves_its_alias(checkout):
     tracking.write_run_id(student, "e" * 32)  # the retraining's run, in another machine's store
     log = json.loads((student / "training_log.json").read_text())
     write_json(student / "training_log.json", {**log, "summary": {**log["summary"], "final_loss": 2.5}})
-    write_json(paths.REPORTS_DIR / "summary.json", {"combined_score": {f"n{SIZE}": 0.6}})
+    write_summary(0.6)
     done = sync.sync()
     assert "run" in done[f"student-n{SIZE}"] and "model" in done[f"student-n{SIZE}"], done
     assert done["report"] == ["run"], done
@@ -185,7 +200,7 @@ def test_sync_registers_a_retrained_model_and_moves_its_alias(checkout):
     assert client.get_run(old.run_id).data.metrics["final_loss"] == 2.7  # and its run describes it still
     reports = {r.info.run_id: r for r in client.search_runs([tracking.setup()], "attributes.run_name = 'report'")}
     assert len(reports) == 2 and old_report < set(reports)
-    assert {r.data.metrics[f"combined_score.n{SIZE}"] for r in reports.values()} == {0.5, 0.6}
+    assert {r.data.metrics[f"combined_score.student-n{SIZE}"] for r in reports.values()} == {0.5, 0.6}
 
     before = counts()
     assert not any(sync.sync().values())  # nothing changed: nothing added, the alias stays

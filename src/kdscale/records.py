@@ -1,12 +1,17 @@
-"""Grouped numbers in the flat JSON files stages hand each other, written and read in one place.
+"""The typed records stages hand each other through JSON files, written and read in one place.
 
-The files stay flat (`type_pass_rate.json`, `dropped_echo`), so `dvc exp show` and MLflow show each
-number as a column; the stage that reads a group gets it back as a typed object, not by prefix.
+Flat files stay flat (`type_pass_rate.json`, `dropped_echo`), so `dvc exp show` and MLflow show each
+number as a column; the stage that reads a group gets it back as a typed object, not by prefix. The
+report's summary is one dataclass that report writes and sync reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from kdscale.errors import UserError
+from kdscale.jsonl import read_json, write_json
 
 TYPE_RATE, TYPE_PROMPTS = "type_pass_rate.", "type_prompts."
 DROPPED = "dropped_"
@@ -37,3 +42,59 @@ def dropped_flat(counts: dict[str, int]) -> dict[str, int]:
 
 def dropped_read(metrics: dict) -> dict[str, int]:
     return {k.removeprefix(DROPPED): v for k, v in metrics.items() if k.startswith(DROPPED)}
+
+
+@dataclass
+class StudySummary:
+    """Everything the report computes (reports/summary_details.json); its headline is reports/summary.json.
+
+    Models are named as in the report: student-nN, teacher. Nested entries (a fit, a step) stay dicts:
+    their keys are documented where report computes them."""
+    weights: dict[str, float]  # perplexity, pass_rate, speed
+    lowest_perplexity: float
+    speed_term: dict[str, float]  # model -> its architecture's median tokens/s
+    fastest_architecture_speed: float
+    max_tokens_per_sec: float
+    normalisation: str  # the two combined-score formulas, in words
+    combined_score: dict[str, float]
+    combined_score_ci: dict[str, list[float]] | None  # None without per-answer scores
+    combined_score_seed: dict[str, float]
+    best_student_size: int
+    runner_up: str | None
+    best_student_separated: bool | None  # does the bootstrap order the best and the runner-up
+    rankings: dict[str, list[str]]  # weighting -> models, best first
+    rankings_with_ties: dict[str, str]
+    score_uncertainty: str
+    vs_teacher: dict[str, dict]
+    optimizer_steps: dict[str, int]
+    perplexity_steps: list[dict]  # one per doubling: from, to, ratio [ratio_ci]
+    perplexity_fit: dict | None  # the saturating power law, None where it cannot be fitted
+    fit_backtest: dict | None
+    doubling_gain_below_threshold_at: float | None
+    seeds: dict[int, int]  # size -> seeds behind it
+    diminishing_returns: dict | None
+    adherence_power: dict
+    teacher_generation_seconds: float
+    total_train_seconds: float
+    replicates_missing: list[str] = field(default_factory=list)
+
+    def headline(self) -> dict:
+        """What `dvc metrics show` and `dvc exp show` print for the study: the combined scores and the fit."""
+        out = {"combined_score": self.combined_score}
+        fit = self.perplexity_fit
+        if fit and fit["converged"]:
+            out["fit"] = {k: fit[k] for k in ("floor", "floor_se", "b", "b_se", "alpha", "alpha_se")}
+        return out
+
+    def write(self, details: Path, headline: Path) -> None:
+        write_json(details, asdict(self))
+        write_json(headline, self.headline())
+
+    @classmethod
+    def read(cls, path: Path) -> StudySummary:
+        data = read_json(path)
+        expected = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not expected >= set(data) >= expected - {"replicates_missing"}:
+            raise UserError(f"{path}: not the summary this kdscale writes; rebuild it with `dvc repro report`")
+        data["seeds"] = {int(n): count for n, count in data["seeds"].items()}  # JSON keys are strings
+        return cls(**data)

@@ -26,7 +26,7 @@ import numpy as np
 from kdscale import paths, stats
 from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
-from kdscale.records import TypeRates, dropped_read
+from kdscale.records import StudySummary, TypeRates, dropped_read
 
 OTHER_WEIGHTINGS = {  # (perplexity, pass rate, speed)
     "quality_only": (0.5, 0.5, 0.0),
@@ -622,12 +622,12 @@ def _with_ci(value, interval: list[float] | None, digits: int = 2) -> str:
     return f"{_fmt(value, digits)} [{_fmt(interval[0], digits)}, {_fmt(interval[1], digits)}]"
 
 
-def _score(summary: dict, name: str) -> str:
-    return _with_ci(summary["combined_score"][name], (summary["combined_score_ci"] or {}).get(name), 3)
+def _score(summary: StudySummary, name: str) -> str:
+    return _with_ci(summary.combined_score[name], (summary.combined_score_ci or {}).get(name), 3)
 
 
-def best_student_line(summary: dict) -> str:
-    best, apart, runner_up = summary["best_student_size"], summary["best_student_separated"], summary["runner_up"]
+def best_student_line(summary: StudySummary) -> str:
+    best, apart, runner_up = summary.best_student_size, summary.best_student_separated, summary.runner_up
     line = f"Best student by the combined score: n={best}"
     if apart is None:
         return line + "." if runner_up is None else line + " (no intervals, so not tested against the next)."
@@ -636,7 +636,7 @@ def best_student_line(summary: dict) -> str:
     return line + f" by its point estimate only: the paired bootstrap does not separate it from {runner_up}."
 
 
-def results_lines(params, students: dict[int, dict], teacher: dict, summary: dict) -> list[str]:
+def results_lines(params, students: dict[int, dict], teacher: dict, summary: StudySummary) -> list[str]:
     """The results table and what its columns mean."""
     rp: ReportParams = params.report
     sizes = sorted(students)
@@ -654,15 +654,15 @@ def results_lines(params, students: dict[int, dict], teacher: dict, summary: dic
                      f"{m['pass_rate']:.0%} [{m['pass_rate_ci_low']:.0%}, {m['pass_rate_ci_high']:.0%}] | "
                      f"{m['degenerate_share']:.0%} | {m['answers_ended_eos']:.0%} | {m['pass_rate_loose']:.0%} | "
                      f"{_fmt(m['tokens_per_sec'], 1)} | {_fmt(m['model_size_mb'], 1)} | "
-                     f"{_score(summary, name)} | {_fmt(summary['combined_score_seed'][name], 3)} |")
+                     f"{_score(summary, name)} | {_fmt(summary.combined_score_seed[name], 3)} |")
     lines += ["", f"combined = {rp.weight_perplexity} x q_ppl + {rp.weight_pass_rate} x pass_rate + "
               f"{rp.weight_speed} x q_speed, each axis normalised across this study: q_ppl = "
-              f"{_ppl(summary['lowest_perplexity'])} (the lowest perplexity) / perplexity; q_speed = the speed of the "
-              f"model's architecture / {summary['fastest_architecture_speed']:.1f} (the fastest architecture's), "
+              f"{_ppl(summary.lowest_perplexity)} (the lowest perplexity) / perplexity; q_speed = the speed of the "
+              f"model's architecture / {summary.fastest_architecture_speed:.1f} (the fastest architecture's), "
               "where an architecture's speed is the median tokens/s of its models, so timing jitter cannot rank "
               "students of one architecture. \"seed formula\" is the seed's combined_score_seed = "
               f"{rp.weight_perplexity} / perplexity + {rp.weight_pass_rate} x pass_rate + {rp.weight_speed} x "
-              f"tokens/s / {summary['max_tokens_per_sec']:.1f}.", "",
+              f"tokens/s / {summary.max_tokens_per_sec:.1f}.", "",
               f"Perplexity intervals: 95% percentile bootstrap over the {teacher.get('heldout_answers', '?')} held-out "
               "answers. Pass rates are prompt-level strict adherence on "
               f"{teacher['adherence_prompts']} prompts, with 95% Wilson intervals. Degenerate: the share of adherence "
@@ -673,29 +673,29 @@ def results_lines(params, students: dict[int, dict], teacher: dict, summary: dic
     return lines
 
 
-def ranking_lines(params, students: dict[int, dict], summary: dict) -> list[str]:
+def ranking_lines(params, students: dict[int, dict], summary: StudySummary) -> list[str]:
     """The scores' uncertainty, the steps note, the rankings under each weighting and the best student."""
     rp: ReportParams = params.report
-    lines = [f"Combined-score intervals and the rankings' ties: {summary['score_uncertainty']}.", ""]
+    lines = [f"Combined-score intervals and the rankings' ties: {summary.score_uncertainty}.", ""]
     lines += steps_note(params, students)
     lines += ["", "Rankings by the combined score under other weightings (perplexity / pass rate / speed; best first; "
               "`>`: the paired bootstrap's 95% interval for the two neighbours' difference excludes 0, `≈`: it does "
               "not, so the data do not order them):", ""]
-    for name, ranking in summary["rankings_with_ties"].items():
+    for name, ranking in summary.rankings_with_ties.items():
         w = OTHER_WEIGHTINGS.get(name, (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed))
         lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {ranking}")
     lines += ["", best_student_line(summary)]
     return lines
 
 
-def vs_teacher_lines(students: dict[int, dict], summary: dict) -> list[str]:
+def vs_teacher_lines(students: dict[int, dict], summary: StudySummary) -> list[str]:
     """Each student as a fraction of the teacher."""
     sizes = sorted(students)
     lines = ["", "## Students as a fraction of the teacher", "",
              "| model | perplexity ratio [95% CI] | pass-rate ratio [95% CI] | speedup | size ratio |",
              "|---|---|---|---|---|"]
     for n in sizes:
-        r = summary["vs_teacher"][f"student-n{n}"]
+        r = summary.vs_teacher[f"student-n{n}"]
         lines.append(f"| student-n{n} | {_with_ci(r['perplexity_ratio'], r.get('perplexity_ratio_ci'))} | "
                      f"{_with_ci(r['pass_rate_ratio'], r.get('pass_rate_ratio_ci'))} | {_fmt(r['speedup'])} | "
                      f"{_fmt(r['size_ratio'], 3)} |")
@@ -705,22 +705,22 @@ def vs_teacher_lines(students: dict[int, dict], summary: dict) -> list[str]:
     return lines
 
 
-def returns_lines(params, teacher: dict, summary: dict) -> list[str]:
+def returns_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
     """The curves, the rule's answer, the seeds, the fit and its backtest, and the adherence set's power."""
     rp: ReportParams = params.report
     lines = ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Where more data stops paying", ""]
-    lines += rule_lines(summary["diminishing_returns"], rp.doubling_gain_threshold)
-    lines += ["## Per size, over seeds", ""] + seeds_lines(summary["diminishing_returns"])
-    if summary.get("replicates_missing"):
-        lines += [f"Replicates not evaluated yet, left out: {', '.join(summary['replicates_missing'])}.", ""]
+    lines += rule_lines(summary.diminishing_returns, rp.doubling_gain_threshold)
+    lines += ["## Per size, over seeds", ""] + seeds_lines(summary.diminishing_returns)
+    if summary.replicates_missing:
+        lines += [f"Replicates not evaluated yet, left out: {', '.join(summary.replicates_missing)}.", ""]
     lines += ["## Diminishing returns: the study's own seed and the fit", ""]
-    lines += steps_lines(summary["perplexity_steps"])
-    check = summary["fit_backtest"]
-    lines += fit_lines(summary["perplexity_fit"], rp.doubling_gain_threshold,
-                       summary["doubling_gain_below_threshold_at"], bool(check) and not check["passed"])
-    lines += [""] + backtest_lines(summary["fit_backtest"])
+    lines += steps_lines(summary.perplexity_steps)
+    check = summary.fit_backtest
+    lines += fit_lines(summary.perplexity_fit, rp.doubling_gain_threshold,
+                       summary.doubling_gain_below_threshold_at, bool(check) and not check["passed"])
+    lines += [""] + backtest_lines(summary.fit_backtest)
     lines += ["", f"## Adherence: what {teacher['adherence_prompts']} prompts can tell", ""]
-    lines += power_lines(summary["adherence_power"])
+    lines += power_lines(summary.adherence_power)
     return lines
 
 
@@ -755,7 +755,7 @@ def type_lines(students: dict[int, dict], teacher: dict) -> list[str]:
     return lines
 
 
-def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: dict,
+def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: StudySummary,
                  student_samples: dict[int, list[dict]], teacher_samples: list[dict]) -> str:
     lines = (results_lines(params, students, teacher, summary) + ranking_lines(params, students, summary)
              + vs_teacher_lines(students, summary) + returns_lines(params, teacher, summary)
@@ -799,7 +799,7 @@ def best_student(sizes: list[int], scored: Scores, resampled: Resampled | None, 
 
 
 def summarize(params, students: dict[int, dict], teacher: dict, generation: dict,
-              evidence: Evidence | None = None, replicas: dict[tuple[int, int], dict] | None = None) -> dict:
+              evidence: Evidence | None = None, replicas: dict[tuple[int, int], dict] | None = None) -> StudySummary:
     """Everything the report says; with `evidence` (paired_evidence, over every model including the
     replicates), intervals, ties, the seeds' spread and the diminishing-returns rule as well."""
     rp, replicas, models = params.report, replicas or {}, by_name(students, teacher)
@@ -818,54 +818,45 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
     fit = fit_saturating(sizes, curve)
     check = stats.backtest(sizes, curve)
     extrapolates = identifiable(fit) and (check is None or check["passed"])
-    return {
-        "weights": {"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
-        "lowest_perplexity": min(m["perplexity"] for m in models.values()),
-        "speed_term": speeds,
-        "fastest_architecture_speed": max(speeds.values()),
-        "max_tokens_per_sec": max(m["tokens_per_sec"] for m in models.values()),
-        "normalisation": "combined_score: q_ppl = lowest_perplexity / perplexity; q_speed = speed_term / "
-                         "fastest_architecture_speed, where speed_term is the median tokens_per_sec of the models of "
-                         "one architecture; pass_rate as measured. combined_score_seed: q_ppl = 1 / perplexity; "
-                         "q_speed = tokens_per_sec / max_tokens_per_sec.",
-        "combined_score": scored.scores["params"],
-        "combined_score_ci": interval,
-        "combined_score_seed": combined_scores_seed(models, weights),
-        "best_student_size": best,
-        "runner_up": runner_up,
-        "best_student_separated": best_separated,
-        "rankings": scored.rankings,
-        "rankings_with_ties": scored.ties,
-        "score_uncertainty": (
+    return StudySummary(
+        weights={"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
+        lowest_perplexity=min(m["perplexity"] for m in models.values()),
+        speed_term=speeds,
+        fastest_architecture_speed=max(speeds.values()),
+        max_tokens_per_sec=max(m["tokens_per_sec"] for m in models.values()),
+        normalisation="combined_score: q_ppl = lowest_perplexity / perplexity; q_speed = speed_term / "
+                      "fastest_architecture_speed, where speed_term is the median tokens_per_sec of the models of "
+                      "one architecture; pass_rate as measured. combined_score_seed: q_ppl = 1 / perplexity; "
+                      "q_speed = tokens_per_sec / max_tokens_per_sec.",
+        combined_score=scored.scores["params"],
+        combined_score_ci=interval,
+        combined_score_seed=combined_scores_seed(models, weights),
+        best_student_size=best,
+        runner_up=runner_up,
+        best_student_separated=best_separated,
+        rankings=scored.rankings,
+        rankings_with_ties=scored.ties,
+        score_uncertainty=(
             f"95% paired percentile bootstrap ({SCORE_RESAMPLES} draws) over the {evidence.strict.shape[1]} "
             f"adherence prompts and the {evidence.nll_sums.shape[1]} held-out answers, the same draw for every "
             "model, perplexity normalised within each draw, speed terms as measured; it covers which prompts and "
             "answers were drawn, not the training seed" if evidence else
             "none: the evaluations hold no per-answer scores on common answers and prompts (rerun the evaluate "
             "stages)"),
-        "vs_teacher": vs_teacher(models, speeds, resampled),
-        "optimizer_steps": {f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
-        "perplexity_steps": perplexity_steps(students, resampled),
-        "perplexity_fit": fit,
-        "fit_backtest": check,
-        "doubling_gain_below_threshold_at":
-            doubling_threshold(fit, rp.doubling_gain_threshold) if extrapolates else None,
-        "seeds": {n: len(rows[n]) for n in sizes},
-        "diminishing_returns": diminishing_returns(rp.doubling_gain_threshold, rows, everyone, resampled_all)
+        vs_teacher=vs_teacher(models, speeds, resampled),
+        optimizer_steps={f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
+        perplexity_steps=perplexity_steps(students, resampled),
+        perplexity_fit=fit,
+        fit_backtest=check,
+        doubling_gain_below_threshold_at=(
+            doubling_threshold(fit, rp.doubling_gain_threshold) if extrapolates else None),
+        seeds={n: len(rows[n]) for n in sizes},
+        diminishing_returns=diminishing_returns(rp.doubling_gain_threshold, rows, everyone, resampled_all)
         if resampled_all else None,
-        "adherence_power": adherence_power(students, teacher, evidence),
-        "teacher_generation_seconds": generation["generation_seconds"],
-        "total_train_seconds": sum(students[n]["train_seconds"] for n in sizes),
-    }
-
-
-def headline(summary: dict) -> dict:
-    """What `dvc metrics show` and `dvc exp show` print for the study: the combined scores and the fit."""
-    out = {"combined_score": summary["combined_score"]}
-    fit = summary["perplexity_fit"]
-    if fit and fit["converged"]:
-        out["fit"] = {k: fit[k] for k in ("floor", "floor_se", "b", "b_se", "alpha", "alpha_se")}
-    return out
+        adherence_power=adherence_power(students, teacher, evidence),
+        teacher_generation_seconds=generation["generation_seconds"],
+        total_train_seconds=sum(students[n]["train_seconds"] for n in sizes),
+    )
 
 
 def stale_size_files(sizes: list[int], replicas: list[tuple[int, int]] = ()) -> list[Path]:
@@ -906,10 +897,10 @@ def main(argv=None) -> None:
         by_name(students, teacher) | {paths.student_name(*r): d for r, d in replica_details.items()},
         by_name(student_samples, teacher_samples) | replica_samples)
     summary = summarize(params, students, teacher, generation, evidence, replica_details)
-    summary["replicates_missing"] = missing
+    summary.replicates_missing = missing
 
     scaling_rows = [{"size": n, **{k: students[n].get(k) for k in SCALING_KEYS},
-                     "combined_score": summary["combined_score"][f"student-n{n}"]} for n in sizes]
+                     "combined_score": summary.combined_score[f"student-n{n}"]} for n in sizes]
     write_json(paths.PLOTS_DIR / "scaling.json", scaling_rows)
     write_json(paths.LOSS_PLOT, [{"samples": n, "step": row["step"], "loss": row["loss"]}
                                  for n in sizes for row in read_json(paths.loss_plot(n))])
@@ -918,8 +909,7 @@ def main(argv=None) -> None:
     report = build_report(params, students, teacher, generation, summary, student_samples, teacher_samples)
     with atomic_open(paths.REPORTS_DIR / "report.md") as f:
         f.write(report)
-    write_json(paths.SUMMARY, headline(summary))
-    write_json(paths.SUMMARY_DETAILS, summary)
+    summary.write(paths.SUMMARY_DETAILS, paths.SUMMARY)
 
     print(f"report: {paths.REPORTS_DIR / 'report.md'}; {best_student_line(summary)}")
     # The pipeline's last step fills the MLflow view from the files the stages wrote (one writer for it).

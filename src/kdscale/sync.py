@@ -31,6 +31,7 @@ from kdscale import paths, tracking
 from kdscale.config import load_params, to_dict
 from kdscale.jsonl import read_json
 from kdscale.paths import TRAINING_LOG
+from kdscale.records import StudySummary
 
 SYNC_TAG = "kdscale.synced"  # set on runs that sync created, so the UI tells them from live ones
 
@@ -188,11 +189,11 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
     return ["run"]
 
 
-def report_metrics(summary: dict) -> dict:
+def report_metrics(summary: StudySummary) -> dict:
     """The report run's metrics: each model's combined score (both formulas) and the scaling fit."""
-    return {**{f"combined_score.{k}": v for k, v in summary["combined_score"].items()},
-            **{f"combined_score_seed.{k}": v for k, v in summary.get("combined_score_seed", {}).items()},
-            **{f"fit.{k}": v for k, v in (summary.get("perplexity_fit") or summary.get("fit") or {}).items()}}
+    return {**{f"combined_score.{k}": v for k, v in summary.combined_score.items()},
+            **{f"combined_score_seed.{k}": v for k, v in summary.combined_score_seed.items()},
+            **{f"fit.{k}": v for k, v in (summary.perplexity_fit or {}).items()}}
 
 
 def trained_students() -> list[tuple[int, int | None]]:
@@ -240,8 +241,8 @@ def _sync() -> dict[str, list[str]]:
     for size, seed in trained_students():
         done[paths.student_name(size, seed)] = sync_student(client, experiment_id, params, size,
                                                             params.student.registered_name, seed)
-    if paths.SUMMARY.is_file():
-        summary = read_json(paths.SUMMARY_DETAILS if paths.SUMMARY_DETAILS.is_file() else paths.SUMMARY)
+    if paths.SUMMARY_DETAILS.is_file():
+        summary = StudySummary.read(paths.SUMMARY_DETAILS)
         # keyed by all it says: a new threshold rewrites the report but not the headline scores
         written = [p for p in (paths.SUMMARY, paths.SUMMARY_DETAILS, paths.REPORTS_DIR / "report.md") if p.is_file()]
         done["report"] = sync_simple(
