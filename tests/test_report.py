@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from kdscale import report
+from kdscale import report, stats, summary
 from kdscale.config import parse_params
 from kdscale.profile import profile_params
 from kdscale.records import StudySummary
@@ -99,39 +99,39 @@ HANDMADE = {  # perplexity, pass rate, architecture, tokens/s
 
 
 def test_combined_score_on_a_handmade_table():
-    scores = report.combined_scores(HANDMADE, (0.4, 0.4, 0.2))
+    scores = summary.combined_scores(HANDMADE, (0.4, 0.4, 0.2))
     # q_ppl = 5 / perplexity; a and b share architecture x, whose speed is their median 102; y's is 50.
     assert scores["a"] == pytest.approx(0.4 * 0.5 + 0.4 * 0.2 + 0.2 * 1.0)
     assert scores["b"] == pytest.approx(0.4 * 0.25 + 0.4 * 0.3 + 0.2 * 1.0)
     assert scores["c"] == pytest.approx(0.4 * 1.0 + 0.4 * 0.1 + 0.2 * 50 / 102)
     assert sorted(scores, key=scores.get, reverse=True) == ["c", "a", "b"]
     # The seed's formula weighs perplexity at almost nothing: b, with twice a's perplexity, comes first.
-    seed = report.combined_scores_seed(HANDMADE, (0.4, 0.4, 0.2))
+    seed = summary.combined_scores_seed(HANDMADE, (0.4, 0.4, 0.2))
     assert seed["b"] == pytest.approx(0.4 / 20 + 0.4 * 0.3 + 0.2 * 104 / 104)
     assert sorted(seed, key=seed.get, reverse=True) == ["b", "a", "c"]
     # Each weight alone ranks by its own axis, best = 1.
-    assert report.combined_scores(HANDMADE, (1.0, 0.0, 0.0))["c"] == pytest.approx(1.0)
-    assert report.combined_scores(HANDMADE, (0.0, 0.0, 1.0)) == pytest.approx({"a": 1.0, "b": 1.0, "c": 50 / 102})
+    assert summary.combined_scores(HANDMADE, (1.0, 0.0, 0.0))["c"] == pytest.approx(1.0)
+    assert summary.combined_scores(HANDMADE, (0.0, 0.0, 1.0)) == pytest.approx({"a": 1.0, "b": 1.0, "c": 50 / 102})
 
 
 def test_speed_jitter_within_an_architecture_cannot_change_the_ranking(study):
     _, students = study
     models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
     weights = (0.4, 0.4, 0.2)
-    ranking = report.combined_scores(models, weights)
+    ranking = summary.combined_scores(models, weights)
     rng = random.Random(0)
     for _ in range(20):
         speeds = [m["tokens_per_sec"] for n, m in students.items()]
         rng.shuffle(speeds)  # the same timings, dealt to other students of the architecture
         jittered = {f"student-n{n}": {**m, "tokens_per_sec": s} for (n, m), s in zip(students.items(), speeds)}
-        scores = report.combined_scores(jittered | {"teacher": TEACHER}, weights)
+        scores = summary.combined_scores(jittered | {"teacher": TEACHER}, weights)
         assert sorted(scores, key=scores.get) == sorted(ranking, key=ranking.get)
         assert scores == pytest.approx(ranking)
     # ...whereas the seed's formula lets the same shuffle reorder students of identical quality.
     equal = {f"s{i}": {"perplexity": 10.0, "pass_rate": 0.2, "architecture": "x", "tokens_per_sec": t}
              for i, t in enumerate([100.0, 104.0])}
-    assert len(set(report.combined_scores(equal, weights).values())) == 1
-    assert len(set(report.combined_scores_seed(equal, weights).values())) == 2
+    assert len(set(summary.combined_scores(equal, weights).values())) == 1
+    assert len(set(summary.combined_scores_seed(equal, weights).values())) == 2
 
 
 # ----------------------------------------------------------------------------- intervals and ties
@@ -145,7 +145,7 @@ def scored(passes: dict[str, int], nll_per_token: dict[str, float], prompts: int
     hardness = rng.normal(0, 0.3, size=answers)
     nll = np.array([(nll_per_token[n] + hardness + rng.normal(0, 0.05, size=answers)) * tokens for n in names])
     strict = np.array([[i < passes[n] for i in range(prompts)] for n in names], dtype=float)
-    evidence = report.Evidence(names, nll, np.tile(tokens, (len(names), 1)), strict)
+    evidence = stats.Evidence(names, nll, np.tile(tokens, (len(names), 1)), strict)
     models = {n: {"perplexity": math.exp(nll[i].sum() / tokens.sum()),
                   "pass_rate": strict[i].mean(), "architecture": "teacher" if n == "teacher" else "student",
                   "tokens_per_sec": 10.0 if n == "teacher" else 50.0} for i, n in enumerate(names)}
@@ -157,36 +157,36 @@ def test_rankings_order_only_what_the_prompts_and_answers_separate():
     evidence, models = scored({"teacher": 30, "big": 10, "small": 9, "none": 2},
                               {"teacher": 0.6, "big": 3.0, "small": 3.02, "none": 8.0})
     weights = (0.4, 0.4, 0.2)
-    scores = report.combined_scores(models, weights)
-    axes = report.resampled_axes(evidence)
-    draws = report.score_draws(axes, report.speed_terms(models), weights)
-    assert report.ranking_with_ties(scores, draws, evidence.names) == "teacher > big ≈ small > none"
-    assert report.ranking_with_ties(scores, None, evidence.names) == "teacher, big, small, none"
+    scores = summary.combined_scores(models, weights)
+    axes = stats.resampled_axes(evidence)
+    draws = summary.score_draws(axes, summary.speed_terms(models), weights)
+    assert summary.ranking_with_ties(scores, draws, evidence.names) == "teacher > big ≈ small > none"
+    assert summary.ranking_with_ties(scores, None, evidence.names) == "teacher, big, small, none"
     # Each draw scores like combined_scores on the resampled perplexities and pass rates; the point lies inside.
     low, high = np.percentile(draws, [2.5, 97.5], axis=1)
     assert all(low[i] <= scores[n] <= high[i] for i, n in enumerate(evidence.names))
-    again = report.score_draws(report.resampled_axes(evidence), report.speed_terms(models), weights)
+    again = summary.score_draws(stats.resampled_axes(evidence), summary.speed_terms(models), weights)
     assert np.array_equal(draws, again)  # seeded
     # Each axis alone: one prompt apart is a tie on pass rate, and 0.02 nats per token within answer noise
     # is a tie on perplexity; the far models stay apart on both.
     for alone in ((0, 1, 0), (1, 0, 0)):
-        draws = report.score_draws(axes, report.speed_terms(models), alone)
-        ranking = report.ranking_with_ties(report.combined_scores(models, alone), draws, evidence.names)
+        draws = summary.score_draws(axes, summary.speed_terms(models), alone)
+        ranking = summary.ranking_with_ties(summary.combined_scores(models, alone), draws, evidence.names)
         assert ranking == "teacher > big ≈ small > none", alone
 
 
 def test_models_of_identical_scores_are_never_ordered():
     evidence, models = scored({"a": 10, "b": 10}, {"a": 3.0, "b": 3.0})
     evidence.nll_sums[1] = evidence.nll_sums[0]
-    draws = report.score_draws(report.resampled_axes(evidence), report.speed_terms(models), (0.4, 0.4, 0.2))
-    assert report.ranking_with_ties({"a": 0.5, "b": 0.5}, draws, ["a", "b"]) == "a ≈ b"
+    draws = summary.score_draws(stats.resampled_axes(evidence), summary.speed_terms(models), (0.4, 0.4, 0.2))
+    assert summary.ranking_with_ties({"a": 0.5, "b": 0.5}, draws, ["a", "b"]) == "a ≈ b"
 
 
 def test_each_step_in_data_gets_a_paired_interval():
     evidence, models = scored({"student-n10": 5, "student-n20": 5, "student-n40": 5},
                               {"student-n10": 4.0, "student-n20": 3.0, "student-n40": 3.0})
     students = {int(name.removeprefix("student-n")): m for name, m in models.items()}
-    steps = report.perplexity_steps(students, report.resampled_axes(evidence))
+    steps = summary.perplexity_steps(students, stats.resampled_axes(evidence))
     assert [(s["from"], s["to"]) for s in steps] == [(10, 20), (20, 40)]
     gain, flat = steps
     assert gain["ratio"] == pytest.approx(math.e, rel=0.05) and 1 < gain["ratio_ci"][0] <= gain["ratio"]
@@ -194,7 +194,7 @@ def test_each_step_in_data_gets_a_paired_interval():
     text = "\n".join(report.steps_lines(steps))
     assert f"| n=10 -> n=20 | {gain['ratio']:.2f} [{gain['ratio_ci'][0]:.2f}, {gain['ratio_ci'][1]:.2f}] |" in text
     assert "The largest step (n=20 -> n=40) is not separated from no gain: its interval reaches 1." in text
-    assert [s["ratio_ci"] for s in report.perplexity_steps(students)] == [None, None]  # no per-answer scores
+    assert [s["ratio_ci"] for s in summary.perplexity_steps(students)] == [None, None]  # no per-answer scores
 
 
 def test_models_differing_by_a_constant_per_answer_get_a_near_zero_width_paired_interval():
@@ -205,28 +205,28 @@ def test_models_differing_by_a_constant_per_answer_get_a_near_zero_width_paired_
                               {"student-n10": 3.1, "student-n20": 3.0, "teacher": 1.0})
     evidence.nll_sums[0] = evidence.nll_sums[1] + 0.1 * evidence.token_counts[1]  # exact constant shift
     models["student-n10"]["perplexity"] = models["student-n20"]["perplexity"] * math.exp(0.1)
-    axes = report.resampled_axes(evidence)
+    axes = stats.resampled_axes(evidence)
     assert np.ptp(axes.log_ppl[0] - axes.log_ppl[1]) < 1e-9 and np.ptp(axes.log_ppl[1]) > 0.05
     students = {10: models["student-n10"], 20: models["student-n20"]}
-    (step,) = report.perplexity_steps(students, axes)
+    (step,) = summary.perplexity_steps(students, axes)
     assert step["ratio_ci"] == pytest.approx([math.exp(0.1)] * 2, rel=1e-9)
     # the same prompts for every model too: equal pass/fail vectors give equal rates in every draw
     assert np.array_equal(axes.pass_rate[0], axes.pass_rate[1]) and np.ptp(axes.pass_rate[0]) > 0
     rows = {10: ["student-n10"], 20: ["student-n20"]}
-    (seeded,) = report.seeded_steps(rows, models, axes, "perplexity")
+    (seeded,) = summary.seeded_steps(rows, models, axes, "perplexity")
     assert seeded["gain_ci"] == pytest.approx([1 - math.exp(-0.1)] * 2, abs=1e-9)  # the rule sees a sure 9.5% gain
 
 
 def test_paired_evidence_needs_the_same_answers_and_prompts_for_every_model():
     models = {"student-n8": heldout(9.0), "teacher": heldout(2.0)}
     samples_of = {name: [{"id": f"adh-{i}", "strict": i < 3} for i in range(5)] for name in models}
-    evidence = report.paired_evidence(models, samples_of)
+    evidence = stats.paired_evidence(models, samples_of)
     assert evidence.names == ["student-n8", "teacher"] and evidence.nll_sums.shape == (2, 40)
     assert evidence.strict.tolist() == [[1, 1, 1, 0, 0]] * 2
-    assert report.paired_evidence({**models, "teacher": {}}, samples_of) is None  # details of an older kdscale
+    assert stats.paired_evidence({**models, "teacher": {}}, samples_of) is None  # details of an older kdscale
     other = {**models, "teacher": {**heldout(2.0), "heldout_ids": [f"x{i}" for i in range(40)]}}
-    assert report.paired_evidence(other, samples_of) is None
-    assert report.paired_evidence(models, {**samples_of, "teacher": samples_of["teacher"][::-1]}) is None
+    assert stats.paired_evidence(other, samples_of) is None
+    assert stats.paired_evidence(models, {**samples_of, "teacher": samples_of["teacher"][::-1]}) is None
 
 
 def study_samples(students: dict[int, dict]) -> tuple[dict[int, list[dict]], list[dict]]:
@@ -242,9 +242,9 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
     params, students = study
     student_samples, teacher_samples = study_samples(students)
     models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
-    evidence = report.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
+    evidence = stats.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
                                       | {"teacher": teacher_samples})
-    s = report.summarize(params, students, TEACHER, GENERATION, evidence)
+    s = summary.summarize(params, students, TEACHER, GENERATION, evidence)
     for name, (low, high) in s.combined_score_ci.items():
         assert low <= s.combined_score[name] <= high
     for name, text in s.rankings_with_ties.items():
@@ -273,15 +273,15 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
     close[200]["pass_rate"], close[400]["pass_rate"] = 0.58, 0.6
     student_samples, teacher_samples = study_samples(close)
     models = {f"student-n{n}": m for n, m in close.items()} | {"teacher": TEACHER}
-    evidence = report.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in close}
+    evidence = stats.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in close}
                                       | {"teacher": teacher_samples})
-    s = report.summarize(params, close, TEACHER, GENERATION, evidence)
+    s = summary.summarize(params, close, TEACHER, GENERATION, evidence)
     assert s.best_student_separated is False and "student-n400 ≈ student-n200" in s.rankings_with_ties["params"]
     assert report.best_student_line(s) == ("Best student by the combined score: n=400 by its point estimate only: "
                                            "the paired bootstrap does not separate it from student-n200.")
 
     # Without per-answer scores (an older evaluation) the report says there are no intervals.
-    s = report.summarize(params, students, TEACHER, GENERATION)
+    s = summary.summarize(params, students, TEACHER, GENERATION)
     assert s.combined_score_ci is None and s.best_student_separated is None
     assert s.score_uncertainty.startswith("none") and s.rankings_with_ties["params"] == ", ".join(
         s.rankings["params"])
@@ -291,33 +291,33 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
 
 def test_fit_recovers_the_parameters_of_a_synthetic_curve():
     sizes = [20, 40, 80, 160, 320]
-    fit = report.fit_saturating(sizes, [3 + 50 * n**-0.5 for n in sizes])
+    fit = stats.fit_saturating(sizes, [3 + 50 * n**-0.5 for n in sizes])
     assert fit["floor"] == pytest.approx(3.0, rel=1e-3)
     assert fit["b"] == pytest.approx(50.0, rel=1e-3)
     assert fit["alpha"] == pytest.approx(0.5, rel=1e-3)
-    assert report.identifiable(fit) and fit["points"] == 5
+    assert stats.identifiable(fit) and fit["points"] == 5
     # With 2% noise the estimates stay close and their standard errors cover the truth.
     rng = np.random.default_rng(0)
     noisy = [(3 + 50 * n**-0.5) * (1 + rng.normal(0, 0.02)) for n in sizes]
-    fit = report.fit_saturating(sizes, noisy)
+    fit = stats.fit_saturating(sizes, noisy)
     for name, truth in [("floor", 3.0), ("b", 50.0), ("alpha", 0.5)]:
         assert abs(fit[name] - truth) < 3 * fit[f"{name}_se"] + 1e-9, name
-    assert report.identifiable(fit)
+    assert stats.identifiable(fit)
 
 
 def test_fit_excludes_size_zero_and_needs_four_points():
     sizes = [0, 20, 40, 80, 160, 320]
     values = [9999.0] + [3 + 50 * n**-0.5 for n in sizes[1:]]
-    assert report.fit_saturating(sizes, values)["alpha"] == pytest.approx(0.5, rel=1e-3)
-    assert report.fit_saturating([0, 20, 40, 80], [9999.0, 14.2, 10.9, 8.6]) is None  # 3 sizes > 0
+    assert stats.fit_saturating(sizes, values)["alpha"] == pytest.approx(0.5, rel=1e-3)
+    assert stats.fit_saturating([0, 20, 40, 80], [9999.0, 14.2, 10.9, 8.6]) is None  # 3 sizes > 0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fit_on_flat_noise_is_not_identifiable(seed):
     sizes = [20, 40, 80, 160, 320]
     rng = np.random.default_rng(seed)
-    fit = report.fit_saturating(sizes, list(100 + rng.normal(0, 2, len(sizes))))
-    assert not report.identifiable(fit)
+    fit = stats.fit_saturating(sizes, list(100 + rng.normal(0, 2, len(sizes))))
+    assert not stats.identifiable(fit)
     lines = "\n".join(report.fit_lines(fit, 0.05, None))
     assert "not identifiable from these points" in lines
     assert "Doubling" not in lines
@@ -330,26 +330,26 @@ def analytic_threshold(floor, b, alpha, t):
 @pytest.mark.parametrize("threshold", [0.02, 0.05, 0.1])
 def test_doubling_threshold_matches_the_analytic_size(threshold):
     exact = {"floor": 3.0, "b": 50.0, "alpha": 0.5}
-    n = report.doubling_threshold(exact, threshold)
+    n = stats.doubling_threshold(exact, threshold)
     assert n == pytest.approx(analytic_threshold(3.0, 50.0, 0.5, threshold), rel=0.05)
 
     def v(x):
         return 3.0 + 50.0 * x**-0.5
 
     assert (v(n * 1.01) - v(2 * n * 1.01)) / v(n * 1.01) < threshold < (v(n / 1.01) - v(2 * n / 1.01)) / v(n / 1.01)
-    fitted = report.fit_saturating(SIZES[1:], [v(s) for s in SIZES[1:]])  # the same from the fit of the data
-    assert report.doubling_threshold(fitted, threshold) == pytest.approx(n, rel=0.05)
+    fitted = stats.fit_saturating(SIZES[1:], [v(s) for s in SIZES[1:]])  # the same from the fit of the data
+    assert stats.doubling_threshold(fitted, threshold) == pytest.approx(n, rel=0.05)
 
 
 def test_doubling_threshold_edge_cases():
-    assert report.doubling_threshold({"floor": 0.0, "b": 50.0, "alpha": 0.5}, 0.05) is None  # pure power law
-    assert report.doubling_threshold({"floor": 3.0, "b": 50.0, "alpha": 0.01}, 0.05) == 1.0  # never pays
-    assert report.doubling_threshold({"floor": 1e-12, "b": 50.0, "alpha": 0.5}, 0.05) is None  # beyond the limit
+    assert stats.doubling_threshold({"floor": 0.0, "b": 50.0, "alpha": 0.5}, 0.05) is None  # pure power law
+    assert stats.doubling_threshold({"floor": 3.0, "b": 50.0, "alpha": 0.01}, 0.05) == 1.0  # never pays
+    assert stats.doubling_threshold({"floor": 1e-12, "b": 50.0, "alpha": 0.5}, 0.05) is None  # beyond the limit
 
 
 def test_summarize_ranks_and_compares_with_the_teacher(study):
     params, students = study
-    s = report.summarize(params, students, TEACHER, GENERATION)
+    s = summary.summarize(params, students, TEACHER, GENERATION)
     names = [f"student-n{n}" for n in SIZES] + ["teacher"]
     assert set(s.combined_score) == set(s.combined_score_seed) == set(names)
     assert s.lowest_perplexity == 2.5
@@ -360,8 +360,8 @@ def test_summarize_ranks_and_compares_with_the_teacher(study):
     assert s.weights == {"perplexity": 0.4, "pass_rate": 0.4, "speed": 0.2}
     scores = s.combined_score
     models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
-    assert scores == pytest.approx(report.combined_scores(models, (0.4, 0.4, 0.2)))
-    assert s.combined_score_seed == pytest.approx(report.combined_scores_seed(models, (0.4, 0.4, 0.2)))
+    assert scores == pytest.approx(summary.combined_scores(models, (0.4, 0.4, 0.2)))
+    assert s.combined_score_seed == pytest.approx(summary.combined_scores_seed(models, (0.4, 0.4, 0.2)))
     assert s.rankings["params"] == sorted(names, key=lambda k: -scores[k])
     assert all(sorted(r) == sorted(names) for r in s.rankings.values())
     assert set(s.rankings) >= {"params", "adherence_only", "speed_heavy", "equal", "quality_only"}
@@ -391,7 +391,7 @@ def test_summarize_ranks_and_compares_with_the_teacher(study):
 
 def test_build_report_sections(study):
     params, students = study
-    s = report.summarize(params, students, TEACHER, GENERATION)
+    s = summary.summarize(params, students, TEACHER, GENERATION)
     student_samples = {n: samples(f"n{n}") for n in SIZES}
     student_samples[0][1] |= {"response": "a a a a", "degenerate": True}
     text = report.build_report(params, students, TEACHER, GENERATION, s, student_samples, samples("teacher"))
@@ -430,13 +430,13 @@ def test_build_report_sections(study):
 def test_report_says_when_the_fit_cannot_answer(study):
     params, students = study
     flat = {n: {**m, "perplexity": 100.0 + (-1) ** i * 2 + i * 0.1} for i, (n, m) in enumerate(students.items())}
-    s = report.summarize(params, flat, TEACHER, GENERATION)
+    s = summary.summarize(params, flat, TEACHER, GENERATION)
     assert s.doubling_gain_below_threshold_at is None
     text = report.build_report(params, flat, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES},
                                samples("teacher"))
     assert "not identifiable from these points" in text and "makes no claim" in text
     few = {n: students[n] for n in SIZES[:4]}  # sizes 0, 25, 50, 100: three points to fit
-    s = report.summarize(params, few, TEACHER, GENERATION)
+    s = summary.summarize(params, few, TEACHER, GENERATION)
     assert s.perplexity_fit is None and "fit" not in s.headline()
     text = report.build_report(params, few, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES[:4]},
                                samples("teacher"))
@@ -493,25 +493,25 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert text.startswith("# kdscale report") and "## Answers side by side" in text
     png = (tmp_path / "reports/scaling.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
-    summary = json.loads((tmp_path / "reports/summary.json").read_text())
+    headline = json.loads((tmp_path / "reports/summary.json").read_text())
     details = json.loads((tmp_path / "reports/summary_details.json").read_text())
-    assert set(summary) == {"combined_score", "fit"}  # the headline: what `dvc metrics show` prints
-    assert summary["combined_score"] == details["combined_score"]
-    assert summary["fit"]["alpha"] == details["perplexity_fit"]["alpha"]
+    assert set(headline) == {"combined_score", "fit"}  # the headline: what `dvc metrics show` prints
+    assert headline["combined_score"] == details["combined_score"]
+    assert headline["fit"]["alpha"] == details["perplexity_fit"]["alpha"]
     assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(details)
     typed = StudySummary.read(paths.SUMMARY_DETAILS)  # what sync reads: the same numbers, typed
-    assert typed.headline() == summary and typed.seeds == {n: 1 for n in MAIN_SIZES}
+    assert typed.headline() == headline and typed.seeds == {n: 1 for n in MAIN_SIZES}
     # every model answered the same two prompts and forty held-out answers: the scores carry intervals
-    assert set(details["combined_score_ci"]) == set(summary["combined_score"])
+    assert set(details["combined_score_ci"]) == set(headline["combined_score"])
     assert "2 adherence prompts and the 40 held-out answers" in details["score_uncertainty"]
-    assert set(summary["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
-    assert all(isinstance(v, float) for v in summary["combined_score"].values())
+    assert set(headline["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
+    assert all(isinstance(v, float) for v in headline["combined_score"].values())
     rows = json.loads((tmp_path / "plots/scaling.json").read_text())
     assert [r["size"] for r in rows] == MAIN_SIZES
     assert rows[2]["perplexity"] == pytest.approx(ppl(100))
     assert rows[2]["perplexity_ci_high"] == pytest.approx(1.3 * ppl(100))
     assert rows[2]["degenerate_share"] == pytest.approx(0.6)
-    assert rows[2]["combined_score"] == summary["combined_score"]["student-n100"]
+    assert rows[2]["combined_score"] == headline["combined_score"]["student-n100"]
     # Every size's loss in one file, labelled by size: one chart with one line per size.
     loss = json.loads((tmp_path / "plots/loss.json").read_text())
     assert sorted({r["samples"] for r in loss}) == MAIN_SIZES
@@ -524,7 +524,7 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["kdscale.stage"] == "report"
     metrics = runs[0].data.metrics
-    assert metrics["combined_score.teacher"] == pytest.approx(summary["combined_score"]["teacher"])
+    assert metrics["combined_score.teacher"] == pytest.approx(headline["combined_score"]["teacher"])
     assert metrics["combined_score_seed.teacher"] == pytest.approx(details["combined_score_seed"]["teacher"])
     assert metrics["fit.alpha"] == pytest.approx(details["perplexity_fit"]["alpha"])
     client = mlflow.MlflowClient()
@@ -569,7 +569,7 @@ def seeded_summary(study, spread: float) -> tuple[StudySummary, str]:
               | {f"student-n{n}-seed{s}": m for (n, s), m in replicas.items()})
     samples_of = ({f"student-n{n}": student_samples[n] for n in students} | {"teacher": teacher_samples}
                   | {f"student-n{n}-seed{s}": student_samples[n] for (n, s) in replicas})
-    s = report.summarize(params, students, TEACHER, GENERATION, report.paired_evidence(models, samples_of), replicas)
+    s = summary.summarize(params, students, TEACHER, GENERATION, stats.paired_evidence(models, samples_of), replicas)
     return s, report.build_report(params, students, TEACHER, GENERATION, s, student_samples, teacher_samples)
 
 
@@ -602,7 +602,7 @@ def test_seeds_that_disagree_make_the_last_doubling_noise(study):
 def test_a_fit_that_fails_its_backtest_makes_no_extrapolation(study):
     params, students = study
     bent = {n: ({**m, "perplexity": 1.6 * m["perplexity"]} if n == SIZES[-1] else m) for n, m in students.items()}
-    s = report.summarize(params, bent, TEACHER, GENERATION)
+    s = summary.summarize(params, bent, TEACHER, GENERATION)
     assert s.fit_backtest["passed"] is False and s.doubling_gain_below_threshold_at is None
     text = report.build_report(params, bent, TEACHER, GENERATION, s, *study_samples(bent))
     assert "the fit fails its backtest and the report makes no extrapolation from it" in text

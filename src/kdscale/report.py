@@ -1,16 +1,7 @@
-"""Stage `report`: combined score, scaling curves, diminishing returns and the written report.
+"""Stage `report`: the study's written report, its figure and its summary files, from the stages' files.
 
-combined_score = w_ppl * q_ppl + w_pass * pass_rate + w_speed * q_speed, each axis normalised across the
-study (students and teacher) so that a weight means what it says:
-  q_ppl   = lowest perplexity of the study / perplexity
-  q_speed = speed of the model's architecture / that of the fastest architecture, where an architecture's
-            speed is the median tokens_per_sec of its models (so timing jitter cannot rank students that
-            share one architecture).
-combined_score_seed keeps the seed's raw formula: w_ppl / perplexity + w_pass * pass_rate
-+ w_speed * tokens_per_sec / max tokens_per_sec.
-
-The scores' intervals and the rankings' ties come from a paired bootstrap over the adherence prompts and
-the held-out answers, which every model answered alike: a ranking orders two models only where the data do.
+What the report says is computed in `summary` (scores, steps, the rule, the fit) on the statistics of
+`stats`; this module renders it: reports/report.md, reports/scaling.png, the summaries, the DVC plots.
 """
 
 from __future__ import annotations
@@ -18,337 +9,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kdscale import paths, stats
+from kdscale import paths
 from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
 from kdscale.records import StudySummary, TypeRates, dropped_read
-
-OTHER_WEIGHTINGS = {  # (perplexity, pass rate, speed)
-    "quality_only": (0.5, 0.5, 0.0),
-    "adherence_only": (0.0, 1.0, 0.0),
-    "speed_heavy": (0.2, 0.2, 0.6),
-    "equal": (1 / 3, 1 / 3, 1 / 3),
-}
-
-
-def speed_terms(models: dict[str, dict]) -> dict[str, float]:
-    """Each model's speed: the median tokens_per_sec over the models of its architecture."""
-    by_arch: dict[str, list[float]] = {}
-    for name, m in models.items():
-        by_arch.setdefault(m.get("architecture", name), []).append(m["tokens_per_sec"])
-    return {name: float(np.median(by_arch[m.get("architecture", name)])) for name, m in models.items()}
-
-
-def combine(weights: tuple[float, float, float], q_ppl, pass_rate, q_speed):
-    """The combined score of normalised axes: numbers, or arrays of bootstrap draws."""
-    w_ppl, w_pass, w_speed = weights
-    return w_ppl * q_ppl + w_pass * pass_rate + w_speed * q_speed
-
-
-def combined_scores(models: dict[str, dict], weights: tuple[float, float, float]) -> dict[str, float]:
-    """w_ppl * lowest perplexity / perplexity + w_pass * pass_rate + w_speed * speed term / fastest speed term."""
-    lowest = min(m["perplexity"] for m in models.values())
-    speeds = speed_terms(models)
-    fastest = max(speeds.values())
-    return {name: combine(weights, lowest / m["perplexity"], m["pass_rate"], speeds[name] / fastest)
-            for name, m in models.items()}
-
-
-def by_name(students: dict[int, dict | list], teacher: dict | list) -> dict:
-    """Per-size student entries and the teacher's, under the names the summary uses."""
-    return {f"student-n{n}": students[n] for n in sorted(students)} | {"teacher": teacher}
-
-
-def combined_scores_seed(models: dict[str, dict], weights: tuple[float, float, float]) -> dict[str, float]:
-    """The seed's raw formula: with perplexities above 5 it weighs perplexity at almost nothing."""
-    fastest = max(m["tokens_per_sec"] for m in models.values())
-    w_ppl, w_pass, w_speed = weights
-    return {name: w_ppl / m["perplexity"] + w_pass * m["pass_rate"] + w_speed * m["tokens_per_sec"] / fastest
-            for name, m in models.items()}
-
-
-SCORE_RESAMPLES = 2000
-
-
-@dataclass
-class Evidence:
-    """What every model was scored on, item by item (rows in `names` order): the paired bootstrap's input."""
-    names: list[str]
-    nll_sums: np.ndarray      # models x held-out answers: NLL summed over the answer's tokens
-    token_counts: np.ndarray  # models x held-out answers
-    strict: np.ndarray        # models x adherence prompts: 1 where the answer passed every check
-    # models x adherence prompts, 0/1: "loose", "degenerate", "eos" (the answer ended itself)
-    flags: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def only(self, names: list[str]) -> Evidence:
-        """These models' rows, in this order."""
-        rows = [self.names.index(n) for n in names]
-        return Evidence(list(names), self.nll_sums[rows], self.token_counts[rows], self.strict[rows],
-                        {key: flags[rows] for key, flags in self.flags.items()})
-
-
-def paired_evidence(models: dict[str, dict], samples: dict[str, list[dict]]) -> Evidence | None:
-    """The per-item scores of every model, or None where they are missing (details written before kdscale
-    kept per-answer NLLs) or where the models were not scored on the same answers and prompts."""
-    names = list(models)
-    answer_ids = [models[n].get("heldout_ids") for n in names]
-    prompt_ids = [[s["id"] for s in samples[n]] for n in names]
-    if any(ids is None or ids != answer_ids[0] for ids in answer_ids) or \
-            any(ids != prompt_ids[0] for ids in prompt_ids):
-        return None
-    flag = {"loose": lambda s: s.get("loose", False), "degenerate": lambda s: s.get("degenerate", False),
-            "eos": lambda s: s.get("finish_reason") == "eos"}
-    return Evidence(names, np.array([models[n]["heldout_nll_sums"] for n in names], dtype=float),
-                    np.array([models[n]["heldout_token_counts"] for n in names], dtype=float),
-                    np.array([[s["strict"] for s in samples[n]] for n in names], dtype=float),
-                    {key: np.array([[bool(f(s)) for s in samples[n]] for n in names], dtype=float)
-                     for key, f in flag.items()})
-
-
-@dataclass
-class Resampled:
-    """The two quality axes on paired bootstrap draws (models x draws, rows in `names` order)."""
-    names: list[str]
-    q_ppl: np.ndarray      # lowest perplexity of the draw / perplexity
-    pass_rate: np.ndarray
-    log_ppl: np.ndarray | None = None  # log perplexity itself
-    rates: dict[str, np.ndarray] = field(default_factory=dict)  # the shares of Evidence.flags
-
-    def row(self, name: str) -> int:
-        return self.names.index(name)
-
-
-def resampled_axes(evidence: Evidence, resamples: int = SCORE_RESAMPLES, seed: int = 0) -> Resampled:
-    """Each draw picks held-out answers and adherence prompts with replacement, the same ones for every
-    model, and normalises perplexity within the draw."""
-    rng = np.random.default_rng(seed)
-    answers = stats.resample(evidence.nll_sums.shape[1], resamples, rng)
-    prompts = stats.resample(evidence.strict.shape[1], resamples, rng)
-    log_ppl = stats.pooled_log_perplexity(evidence.nll_sums, evidence.token_counts, answers)
-    ppl = np.exp(log_ppl)
-    return Resampled(evidence.names, ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1), log_ppl,
-                     {key: flags[:, prompts].mean(-1) for key, flags in evidence.flags.items()})
-
-
-def score_draws(resampled: Resampled, speeds: dict[str, float], weights: tuple[float, float, float]) -> np.ndarray:
-    """Combined scores on the draws (models x draws); speed terms as measured."""
-    q_speed = np.array([speeds[n] for n in resampled.names]) / max(speeds.values())
-    return combine(weights, resampled.q_ppl, resampled.pass_rate, q_speed[:, None])
-
-
-def separated(draws: np.ndarray, above: int, below: int, level: float = 0.95) -> bool:
-    """Whether row `above` scores higher than row `below`: the paired difference's interval excludes 0."""
-    return bool(np.percentile(draws[above] - draws[below], (1 - level) / 2 * 100) > 0)
-
-
-def interval95(values: np.ndarray) -> list[float]:
-    low, high = np.percentile(values, [2.5, 97.5])
-    return [float(low), float(high)]
-
-
-def vs_teacher(models: dict[str, dict], speeds: dict[str, float],
-               resampled: Resampled | None = None) -> dict[str, dict]:
-    """Each student as a fraction of the teacher. The speedup divides architecture speed terms (one timing
-    per model is jitter); with draws, the quality ratios get paired bootstrap intervals."""
-    teacher = models["teacher"]
-    out = {}
-    for name, m in models.items():
-        if name == "teacher":
-            continue
-        out[name] = {"perplexity_ratio": m["perplexity"] / teacher["perplexity"],
-                     "pass_rate_ratio": m["pass_rate"] / teacher["pass_rate"] if teacher["pass_rate"] else None,
-                     "speedup": speeds[name] / speeds["teacher"],
-                     "size_ratio": m["model_size_mb"] / teacher["model_size_mb"]}
-        if resampled:
-            student, top = resampled.row(name), resampled.row("teacher")
-            out[name]["perplexity_ratio_ci"] = interval95(resampled.q_ppl[top] / resampled.q_ppl[student])
-            with np.errstate(divide="ignore", invalid="ignore"):  # draws where the teacher passes nothing
-                ratio = resampled.pass_rate[student] / resampled.pass_rate[top]
-            finite = ratio[np.isfinite(ratio)]
-            out[name]["pass_rate_ratio_ci"] = interval95(finite) if len(finite) else None
-    return out
-
-
-def perplexity_steps(students: dict[int, dict], resampled: Resampled | None = None) -> list[dict]:
-    """Each size's perplexity over the next size's (above 1: the larger set is better), with the paired
-    bootstrap's interval: what each step in data still buys, without assuming a curve."""
-    sizes = sorted(students)
-    steps = []
-    for small, large in zip(sizes, sizes[1:]):
-        step = {"from": small, "to": large, "ratio": students[small]["perplexity"] / students[large]["perplexity"],
-                "ratio_ci": None}
-        if resampled:  # q_ppl = lowest / perplexity, so a perplexity ratio is the inverse ratio of q_ppl
-            q_ppl = resampled.q_ppl
-            step["ratio_ci"] = interval95(q_ppl[resampled.row(f"student-n{large}")]
-                                          / q_ppl[resampled.row(f"student-n{small}")])
-        steps.append(step)
-    return steps
-
-
-# ----------------------------------------------------------------------------- seeds and where data stops paying
-
-SEEDED = {  # a metric of the details: (the draws that resample it, +1 where higher is better)
-    "perplexity": ("log_ppl", -1), "pass_rate": ("strict", 1), "pass_rate_loose": ("loose", 1),
-    "degenerate_share": ("degenerate", -1), "answers_ended_eos": ("eos", 1)}
-RULED = ["perplexity", "pass_rate", "degenerate_share"]  # the metrics the diminishing-returns rule is applied to
-
-
-def seed_rows(sizes: list[int], replicas: list[tuple[int, int]]) -> dict[int, list[str]]:
-    """Each size's models: the study's seed first, then its replicates."""
-    rows = {n: [f"student-n{n}"] for n in sizes}
-    for n, seed in replicas:
-        rows[n].append(paths.student_name(n, seed))
-    return rows
-
-
-def seeded_metric(metric: str, rows: list[str], models: dict[str, dict], resampled: Resampled) -> stats.Seeded:
-    key, _ = SEEDED[metric]
-    if metric == "perplexity":  # seeds average on the log scale: they differ by factors
-        points = [math.log(models[r]["perplexity"]) for r in rows]
-        draws = [resampled.log_ppl[resampled.row(r)] for r in rows]
-    else:
-        points = [models[r][metric] for r in rows]
-        source = resampled.pass_rate if key == "strict" else resampled.rates[key]
-        draws = [source[resampled.row(r)] for r in rows]
-    return stats.Seeded(np.array(points, dtype=float), np.array(draws))
-
-
-def per_size(rows: dict[int, list[str]], models: dict[str, dict], resampled: Resampled) -> dict[int, dict]:
-    """Each size's metrics: the mean over its seeds (perplexity: geometric) with a 95% interval over the
-    held-out items and the seeds."""
-    out = {}
-    for n, names in rows.items():
-        entry = {"seeds": len(names)}
-        for metric in SEEDED:
-            level = stats.seeded_level(seeded_metric(metric, names, models, resampled))
-            if metric == "perplexity":
-                level |= {"value": math.exp(level["value"]), "ci": [math.exp(c) for c in level["ci"]]}
-            entry[metric] = level
-        out[n] = entry
-    return out
-
-
-def seeded_steps(rows: dict[int, list[str]], models: dict[str, dict], resampled: Resampled, metric: str) -> list[dict]:
-    """Each step between trained sizes: its gain (positive where the larger set is better; perplexity: the
-    relative fall, a rate: the change in points) with a 95% interval over items and seeds."""
-    sizes = sorted(n for n in rows if n > 0)
-    steps = []
-    for small, large in zip(sizes, sizes[1:]):
-        before, after = (seeded_metric(metric, rows[n], models, resampled) for n in (small, large))
-        step = stats.seeded_step(before, after)
-        low, high = step["ci"]
-        if metric == "perplexity":  # the step is log ppl(large) - log ppl(small)
-            gain, ci = 1 - math.exp(step["value"]), [1 - math.exp(high), 1 - math.exp(low)]
-            relative = gain
-        else:
-            sign = SEEDED[metric][1]
-            gain, ci = sign * step["value"], sorted([sign * low, sign * high])
-            relative = gain / before.points.mean() if before.points.mean() > 0 else None
-        steps.append({"from": small, "to": large, "gain": gain, "gain_ci": ci, "relative_gain": relative,
-                      "seeds": step["seeds"], "seed_spread": step["seed_spread"]})
-    return steps
-
-
-def diminishing_returns(threshold: float, rows: dict[int, list[str]], models: dict[str, dict],
-                        resampled: Resampled) -> dict:
-    rule = stats.Rule(threshold)
-    steps = {metric: seeded_steps(rows, models, resampled, metric) for metric in RULED}
-    return {"per_size": per_size(rows, models, resampled), "steps": steps,
-            "stops_at": {metric: stats.first_stop(s, rule) for metric, s in steps.items()}}
-
-
-def seed_mean_perplexity(names: list[str], models: dict[str, dict]) -> float:
-    values = [models[n]["perplexity"] for n in names]
-    return values[0] if len(values) == 1 else math.exp(float(np.mean(np.log(values))))
-
-
-def adherence_power(students: dict[int, dict], teacher: dict, evidence: Evidence | None) -> dict:
-    """The adherence set's resolving power: each student against the teacher on the same prompts
-    (discordant prompts, exact McNemar test), and how many prompts would separate the rates observed."""
-    sizes = sorted(students)
-    out = {"vs_teacher": {}, "prompts": teacher["adherence_prompts"]}
-    if evidence is not None:
-        top = evidence.names.index("teacher")
-        for n in sizes:
-            row = evidence.names.index(f"student-n{n}")
-            out["vs_teacher"][n] = stats.paired_vs(evidence.strict[row], evidence.strict[top])
-    best = max(sizes, key=lambda n: students[n]["pass_rate"])
-    out["best"] = {"size": best, "pass_rate": students[best]["pass_rate"], "teacher": teacher["pass_rate"],
-                   "prompts_needed": stats.prompts_needed(students[best]["pass_rate"], teacher["pass_rate"])}
-    trained = [n for n in sizes if n > 0]
-    if len(trained) >= 2:
-        small, large = trained[-2], trained[-1]
-        out["last_step"] = {"from": small, "to": large, "pass_rates": [students[small]["pass_rate"],
-                                                                        students[large]["pass_rate"]],
-                            "prompts_needed": stats.prompts_needed(students[small]["pass_rate"],
-                                                                   students[large]["pass_rate"])}
-    return out
-
-
-def ranking_with_ties(scores: dict[str, float], draws: np.ndarray | None, names: list[str]) -> str:
-    """Best first: ' > ' where the data order two neighbours, ' ≈ ' where they do not."""
-    order = sorted(scores, key=scores.get, reverse=True)
-    if draws is None:
-        return ", ".join(order)
-    row = {name: i for i, name in enumerate(names)}
-    text = order[0]
-    for above, below in zip(order, order[1:]):
-        text += (" > " if separated(draws, row[above], row[below]) else " ≈ ") + below
-    return text
-
-
-MIN_FIT_POINTS = 4  # three parameters: fewer points leave no residual to judge them by
-FIT_PARAMS = stats.FIT_PARAMS
-
-
-def fit_saturating(sizes: list[int], values: list[float]) -> dict | None:
-    """Fit value(N) = floor + b * N^(-alpha) on sizes > 0, with standard errors; None under MIN_FIT_POINTS.
-
-    Least squares on log(value) (perplexities span orders of magnitude, so each point weighs by its
-    relative error), bounded: floor in [0, lowest value), b > 0, alpha in (0, 3]. A parameter is
-    identifiable when its standard error (from the covariance of the fit) is below its estimate.
-    """
-    points = [(n, v) for n, v in zip(sizes, values) if n > 0]
-    if len(points) < MIN_FIT_POINTS:
-        return None
-    x, y = (np.array(col, dtype=float) for col in zip(*points))
-    try:
-        estimate, cov = stats.fit_log_curve(x, y)
-    except (RuntimeError, ValueError):
-        return {"points": len(points), "converged": False}
-    fit = {"points": len(points), "converged": True}
-    for name, value, var in zip(FIT_PARAMS, estimate, np.diag(cov)):
-        se = math.sqrt(var) if np.isfinite(var) and var >= 0 else None
-        fit[name], fit[f"{name}_se"] = float(value), se
-        fit[f"{name}_identifiable"] = se is not None and se < abs(fit[name])
-    residual = np.log(y) - stats.log_curve(x, *estimate)
-    fit["rmse_log"] = float(np.sqrt(np.mean(residual**2)))
-    return fit
-
-
-def identifiable(fit: dict | None) -> bool:
-    return bool(fit and fit["converged"] and all(fit[f"{p}_identifiable"] for p in FIT_PARAMS))
-
-
-def doubling_threshold(fit: dict, threshold: float, limit: float = 1e9) -> float | None:
-    """The N beyond which doubling the data lowers the fitted value by less than `threshold` (relative).
-
-    With v(N) = floor + b N^-alpha the gain (v(N) - v(2N)) / v(N) = b N^-alpha c / (floor + b N^-alpha),
-    c = 1 - 2^-alpha, falls with N; it equals the threshold at N = (b (c - t) / (t floor))^(1 / alpha).
-    """
-    floor, b, alpha, t = fit["floor"], fit["b"], fit["alpha"], threshold
-    c = 1 - 2**-alpha
-    if c <= t:
-        return 1.0  # even the first doubling gains less than the threshold
-    if floor <= 0:
-        return None  # a pure power law: every doubling gains c
-    n = (b * (c - t) / (t * floor)) ** (1 / alpha)
-    return max(n, 1.0) if n < limit else None
+from kdscale.stats import FIT_PARAMS, MIN_FIT_POINTS, identifiable, paired_evidence
+from kdscale.summary import OTHER_WEIGHTINGS, RULED, by_name, summarize
 
 
 def _fmt(value, digits=2):
@@ -368,6 +38,8 @@ PANELS = [("perplexity", "perplexity (held-out teacher answers, 95% CI)", True),
           ("pass_rate", "adherence pass rate (strict, 95% CI) and degenerate share", False),
           ("tokens_per_sec", "tokens/s (batch 1, greedy; one timing per model)", False),
           ("train_seconds", "training time (s)", False)]
+
+
 CI_KEYS = {"perplexity": "perplexity_ci", "pass_rate": "pass_rate_ci"}
 
 
@@ -482,6 +154,8 @@ def steps_lines(steps: list[dict]) -> list[str]:
 
 RULE = ("the first doubling whose gain is not distinguishable from noise (its 95% interval over the held-out "
         "items and the seeds reaches 0) or is below report.doubling_gain_threshold ({:.0%}, relative)")
+
+
 METRIC_WORDS = {"perplexity": "Perplexity", "pass_rate": "Pass rate (strict)", "degenerate_share": "Degenerate share"}
 
 
@@ -762,101 +436,6 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
              + cost_lines(students, teacher, generation) + type_lines(students, teacher)
              + ["", "## Answers side by side", ""] + side_by_side(teacher_samples, student_samples))
     return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Scores:
-    """The combined scores under each weighting (the params' and OTHER_WEIGHTINGS), ranked, with their draws."""
-    scores: dict[str, dict[str, float]]
-    rankings: dict[str, list[str]]
-    ties: dict[str, str]
-    draws: dict[str, np.ndarray | None]
-
-
-def score_models(models: dict[str, dict], weights, speeds: dict[str, float], resampled: Resampled | None) -> Scores:
-    out = Scores({}, {}, {}, {})
-    for name, w in {"params": weights, **OTHER_WEIGHTINGS}.items():
-        out.scores[name] = combined_scores(models, w)
-        out.draws[name] = score_draws(resampled, speeds, w) if resampled else None
-        out.rankings[name] = sorted(out.scores[name], key=out.scores[name].get, reverse=True)
-        out.ties[name] = ranking_with_ties(out.scores[name], out.draws[name], resampled.names if resampled else [])
-    return out
-
-
-def best_student(sizes: list[int], scored: Scores, resampled: Resampled | None, models: dict[str, dict]):
-    """The best student by the params' weights, the next one, whether the bootstrap separates them, and
-    every model's score interval."""
-    scores, draws = scored.scores["params"], scored.draws["params"]
-    best = max(sizes, key=lambda n: scores[f"student-n{n}"])
-    runner_up = next((name for name in scored.rankings["params"] if name.startswith("student-")
-                      and name != f"student-n{best}"), None)  # the next student by the point estimate
-    best_separated, interval = None, None
-    if resampled:
-        if runner_up:
-            best_separated = separated(draws, resampled.row(f"student-n{best}"), resampled.row(runner_up))
-        interval = {name: interval95(draws[resampled.row(name)]) for name in models}
-    return best, runner_up, best_separated, interval
-
-
-def summarize(params, students: dict[int, dict], teacher: dict, generation: dict,
-              evidence: Evidence | None = None, replicas: dict[tuple[int, int], dict] | None = None) -> StudySummary:
-    """Everything the report says; with `evidence` (paired_evidence, over every model including the
-    replicates), intervals, ties, the seeds' spread and the diminishing-returns rule as well."""
-    rp, replicas, models = params.report, replicas or {}, by_name(students, teacher)
-    everyone = models | {paths.student_name(n, s): d for (n, s), d in sorted(replicas.items())}
-    weights = (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed)
-    speeds = speed_terms(models)
-    # The same draws for all (they depend only on how many answers and prompts there are), so the rankings'
-    # rows, over the study's own seed, pair with the replicates' rows.
-    resampled = resampled_axes(evidence.only(list(models))) if evidence else None
-    resampled_all = resampled_axes(evidence) if evidence else None
-    scored = score_models(models, weights, speeds, resampled)
-    sizes = sorted(students)
-    best, runner_up, best_separated, interval = best_student(sizes, scored, resampled, models)
-    rows = seed_rows(sizes, sorted(replicas))
-    curve = [seed_mean_perplexity(rows[n], everyone) for n in sizes]  # over seeds where there are replicates
-    fit = fit_saturating(sizes, curve)
-    check = stats.backtest(sizes, curve)
-    extrapolates = identifiable(fit) and (check is None or check["passed"])
-    return StudySummary(
-        weights={"perplexity": weights[0], "pass_rate": weights[1], "speed": weights[2]},
-        lowest_perplexity=min(m["perplexity"] for m in models.values()),
-        speed_term=speeds,
-        fastest_architecture_speed=max(speeds.values()),
-        max_tokens_per_sec=max(m["tokens_per_sec"] for m in models.values()),
-        normalisation="combined_score: q_ppl = lowest_perplexity / perplexity; q_speed = speed_term / "
-                      "fastest_architecture_speed, where speed_term is the median tokens_per_sec of the models of "
-                      "one architecture; pass_rate as measured. combined_score_seed: q_ppl = 1 / perplexity; "
-                      "q_speed = tokens_per_sec / max_tokens_per_sec.",
-        combined_score=scored.scores["params"],
-        combined_score_ci=interval,
-        combined_score_seed=combined_scores_seed(models, weights),
-        best_student_size=best,
-        runner_up=runner_up,
-        best_student_separated=best_separated,
-        rankings=scored.rankings,
-        rankings_with_ties=scored.ties,
-        score_uncertainty=(
-            f"95% paired percentile bootstrap ({SCORE_RESAMPLES} draws) over the {evidence.strict.shape[1]} "
-            f"adherence prompts and the {evidence.nll_sums.shape[1]} held-out answers, the same draw for every "
-            "model, perplexity normalised within each draw, speed terms as measured; it covers which prompts and "
-            "answers were drawn, not the training seed" if evidence else
-            "none: the evaluations hold no per-answer scores on common answers and prompts (rerun the evaluate "
-            "stages)"),
-        vs_teacher=vs_teacher(models, speeds, resampled),
-        optimizer_steps={f"student-n{n}": students[n]["optimizer_steps"] for n in sizes},
-        perplexity_steps=perplexity_steps(students, resampled),
-        perplexity_fit=fit,
-        fit_backtest=check,
-        doubling_gain_below_threshold_at=(
-            doubling_threshold(fit, rp.doubling_gain_threshold) if extrapolates else None),
-        seeds={n: len(rows[n]) for n in sizes},
-        diminishing_returns=diminishing_returns(rp.doubling_gain_threshold, rows, everyone, resampled_all)
-        if resampled_all else None,
-        adherence_power=adherence_power(students, teacher, evidence),
-        teacher_generation_seconds=generation["generation_seconds"],
-        total_train_seconds=sum(students[n]["train_seconds"] for n in sizes),
-    )
 
 
 def stale_size_files(sizes: list[int], replicas: list[tuple[int, int]] = ()) -> list[Path]:

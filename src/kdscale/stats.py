@@ -13,7 +13,7 @@ Welch-Satterthwaite degrees of freedom for the t quantile, because 3 seeds are f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -206,6 +206,131 @@ def backtest(sizes: list[int], values: list[float], level: float = 0.95) -> dict
     low, high = math.exp(log_value - half), math.exp(log_value + half)
     return {"size": held_out, "fitted_sizes": [int(n) for n in x], "observed": observed, "converged": True,
             "predicted": math.exp(log_value), "prediction_interval": [low, high], "passed": low <= observed <= high}
+
+
+# ----------------------------------------------------------------------------- paired draws over items
+
+SCORE_RESAMPLES = 2000
+
+
+@dataclass
+class Evidence:
+    """What every model was scored on, item by item (rows in `names` order): the paired bootstrap's input."""
+    names: list[str]
+    nll_sums: np.ndarray      # models x held-out answers: NLL summed over the answer's tokens
+    token_counts: np.ndarray  # models x held-out answers
+    strict: np.ndarray        # models x adherence prompts: 1 where the answer passed every check
+    # models x adherence prompts, 0/1: "loose", "degenerate", "eos" (the answer ended itself)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def only(self, names: list[str]) -> Evidence:
+        """These models' rows, in this order."""
+        rows = [self.names.index(n) for n in names]
+        return Evidence(list(names), self.nll_sums[rows], self.token_counts[rows], self.strict[rows],
+                        {key: flags[rows] for key, flags in self.flags.items()})
+
+
+def paired_evidence(models: dict[str, dict], samples: dict[str, list[dict]]) -> Evidence | None:
+    """The per-item scores of every model, or None where they are missing (details written before kdscale
+    kept per-answer NLLs) or where the models were not scored on the same answers and prompts."""
+    names = list(models)
+    answer_ids = [models[n].get("heldout_ids") for n in names]
+    prompt_ids = [[s["id"] for s in samples[n]] for n in names]
+    if any(ids is None or ids != answer_ids[0] for ids in answer_ids) or \
+            any(ids != prompt_ids[0] for ids in prompt_ids):
+        return None
+    flag = {"loose": lambda s: s.get("loose", False), "degenerate": lambda s: s.get("degenerate", False),
+            "eos": lambda s: s.get("finish_reason") == "eos"}
+    return Evidence(names, np.array([models[n]["heldout_nll_sums"] for n in names], dtype=float),
+                    np.array([models[n]["heldout_token_counts"] for n in names], dtype=float),
+                    np.array([[s["strict"] for s in samples[n]] for n in names], dtype=float),
+                    {key: np.array([[bool(f(s)) for s in samples[n]] for n in names], dtype=float)
+                     for key, f in flag.items()})
+
+
+@dataclass
+class Resampled:
+    """The two quality axes on paired bootstrap draws (models x draws, rows in `names` order)."""
+    names: list[str]
+    q_ppl: np.ndarray      # lowest perplexity of the draw / perplexity
+    pass_rate: np.ndarray
+    log_ppl: np.ndarray | None = None  # log perplexity itself
+    rates: dict[str, np.ndarray] = field(default_factory=dict)  # the shares of Evidence.flags
+
+    def row(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def resampled_axes(evidence: Evidence, resamples: int = SCORE_RESAMPLES, seed: int = 0) -> Resampled:
+    """Each draw picks held-out answers and adherence prompts with replacement, the same ones for every
+    model, and normalises perplexity within the draw."""
+    rng = np.random.default_rng(seed)
+    answers = resample(evidence.nll_sums.shape[1], resamples, rng)
+    prompts = resample(evidence.strict.shape[1], resamples, rng)
+    log_ppl = pooled_log_perplexity(evidence.nll_sums, evidence.token_counts, answers)
+    ppl = np.exp(log_ppl)
+    return Resampled(evidence.names, ppl.min(axis=0) / ppl, evidence.strict[:, prompts].mean(-1), log_ppl,
+                     {key: flags[:, prompts].mean(-1) for key, flags in evidence.flags.items()})
+
+
+def separated(draws: np.ndarray, above: int, below: int, level: float = 0.95) -> bool:
+    """Whether row `above` scores higher than row `below`: the paired difference's interval excludes 0."""
+    return bool(np.percentile(draws[above] - draws[below], (1 - level) / 2 * 100) > 0)
+
+
+def interval95(values: np.ndarray) -> list[float]:
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+# ----------------------------------------------------------------------------- the fit's parameters
+
+MIN_FIT_POINTS = 4  # three parameters: fewer points leave no residual to judge them by
+
+
+def fit_saturating(sizes: list[int], values: list[float]) -> dict | None:
+    """Fit value(N) = floor + b * N^(-alpha) on sizes > 0, with standard errors; None under MIN_FIT_POINTS.
+
+    Least squares on log(value) (perplexities span orders of magnitude, so each point weighs by its
+    relative error), bounded: floor in [0, lowest value), b > 0, alpha in (0, 3]. A parameter is
+    identifiable when its standard error (from the covariance of the fit) is below its estimate.
+    """
+    points = [(n, v) for n, v in zip(sizes, values) if n > 0]
+    if len(points) < MIN_FIT_POINTS:
+        return None
+    x, y = (np.array(col, dtype=float) for col in zip(*points))
+    try:
+        estimate, cov = fit_log_curve(x, y)
+    except (RuntimeError, ValueError):
+        return {"points": len(points), "converged": False}
+    fit = {"points": len(points), "converged": True}
+    for name, value, var in zip(FIT_PARAMS, estimate, np.diag(cov)):
+        se = math.sqrt(var) if np.isfinite(var) and var >= 0 else None
+        fit[name], fit[f"{name}_se"] = float(value), se
+        fit[f"{name}_identifiable"] = se is not None and se < abs(fit[name])
+    residual = np.log(y) - log_curve(x, *estimate)
+    fit["rmse_log"] = float(np.sqrt(np.mean(residual**2)))
+    return fit
+
+
+def identifiable(fit: dict | None) -> bool:
+    return bool(fit and fit["converged"] and all(fit[f"{p}_identifiable"] for p in FIT_PARAMS))
+
+
+def doubling_threshold(fit: dict, threshold: float, limit: float = 1e9) -> float | None:
+    """The N beyond which doubling the data lowers the fitted value by less than `threshold` (relative).
+
+    With v(N) = floor + b N^-alpha the gain (v(N) - v(2N)) / v(N) = b N^-alpha c / (floor + b N^-alpha),
+    c = 1 - 2^-alpha, falls with N; it equals the threshold at N = (b (c - t) / (t floor))^(1 / alpha).
+    """
+    floor, b, alpha, t = fit["floor"], fit["b"], fit["alpha"], threshold
+    c = 1 - 2**-alpha
+    if c <= t:
+        return 1.0  # even the first doubling gains less than the threshold
+    if floor <= 0:
+        return None  # a pure power law: every doubling gains c
+    n = (b * (c - t) / (t * floor)) ** (1 / alpha)
+    return max(n, 1.0) if n < limit else None
 
 
 # ----------------------------------------------------------------------------- the adherence set's power
