@@ -252,10 +252,10 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
     assert s.best_student_size == 400 and s.best_student_separated is True  # 30 of 50 prompts against 25
     assert "50 adherence prompts and the 40 held-out answers" in s.score_uncertainty
     json.dumps(asdict(s))  # the summary file holds it all
-    text = report.build_report(params, students, TEACHER, GENERATION, s, student_samples, teacher_samples)
+    text = report.build_report(params, students, TEACHER, GENERATION, s)
     low, high = s.combined_score_ci["student-n100"]
     assert f"| {s.combined_score['student-n100']:.3f} [{low:.3f}, {high:.3f}] |" in text
-    assert f"- params (0.40 / 0.40 / 0.20): {s.rankings_with_ties['params']}" in text
+    assert f"do not order them): {s.rankings_with_ties['params']}. Under other weightings" in text
     assert "Best student by the combined score: n=400, above student-n200 in the paired bootstrap." in text
     assert [(st["from"], st["to"]) for st in s.perplexity_steps] == list(zip(SIZES, SIZES[1:]))
     assert s.perplexity_steps[-1]["ratio"] == pytest.approx(ppl(200) / ppl(400))
@@ -394,8 +394,9 @@ def test_build_report_sections(study):
     s = summary.summarize(params, students, TEACHER, GENERATION)
     student_samples = {n: samples(f"n{n}") for n in SIZES}
     student_samples[0][1] |= {"response": "a a a a", "degenerate": True}
-    text = report.build_report(params, students, TEACHER, GENERATION, s, student_samples, samples("teacher"))
-    assert "- **n=0** (fail, eos, degenerate): a a a a" in text
+    text = report.build_report(params, students, TEACHER, GENERATION, s)
+    answers = report.build_answers(samples("teacher"), student_samples)
+    assert "- **n=0** (fail, eos, degenerate): a a a a" in answers and "a a a a" not in text
     assert ("| model | samples | steps | perplexity [95% CI] | pass rate [95% CI] | degenerate | ended at EOS "
             "| loose | tok/s | size MiB | combined | seed formula |") in text
     # the intervals beside perplexity and pass rate, then the degenerate and EOS shares
@@ -418,7 +419,8 @@ def test_build_report_sections(study):
     assert "## Cost" in text and "| training n=400 (50 steps) | 4000 |" in text
     assert "## Students as a fraction of the teacher" in text and "| student-n0 | 2000.00 |" in text
     assert "![scaling curves](scaling.png)" in text
-    side = text.split("## Answers side by side", 1)[1]
+    assert "[answers.md](answers.md)" in text  # the answers live in their own file, linked from the report
+    side = answers.split("# Answers side by side", 1)[1]
     for pid, instruction, _ in PROMPTS:
         block = side.split(f"### {pid}: {instruction}", 1)[1].split("###", 1)[0]
         assert f"- **teacher** (pass, eos): answer of teacher to {pid}" in block
@@ -432,14 +434,12 @@ def test_report_says_when_the_fit_cannot_answer(study):
     flat = {n: {**m, "perplexity": 100.0 + (-1) ** i * 2 + i * 0.1} for i, (n, m) in enumerate(students.items())}
     s = summary.summarize(params, flat, TEACHER, GENERATION)
     assert s.doubling_gain_below_threshold_at is None
-    text = report.build_report(params, flat, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES},
-                               samples("teacher"))
+    text = report.build_report(params, flat, TEACHER, GENERATION, s)
     assert "not identifiable from these points" in text and "makes no claim" in text
     few = {n: students[n] for n in SIZES[:4]}  # sizes 0, 25, 50, 100: three points to fit
     s = summary.summarize(params, few, TEACHER, GENERATION)
     assert s.perplexity_fit is None and "fit" not in s.headline()
-    text = report.build_report(params, few, TEACHER, GENERATION, s, {n: samples("s") for n in SIZES[:4]},
-                               samples("teacher"))
+    text = report.build_report(params, few, TEACHER, GENERATION, s)
     assert "The fit needs at least 4 sizes > 0" in text
 
 
@@ -490,7 +490,8 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert "`git rm metrics/student-n7.json`" in warning
 
     text = (tmp_path / "reports/report.md").read_text()
-    assert text.startswith("# kdscale report") and "## Answers side by side" in text
+    assert text.startswith("# kdscale report\n") and "\n## The answer\n" in text[:2000]
+    assert (tmp_path / "reports/answers.md").read_text().startswith("# Answers side by side")
     png = (tmp_path / "reports/scaling.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     headline = json.loads((tmp_path / "reports/summary.json").read_text())
@@ -529,10 +530,10 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert metrics["fit.alpha"] == pytest.approx(details["perplexity_fit"]["alpha"])
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
-    assert {"report.md", "scaling.png", "summary.json", "summary_details.json"} <= artifacts
-    report_md = mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/report.md")
-    assert "- **teacher** (pass, eos): answer of teacher to adh-002" in report_md
-    assert "- **n=400** (fail, eos): answer of n400 to adh-002" in report_md
+    assert {"report.md", "answers.md", "scaling.png", "summary.json", "summary_details.json"} <= artifacts
+    answers_md = mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/answers.md")
+    assert "- **teacher** (pass, eos): answer of teacher to adh-002" in answers_md
+    assert "- **n=400** (fail, eos): answer of n400 to adh-002" in answers_md
     report.main([])  # again: the files describe the same run, so the view gains nothing
     assert "sync: report: up to date" in capsys.readouterr().out
     assert len(mlflow.search_runs(experiment_names=["kdscale"], output_format="list")) == 1
@@ -570,7 +571,7 @@ def seeded_summary(study, spread: float) -> tuple[StudySummary, str]:
     samples_of = ({f"student-n{n}": student_samples[n] for n in students} | {"teacher": teacher_samples}
                   | {f"student-n{n}-seed{s}": student_samples[n] for (n, s) in replicas})
     s = summary.summarize(params, students, TEACHER, GENERATION, stats.paired_evidence(models, samples_of), replicas)
-    return s, report.build_report(params, students, TEACHER, GENERATION, s, student_samples, teacher_samples)
+    return s, report.build_report(params, students, TEACHER, GENERATION, s)
 
 
 def test_seeds_that_agree_leave_the_last_doubling_paying(study):
@@ -589,14 +590,39 @@ def test_seeds_that_disagree_make_the_last_doubling_noise(study):
     s, text = seeded_summary(study, spread=0.3)  # seeds 35% apart, against a 16% gain
     # The first step that meets them, 100 -> 200 (one seed, then three), is already noise, and so is the last.
     stop = s.diminishing_returns["stops_at"]["perplexity"]
-    assert (stop["from"], stop["why"], stop["seed_spread"]) == (100, "not distinguishable from noise", "one size")
-    assert stop["gain_ci"][0] < 0 < stop["gain_ci"][1]
+    assert (stop["from"], stop["verdict"], stop["seed_spread"]) == (100, "unresolved", "one size")
+    assert stop["gain_ci"][0] < 0 < stop["gain_ci"][1] and stop["gain_ci"][1] > 0.05
     last = s.diminishing_returns["steps"]["perplexity"][-1]
     assert last["gain_ci"][0] < 0 < last["gain_ci"][1]
-    assert "**Perplexity: stops paying at n=100**: the step to n=200 gains" in text
+    # noise is not a plateau: the report says the data cannot tell, not that more data stops paying
+    assert ("**Perplexity: not resolvable with these 40 held-out answers and seeds from n=100 on**: the step n=100 -> n=200 "
+            "gains") in text and "stops paying at" not in text
     # The size's interval now covers the seeds: wider than the study's own seed's bootstrap alone.
     level = s.diminishing_returns["per_size"][400]["perplexity"]
     assert level["ci"][1] / level["ci"][0] > 1.5
+
+
+def test_a_rate_step_the_prompts_cannot_resolve_is_said_so_with_the_prompts_it_would_take():
+    stop = {"from": 20, "to": 40, "gain": 0.02, "gain_ci": [-0.1, 0.14], "seeds": [1, 1], "seed_spread": "none",
+            "verdict": "unresolved", "why": "not distinguishable from noise, nor from a gain of 5% or more",
+            "levels": [0.08, 0.10], "then_stops_at": None}
+    line = report.answer_line("pass_rate", [stop], stop, 50)
+    assert line.startswith("- **Pass rate (strict): not resolvable with these 50 prompts from n=20 on**: the step "
+                           "n=20 -> n=40 gains +2.0 [-10.0, +14.0] points, not distinguishable")
+    assert f"would take about {stats.prompts_needed(0.08, 0.10):,} prompts per model" in line
+    assert "no later step pays" not in line  # the step is the last one: said once
+    last = stop | {"from": 40, "to": 80, "gain": 0.05, "gain_ci": [-0.02, 0.12], "seeds": [3, 3],
+                   "seed_spread": "both sizes", "levels": [0.1, 0.15]}
+    line = report.answer_line("pass_rate", [stop, last], stop, 50)
+    assert "with these 50 prompts and seeds from n=20 on" in line
+    assert "no later step pays, and the last, n=40 -> n=80, gains +5.0 [-2.0, +12.0] points (seeds 3 and 3)" in line
+    assert f"telling the last step's rates apart (10%, 15%) would take about {stats.prompts_needed(0.1, 0.15):,}" in line
+    assert "stops paying" not in line
+    later = report.answer_line("pass_rate", [stop], stop | {"then_stops_at": 160}, 50)
+    assert later.endswith("a later step stops paying, from n=160.")
+    resolved = report.answer_line("pass_rate", [stop], stop | {"verdict": "stops", "why": "its whole interval "
+                                                                "lies below a 5% gain"}, 50)
+    assert resolved.startswith("- **Pass rate (strict): stops paying at n=20**")
 
 
 def test_a_fit_that_fails_its_backtest_makes_no_extrapolation(study):
@@ -604,5 +630,5 @@ def test_a_fit_that_fails_its_backtest_makes_no_extrapolation(study):
     bent = {n: ({**m, "perplexity": 1.6 * m["perplexity"]} if n == SIZES[-1] else m) for n, m in students.items()}
     s = summary.summarize(params, bent, TEACHER, GENERATION)
     assert s.fit_backtest["passed"] is False and s.doubling_gain_below_threshold_at is None
-    text = report.build_report(params, bent, TEACHER, GENERATION, s, *study_samples(bent))
+    text = report.build_report(params, bent, TEACHER, GENERATION, s)
     assert "the fit fails its backtest and the report makes no extrapolation from it" in text

@@ -52,14 +52,44 @@ def test_paired_draws_cancel_the_items_noise_they_share():
     assert step["ci"][1] < 0  # a 0.1 gain under 0.5 of item noise, shared by both
 
 
-def test_rule_takes_the_first_step_that_stops_paying():
+def step(start: int, gain: float, low: float, high: float) -> dict:
+    return {"from": start, "gain": gain, "gain_ci": [low, high], "relative_gain": gain, "relative_gain_ci": [low, high]}
+
+
+def test_a_step_pays_stops_or_cannot_be_resolved_by_its_interval():
     rule = stats.Rule(threshold=0.05)
-    steps = [{"from": 20, "gain": 0.4, "gain_ci": [0.3, 0.5], "relative_gain": 0.4},
-             {"from": 40, "gain": 0.03, "gain_ci": [0.01, 0.05], "relative_gain": 0.03},   # below 5%
-             {"from": 80, "gain": 0.10, "gain_ci": [-0.02, 0.2], "relative_gain": 0.10}]   # noise
-    assert stats.first_stop(steps, rule) == steps[1] | {"why": "below the 5% threshold"}
-    assert stats.first_stop([steps[0], steps[2]], rule)["why"] == "not distinguishable from noise"
-    assert stats.first_stop(steps[:1], rule) is None
+    assert rule.verdict(step(20, 0.4, 0.3, 0.5))[0] == "pays"
+    assert rule.verdict(step(20, 0.06, 0.01, 0.11))[0] == "pays"  # distinguishable from noise and at least 5%
+    assert rule.verdict(step(40, 0.01, -0.02, 0.04)) == ("stops", "its whole interval lies below a 5% gain")
+    assert rule.verdict(step(40, -0.03, -0.06, 0.0))[0] == "stops"  # worse with more data: surely below 5%
+    # an interval that holds no gain and a paying one: the items and seeds cannot tell, so the rule does not say
+    assert rule.verdict(step(80, 0.10, -0.02, 0.2)) == (
+        "unresolved", "not distinguishable from noise, nor from a gain of 5% or more")
+    assert rule.verdict(step(80, 0.03, 0.01, 0.08)) == (
+        "unresolved", "a gain, but not distinguishable from one below 5%")
+
+
+def test_a_rate_from_zero_is_judged_on_the_sign_of_its_interval():
+    rule = stats.Rule(threshold=0.05)
+    from_zero = {"from": 20, "gain": 0.04, "gain_ci": [-0.02, 0.1], "relative_gain": None, "relative_gain_ci": None}
+    assert rule.verdict(from_zero)[0] == "unresolved"
+    assert rule.verdict(from_zero | {"gain_ci": [0.02, 0.1]})[0] == "pays"
+    assert rule.verdict(from_zero | {"gain": 0.0, "gain_ci": [0.0, 0.0]})[0] == "stops"
+
+
+def test_the_rules_answer_is_the_first_step_after_the_last_that_pays():
+    rule = stats.Rule(threshold=0.05)
+    pays, unresolved, stops = step(20, 0.4, 0.3, 0.5), step(40, 0.1, -0.02, 0.2), step(80, 0.01, -0.01, 0.03)
+    assert stats.where_paying_ends([pays, stops, unresolved], rule) == stops | {
+        "verdict": "stops", "why": "its whole interval lies below a 5% gain"}
+    answer = stats.where_paying_ends([pays, unresolved, stops], rule)
+    assert answer["verdict"] == "unresolved" and answer["from"] == 40 and answer["then_stops_at"] == 80
+    assert stats.where_paying_ends([pays, unresolved], rule)["then_stops_at"] is None
+    assert stats.where_paying_ends([pays], rule) is None
+    # a small step lost in noise is not where data stops paying when a later one pays again
+    assert stats.where_paying_ends([unresolved, pays, stops], rule)["from"] == 80
+    assert stats.where_paying_ends([unresolved, stops, pays], rule) is None
+    assert stats.where_paying_ends([unresolved, unresolved], rule)["from"] == 40
 
 
 SIZES = [20, 40, 80, 160, 320, 640, 1280, 2560]

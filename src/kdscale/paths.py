@@ -31,6 +31,9 @@ REPORTS_DIR = Path("reports")
 PLOTS_DIR = Path("plots")
 LOSS_PLOTS_DIR = PLOTS_DIR / "loss"
 LOSS_PLOT = PLOTS_DIR / "loss.json"  # every size's loss curve in one file: one chart, one line per size
+REPORT = REPORTS_DIR / "report.md"  # the answer first, then the tables
+ANSWERS = REPORTS_DIR / "answers.md"  # every adherence prompt answered by every model, side by side
+SCALING_FIGURE = REPORTS_DIR / "scaling.png"
 SUMMARY = REPORTS_DIR / "summary.json"  # the study's headline numbers (a DVC metric)
 SUMMARY_DETAILS = REPORTS_DIR / "summary_details.json"  # everything else the report computes
 # Resume state lives outside DVC's outputs, so `dvc repro` does not delete it before a rerun.

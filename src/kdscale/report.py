@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdscale import paths
+from kdscale import paths, stats
 from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
 from kdscale.records import StudySummary, TypeRates, dropped_read
@@ -152,20 +152,19 @@ def steps_lines(steps: list[dict]) -> list[str]:
     return lines + [""]
 
 
-RULE = ("the first doubling whose gain is not distinguishable from noise (its 95% interval over the held-out "
-        "items and the seeds reaches 0) or is below report.doubling_gain_threshold ({:.0%}, relative)")
-
-
+RULE = ("a step in data pays when its gain is distinguishable from noise and at least {0:.0%} (relative to the "
+        "smaller size); it stops paying when its whole 95% interval over the held-out items and the seeds lies "
+        "below {0:.0%}; in between, these items and seeds cannot tell")
 METRIC_WORDS = {"perplexity": "Perplexity", "pass_rate": "Pass rate (strict)", "degenerate_share": "Degenerate share"}
-
-
-def _gain(metric: str, value: float) -> str:
-    return f"{value:.1%}" if metric == "perplexity" else f"{value * 100:+.1f} points"
+ITEMS = {"perplexity": "held-out answers", "pass_rate": "prompts", "degenerate_share": "prompts"}
 
 
 def _step_gain(metric: str, step: dict) -> str:
+    """A step's gain with its interval: perplexity's relative fall in %, a rate's change in points."""
     low, high = step["gain_ci"]
-    return f"{_gain(metric, step['gain'])} [{_gain(metric, low)}, {_gain(metric, high)}]"
+    if metric == "perplexity":
+        return f"{step['gain']:.1%} [{low:.1%}, {high:.1%}]"
+    return f"{step['gain'] * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}] points"
 
 
 def _seed_words(step: dict) -> str:
@@ -175,28 +174,73 @@ def _seed_words(step: dict) -> str:
     return f"seeds {small} and {large}{spread}"
 
 
-def rule_lines(returns: dict | None, threshold: float) -> list[str]:
-    """The answer: where more data stops paying, by the rule, for each ruled metric, in one sentence each."""
+def answer_line(metric: str, steps: list[dict], stop: dict | None, items: int) -> str:
+    """One metric's answer: where it stops paying, that it does not by the largest size, or that these
+    items cannot tell (then the last step, with the prompts a rate would need to resolve it)."""
+    words, last = METRIC_WORDS[metric], steps[-1]
+    last_words = (f"the last, n={last['from']:,} -> n={last['to']:,}, gains {_step_gain(metric, last)} "
+                  f"({_seed_words(last)})")
+    if stop is None:
+        return f"- **{words}: not reached by n={last['to']:,}**: every step pays; {last_words}."
+    step_words = f"the step n={stop['from']:,} -> n={stop['to']:,} gains {_step_gain(metric, stop)}"
+    if stop["verdict"] == "stops":
+        return f"- **{words}: stops paying at n={stop['from']:,}**: {step_words} ({_seed_words(stop)}), {stop['why']}."
+    seeds = " and seeds" if max(stop["seeds"]) > 1 or max(last["seeds"]) > 1 else ""
+    line = (f"- **{words}: not resolvable with these {items} {ITEMS[metric]}{seeds} from n={stop['from']:,} on**: "
+            f"{step_words}, {stop['why']}")
+    if stop["from"] != last["from"]:
+        line += f"; no later step pays, and {last_words}"
+    if metric != "perplexity":
+        need = stats.prompts_needed(*last["levels"])
+        line += (f"; telling the last step's rates apart ({last['levels'][0]:.0%}, {last['levels'][1]:.0%}) would "
+                 "take " + ("any number of prompts: they are equal" if need is None else
+                            f"about {need:,} prompts per model"))
+    if stop.get("then_stops_at") is not None:
+        line += f"; a later step stops paying, from n={stop['then_stops_at']:,}"
+    return line + "."
+
+
+def fit_sentence(summary: StudySummary, threshold: float, largest: int) -> str:
+    """The fit's extrapolation in one sentence, or why it makes none."""
+    fit, check, at = summary.perplexity_fit, summary.fit_backtest, summary.doubling_gain_below_threshold_at
+    if fit is None or not fit["converged"] or not identifiable(fit):
+        return "- **The fit** of perplexity against data makes no extrapolation: these points do not pin it down."
+    if check and not check["passed"]:
+        return "- **The fit** fails its backtest, so it makes no extrapolation."
+    tested = "passes its backtest" if check else "is not backtested (fewer than 5 sizes)"
+    if at is None:
+        return f"- **The fit** ({tested}) has every doubling below 10^9 samples gain {threshold:.0%} or more."
+    where = "within the data" if at <= largest else f"an extrapolation {at / largest:.0f}x beyond the largest size"
+    return (f"- **The fit** ({tested}) puts the size beyond which a doubling gains under {threshold:.0%} near "
+            f"N = {at:,.0f} ({where}, not a measurement).")
+
+
+def answer_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
+    """The report's first screen: per metric, where more data stops paying, or that the data cannot tell."""
+    threshold, returns = params.report.doubling_gain_threshold, summary.diminishing_returns
+    lines = ["## The answer", ""]
+    link = ["Every model's answers to the adherence prompts, side by side: [answers.md](answers.md).", ""]
     if returns is None:
-        return ["No rule applied: the evaluations hold no per-item scores on common answers and prompts (rerun "
-                "the evaluate stages).", ""]
-    lines = [f"The rule: more data stops paying at {RULE.format(threshold)}.", ""]
+        return lines + ["No rule applied: the evaluations hold no per-item scores on common answers and prompts "
+                        "(rerun the evaluate stages).", ""] + link
+    lines += [f"The rule: {RULE.format(threshold)}.", ""]
+    items = {"perplexity": teacher["heldout_answers"], "pass_rate": teacher["adherence_prompts"],
+             "degenerate_share": teacher["adherence_prompts"]}
     for metric in RULED:
-        steps, stop = returns["steps"][metric], returns["stops_at"][metric]
-        if not steps:
-            continue
-        if stop:
-            lines.append(f"- **{METRIC_WORDS[metric]}: stops paying at n={stop['from']:,}**: the step to "
-                         f"n={stop['to']:,} gains {_step_gain(metric, stop)} ({_seed_words(stop)}), {stop['why']}.")
-        else:
-            last = steps[-1]
-            lines.append(f"- **{METRIC_WORDS[metric]}: not reached by n={last['to']:,}**: every step pays; the last, "
-                         f"n={last['from']:,} -> n={last['to']:,}, gains {_step_gain(metric, last)} "
-                         f"({_seed_words(last)}).")
-    lines += ["", "Gain per step (perplexity: its relative fall; rates: the change in points, degenerate share "
-              "counted as a gain when it falls), 95% interval over the held-out items and the seeds:", "",
-              "| step | " + " | ".join(METRIC_WORDS[m] for m in RULED) + " | seeds |",
-              "|---|" + "---|" * (len(RULED) + 1)]
+        if returns["steps"][metric]:
+            lines.append(answer_line(metric, returns["steps"][metric], returns["stops_at"][metric], items[metric]))
+    largest = max(n for n in summary.seeds if n > 0) if any(n > 0 for n in summary.seeds) else 1
+    return lines + [fit_sentence(summary, threshold, largest), ""] + link
+
+
+def gain_table_lines(returns: dict | None) -> list[str]:
+    """Every step's gain per ruled metric, with its interval over items and seeds."""
+    if returns is None:
+        return []
+    lines = ["Gain per step (perplexity: its relative fall; rates: the change in points, degenerate share "
+             "counted as a gain when it falls), 95% interval over the held-out items and the seeds:", "",
+             "| step | " + " | ".join(METRIC_WORDS[m] for m in RULED) + " | seeds |",
+             "|---|" + "---|" * (len(RULED) + 1)]
     for i, step in enumerate(returns["steps"]["perplexity"]):
         cells = [_step_gain(m, returns["steps"][m][i]) for m in RULED]
         lines.append(f"| n={step['from']:,} -> n={step['to']:,} | " + " | ".join(cells) +
@@ -314,10 +358,7 @@ def results_lines(params, students: dict[int, dict], teacher: dict, summary: Stu
     """The results table and what its columns mean."""
     rp: ReportParams = params.report
     sizes = sorted(students)
-    lines = ["# kdscale report", "",
-             f"Teacher `{params.teacher.model}` ({params.teacher.prompt_format} prompts), student "
-             f"`{params.student.model}`, prompts from `{params.data.source}`, sizes {sizes}, seed {params.seed}.", "",
-             "## Results", "",
+    lines = ["## Results", "",
              "| model | samples | steps | perplexity [95% CI] | pass rate [95% CI] | degenerate | ended at EOS "
              "| loose | tok/s | size MiB | combined | seed formula |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -352,13 +393,11 @@ def ranking_lines(params, students: dict[int, dict], summary: StudySummary) -> l
     rp: ReportParams = params.report
     lines = [f"Combined-score intervals and the rankings' ties: {summary.score_uncertainty}.", ""]
     lines += steps_note(params, students)
-    lines += ["", "Rankings by the combined score under other weightings (perplexity / pass rate / speed; best first; "
-              "`>`: the paired bootstrap's 95% interval for the two neighbours' difference excludes 0, `≈`: it does "
-              "not, so the data do not order them):", ""]
-    for name, ranking in summary.rankings_with_ties.items():
-        w = OTHER_WEIGHTINGS.get(name, (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed))
-        lines.append(f"- {name} ({w[0]:.2f} / {w[1]:.2f} / {w[2]:.2f}): {ranking}")
-    lines += ["", best_student_line(summary)]
+    lines += ["", f"Ranking by the combined score ({rp.weight_perplexity:.2f} / {rp.weight_pass_rate:.2f} / "
+              f"{rp.weight_speed:.2f} for perplexity / pass rate / speed; best first; `>`: the paired bootstrap's 95% "
+              "interval for the two neighbours' difference excludes 0, `≈`: it does not, so the data do not order "
+              f"them): {summary.rankings_with_ties['params']}. Under other weightings ({', '.join(OTHER_WEIGHTINGS)}): "
+              "`rankings_with_ties` in summary_details.json.", "", best_student_line(summary)]
     return lines
 
 
@@ -383,7 +422,7 @@ def returns_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
     """The curves, the rule's answer, the seeds, the fit and its backtest, and the adherence set's power."""
     rp: ReportParams = params.report
     lines = ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Where more data stops paying", ""]
-    lines += rule_lines(summary.diminishing_returns, rp.doubling_gain_threshold)
+    lines += gain_table_lines(summary.diminishing_returns)
     lines += ["## Per size, over seeds", ""] + seeds_lines(summary.diminishing_returns)
     if summary.replicates_missing:
         lines += [f"Replicates not evaluated yet, left out: {', '.join(summary.replicates_missing)}.", ""]
@@ -429,13 +468,24 @@ def type_lines(students: dict[int, dict], teacher: dict) -> list[str]:
     return lines
 
 
-def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: StudySummary,
-                 student_samples: dict[int, list[dict]], teacher_samples: list[dict]) -> str:
-    lines = (results_lines(params, students, teacher, summary) + ranking_lines(params, students, summary)
-             + vs_teacher_lines(students, summary) + returns_lines(params, teacher, summary)
-             + cost_lines(students, teacher, generation) + type_lines(students, teacher)
-             + ["", "## Answers side by side", ""] + side_by_side(teacher_samples, student_samples))
+def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: StudySummary) -> str:
+    """reports/report.md: the answer first, then the tables behind it."""
+    header = ["# kdscale report", "",
+              f"Teacher `{params.teacher.model}` ({params.teacher.prompt_format} prompts), student "
+              f"`{params.student.model}`, prompts from `{params.data.source}`, sizes {sorted(students)}, "
+              f"seed {params.seed}.", ""]
+    lines = (header + answer_lines(params, teacher, summary) + results_lines(params, students, teacher, summary)
+             + ranking_lines(params, students, summary) + vs_teacher_lines(students, summary)
+             + returns_lines(params, teacher, summary) + cost_lines(students, teacher, generation)
+             + type_lines(students, teacher))
     return "\n".join(lines) + "\n"
+
+
+def build_answers(teacher_samples: list[dict], student_samples: dict[int, list[dict]]) -> str:
+    """reports/answers.md: every adherence prompt, answered by the teacher and every student."""
+    lines = ["# Answers side by side", "", "Each adherence prompt with the teacher's answer and every student's "
+             "(the study's own seed), cut at 400 characters; the verdict is the strict one.", ""]
+    return "\n".join(lines + side_by_side(teacher_samples, student_samples)) + "\n"
 
 
 def stale_size_files(sizes: list[int], replicas: list[tuple[int, int]] = ()) -> list[Path]:
@@ -484,13 +534,15 @@ def main(argv=None) -> None:
     write_json(paths.LOSS_PLOT, [{"samples": n, "step": row["step"], "loss": row["loss"]}
                                  for n in sizes for row in read_json(paths.loss_plot(n))])
     paths.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    draw_curves(students, teacher, paths.REPORTS_DIR / "scaling.png", replica_details)
-    report = build_report(params, students, teacher, generation, summary, student_samples, teacher_samples)
-    with atomic_open(paths.REPORTS_DIR / "report.md") as f:
+    draw_curves(students, teacher, paths.SCALING_FIGURE, replica_details)
+    report = build_report(params, students, teacher, generation, summary)
+    with atomic_open(paths.REPORT) as f:
         f.write(report)
+    with atomic_open(paths.ANSWERS) as f:
+        f.write(build_answers(teacher_samples, student_samples))
     summary.write(paths.SUMMARY_DETAILS, paths.SUMMARY)
 
-    print(f"report: {paths.REPORTS_DIR / 'report.md'}; {best_student_line(summary)}")
+    print(f"report: {paths.REPORT}; {best_student_line(summary)}")
     # The pipeline's last step fills the MLflow view from the files the stages wrote (one writer for it).
     from kdscale import sync
 

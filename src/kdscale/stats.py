@@ -131,25 +131,50 @@ def seeded_step(small: Seeded, large: Seeded, level: float = 0.95) -> dict:
 
 @dataclass
 class Rule:
-    """A step stops paying when its gain is not distinguishable from noise (the interval reaches 0) or its
-    relative gain is below the threshold."""
+    """Whether a step in data pays, judged on its gain, relative to the smaller size, and the gain's 95% interval:
+
+      pays        the gain is distinguishable from noise (its interval lies above 0) and at least `threshold`;
+      stops       its whole interval lies below `threshold`: more data buys less than that, whatever the noise;
+      unresolved  neither: the interval holds a gain under the threshold (or none) and one at or above it, so
+                  the items (prompts, answers) and seeds cannot tell; more of them would.
+    """
     threshold: float
 
-    def stops(self, gain: float, gain_low: float, relative: float | None) -> str | None:
-        if gain_low <= 0:
-            return "not distinguishable from noise"
-        if relative is not None and relative < self.threshold:
-            return f"below the {self.threshold:.0%} threshold"
+    def verdict(self, step: dict) -> tuple[str, str]:
+        """("pays" | "stops" | "unresolved", why in words)."""
+        rel, (rel_low, rel_high) = _relative(step)
+        t = f"{self.threshold:.0%}"
+        if rel_high < self.threshold:
+            return "stops", f"its whole interval lies below a {t} gain"
+        if step["gain_ci"][0] > 0 and rel >= self.threshold:
+            return "pays", f"a gain of {t} or more, distinguishable from noise"
+        if step["gain_ci"][0] <= 0:
+            return "unresolved", f"not distinguishable from noise, nor from a gain of {t} or more"
+        return "unresolved", f"a gain, but not distinguishable from one below {t}"
+
+
+def _relative(step: dict) -> tuple[float, list[float]]:
+    """A step's relative gain and interval; from a level of 0 (a rate), any gain is infinitely large."""
+    if step.get("relative_gain") is not None:
+        return step["relative_gain"], step["relative_gain_ci"]
+    low, high = step["gain_ci"]
+    return (math.copysign(math.inf, step["gain"]) if step["gain"] else 0.0,
+            [math.copysign(math.inf, low) if low else 0.0, math.copysign(math.inf, high) if high else 0.0])
+
+
+def where_paying_ends(steps: list[dict], rule: Rule) -> dict | None:
+    """The rule's answer on one metric: the first step after the last one that pays (an early step lost in
+    noise is not where data stops paying when later ones pay again), with its verdict and why; for an
+    unresolved one, `then_stops_at`: the first later step that stops, if any. None: the last step pays."""
+    verdicts = [rule.verdict(step) for step in steps]
+    paid = max((i for i, (verdict, _) in enumerate(verdicts) if verdict == "pays"), default=-1)
+    if paid == len(steps) - 1:
         return None
-
-
-def first_stop(steps: list[dict], rule: Rule) -> dict | None:
-    """The first step (smallest sizes first) the rule says stops paying, with why; None: every step pays."""
-    for step in steps:
-        why = rule.stops(step["gain"], step["gain_ci"][0], step.get("relative_gain"))
-        if why:
-            return step | {"why": why}
-    return None
+    (verdict, why), rest = verdicts[paid + 1], list(zip(steps, verdicts))[paid + 2:]
+    out = steps[paid + 1] | {"verdict": verdict, "why": why}
+    if verdict == "unresolved":
+        out["then_stops_at"] = next((step["from"] for step, (v, _) in rest if v == "stops"), None)
+    return out
 
 
 # ----------------------------------------------------------------------------- the fit and its backtest

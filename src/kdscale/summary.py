@@ -181,14 +181,16 @@ def seeded_steps(rows: dict[int, list[str]], models: dict[str, dict], resampled:
         before, after = (seeded_metric(metric, rows[n], models, resampled) for n in (small, large))
         step = stats.seeded_step(before, after)
         low, high = step["ci"]
+        level = float(before.points.mean())
         if metric == "perplexity":  # the step is log ppl(large) - log ppl(small)
             gain, ci = 1 - math.exp(step["value"]), [1 - math.exp(high), 1 - math.exp(low)]
-            relative = gain
+            relative, relative_ci = gain, ci
         else:
             sign = SEEDED[metric][1]
             gain, ci = sign * step["value"], sorted([sign * low, sign * high])
-            relative = gain / before.points.mean() if before.points.mean() > 0 else None
+            relative, relative_ci = (gain / level, [c / level for c in ci]) if level > 0 else (None, None)
         steps.append({"from": small, "to": large, "gain": gain, "gain_ci": ci, "relative_gain": relative,
+                      "relative_gain_ci": relative_ci, "levels": [level, float(after.points.mean())],
                       "seeds": step["seeds"], "seed_spread": step["seed_spread"]})
     return steps
 
@@ -198,7 +200,7 @@ def diminishing_returns(threshold: float, rows: dict[int, list[str]], models: di
     rule = stats.Rule(threshold)
     steps = {metric: seeded_steps(rows, models, resampled, metric) for metric in RULED}
     return {"per_size": per_size(rows, models, resampled), "steps": steps,
-            "stops_at": {metric: stats.first_stop(s, rule) for metric, s in steps.items()}}
+            "stops_at": {metric: stats.where_paying_ends(s, rule) for metric, s in steps.items()}}
 
 
 def seed_mean_perplexity(names: list[str], models: dict[str, dict]) -> float:

@@ -244,11 +244,11 @@ def _sync() -> dict[str, list[str]]:
     if paths.SUMMARY_DETAILS.is_file():
         summary = StudySummary.read(paths.SUMMARY_DETAILS)
         # keyed by all it says: a new threshold rewrites the report but not the headline scores
-        written = [p for p in (paths.SUMMARY, paths.SUMMARY_DETAILS, paths.REPORTS_DIR / "report.md") if p.is_file()]
+        written = [p for p in (paths.SUMMARY, paths.SUMMARY_DETAILS, paths.REPORT, paths.ANSWERS) if p.is_file()]
         done["report"] = sync_simple(
             client, experiment_id, "report", "report", written,
             {"report": to_dict(params.report), "sizes": params.scaling.sizes}, report_metrics(summary),
-            [paths.REPORTS_DIR / "scaling.png", paths.REPORTS_DIR / "report.md", paths.SUMMARY, paths.SUMMARY_DETAILS])
+            [paths.SCALING_FIGURE, paths.REPORT, paths.ANSWERS, paths.SUMMARY, paths.SUMMARY_DETAILS])
     return done
 
 
