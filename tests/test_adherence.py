@@ -832,3 +832,182 @@ def test_a_registered_check_fails_a_blank_answer_before_it_runs():
     finally:
         checks.CHECKS.pop("mentions", None)
         checks.REQUIRED_ARGS.pop("mentions", None)
+
+
+# -----------------------------------------------------------------------------
+# verdicts a careful human grader would not sign (2026-12-07, docs/decisions.md): each class on the
+# examples that found it and on new ones; every case here failed before the fix
+
+@pytest.mark.parametrize("options,response", [
+    (YNM, "My answer is yes or no depending on the weather."),
+    (YNS, "yes (or no)"),
+    (YNS, "yes & no"),
+    (YNS, "yes; no"),
+    (YNM, "My answer is no or maybe if it rains."),
+    (YNM, "My answer is maybe (or yes)."),
+    (YNM, "My answer is yes & no."),
+    (YNM, "My answer is no versus maybe, hard to say."),
+    (YNS, "yes | no"),
+    (YNS, "Not sure; yes."),
+    (ABC, "A (or B) fits best."),
+    (ABC, "B & C are both right."),
+    (YNS, "No; yes if pressed."),
+    (YNS, "Not sure, yes unless it rains."),
+    (YNS, "Yes. Or no."),
+    (YNS, '"yes" or "no"'),
+])
+def test_a_choice_answer_naming_two_options_fails_whatever_joins_them(options, response):
+    assert CHECKS["choice"](response, options=options) is False
+
+
+@pytest.mark.parametrize("response,n", [
+    ("The U.S economy and the U.K market", 2),
+    ("The U.N meets in N.Y today.", 2),
+    ("We moved from L.A to D.C last May.", 2),
+    ("A.I will change the E.U job market.", 2),
+    ("Team N.Z won.", 1),
+])
+def test_a_dotted_capital_abbreviation_is_a_capital_word_without_its_last_dot(response, n):
+    assert CHECKS["capital_word_frequency"](response, relation="exactly", n=n) is True
+
+
+INVISIBLE_CASES = [  # (type, args, response, verdict)
+    ("section_count", {"marker": "Section", "n": 1}, "Section\u200b1\nPack food.", True),
+    ("section_count", {"marker": "Part", "n": 2}, "Part\u20601: pack\nPart\u20602: go", True),  # word joiner
+    ("section_count", {"marker": "SECTION", "n": 2}, "\ufeffSECTION\u200b1\nFood.\nSECTION\u200b2\nGames.", True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "One.\n*\u00a0*\u00a0*\nTwo.", True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "One.\n*\u202f*\u202f*\nTwo.", True),  # narrow no-break
+    ("paragraph_count", {"n": 2, "separator": "***"}, "One.\n*\u200b*\u200b*\nTwo.", True),  # reads as ***
+    ("paragraph_count", {"n": 2, "separator": "blank_line"}, "One.\n\u200b\nTwo.", True),  # a blank line to a reader
+    ("paragraph_count", {"n": 2, "separator": "blank_line"}, "One.\u2029Two.", True),  # paragraph separator
+    ("start_word", {"word": "summer"}, "Summer\u02bcs heat is here.", True),
+    ("start_word", {"word": "Dogs"}, "Dogs\u02bc tails wag.", True),
+    ("keywords", {"words": ["don't"]}, "I don\u02bct know.", True),
+    ("keywords", {"words": ["don't"]}, "I don\u00b4t know.", True),  # an acute accent typed for an apostrophe
+    ("section_count", {"marker": "Day", "n": 2}, "Day\u200d1 rest\nDay\u200c2 walk", True),  # zero-width joiners
+    ("forbidden_words", {"words": ["wolf"]}, "The wolf\u02bcs den.", False),
+    ("json", {}, '\ufeff{"a": 1}', True),  # a byte-order mark before the object
+    ("max_words", {"max": 2}, "hel\u200blo wor\u00adld", True),  # a zero-width space and a soft hyphen split nothing
+]
+
+
+@pytest.mark.parametrize("kind,args,response,expected", INVISIBLE_CASES)
+def test_invisible_marks_no_break_spaces_and_apostrophe_variants_read_as_a_reader_sees_them(kind, args, response,
+                                                                                            expected):
+    assert CHECKS[kind](response, **args) is expected
+
+
+@pytest.mark.parametrize("text,n", [
+    ("I got a B. Then I cried.", 2),
+    ("Temperatures reached 40.5°C. Stay inside!", 2),
+    ("It rose to No. 3 in the charts.", 1),
+    ("We switched to plan B. It worked.", 2),
+    ("Take vitamin C. Then rest.", 2),
+    ("Set the oven to 200 F. Bake it for an hour.", 2),
+    ("The bulb needs 12 V. Check the label.", 2),
+    ("Water boils at 100°C. Salt raises that.", 2),
+    ("See p. 45 for the table.", 1),
+    ("Read Vol. 2 first. It is short.", 2),
+    ("She wore No. 7 all season.", 1),
+    ("I got a B. Mom was upset.", 2),
+    ("The answer is B. Photosynthesis needs light.", 2),
+    ("J.K. Rowling wrote it.", 1),
+    ("We won the U.S. Open.", 1),
+])
+def test_a_sentence_ends_after_a_one_letter_word_or_a_unit_but_not_in_a_name_or_before_a_number(text, n):
+    assert len(split_sentences(text)) == n, split_sentences(text)
+    assert CHECKS["sentence_count"](text, relation="exactly", n=n) is True
+
+
+CODE_CASES = [
+    ("bullet_count", {"n": 1}, "Steps:\n```\n- a\n- b\n```\n- c", True),
+    ("bullet_count", {"n": 2}, "Run:\n```bash\n- install\n- build\n```\n* fast\n* safe", True),
+    ("bullet_count", {"n": 1}, "~~~yaml\nitems:\n  - milk\n  - eggs\n~~~\n- buy them today", True),
+    ("bullet_count", {"n": 2}, "````diff\n- old line\n+ new line\n````\n- one\n- two", True),
+    ("bullet_count", {"n": 2}, "```\n- a\n- b", False),  # an unclosed block runs to the end
+    ("highlighted_sections", {"n": 2}, "```md\n*not* **this**\n```\nBut *this* yes.", False),
+    ("paragraph_count", {"n": 3, "separator": "blank_line"},
+     "Intro.\n\n```python\ndef a():\n    pass\n\n\ndef b():\n    pass\n```\n\nDone.", True),
+    ("paragraph_count", {"n": 2, "separator": "***"}, "One.\n~~~\n***\n~~~\n***\nTwo.", True),
+    ("two_responses", {}, "Goldie:\n```\n******\n```\nA fish.\n******\nBubbles", True),
+]
+
+
+@pytest.mark.parametrize("kind,args,response,expected", CODE_CASES)
+def test_bullets_highlights_and_separators_inside_a_code_block_are_code(kind, args, response, expected):
+    assert CHECKS[kind](response, **args) is expected
+
+
+@pytest.mark.parametrize("response", [
+    '````\n{"a": 1}\n````',
+    '~~~\n{"a": 1}\n~~~',
+    '~~~json\n{"a": 1}\n~~~',
+    '````json\n{"a": [1]}\n````',
+    '~~~~\n{"ok": true}\n~~~~',
+    '``````\n["milk", "eggs"]\n``````',
+])
+def test_a_json_answer_in_any_code_fence_is_json(response):
+    assert CHECKS["json"](response) is True
+
+
+@pytest.mark.parametrize("response,n", [
+    ("Dear [Recipient Name]:", 1),
+    ("[name][date]", 2),
+    ("Meet at [time]: bring [item].", 2),
+    ("Signed: [First Name][Last Name]", 2),
+    ("[Company]:\nWe are hiring a [role].", 2),
+    ("To [Client]: your order [number] shipped.", 2),
+    ("Dear [Name](required),", 1),
+])
+def test_a_bracketed_placeholder_counts_whatever_follows_it_unless_it_is_a_link(response, n):
+    assert CHECKS["placeholders"](response, n=n) is True
+
+
+@pytest.mark.parametrize("text,n", [
+    ("state-of-the-art", 1),
+    ("1,000", 1),
+    ("3.14", 1),
+    ("A well-known, long-term plan", 4),
+    ("It cost 2,500 dollars", 4),
+    ("Pi is 3.14159 roughly", 4),
+    ("Version 1.2.3 shipped", 3),
+    ("My mother-in-law's house", 3),
+    ("The 1,000,000-strong crowd", 3),
+    ("It opens 24/7 at 12:30", 5),
+])
+def test_a_hyphenated_compound_or_a_number_counts_as_one_word(text, n):
+    assert count_words(text) == n
+
+
+def test_a_compound_is_one_word_in_every_check_that_reads_words():
+    assert CHECKS["max_words"]("A state-of-the-art, up-to-date plan.", max=4) is True
+    assert CHECKS["capital_word_frequency"]("WORLD-CLASS SERVICE", relation="exactly", n=2) is True
+    assert CHECKS["start_word"]("Well-known artists agree.", word="well") is False  # the first word is "Well-known"
+
+
+# near misses of the classes above: they kept their verdict before the fix and must keep it after
+NEAR_MISSES = [
+    ("choice", {"options": YNS}, "Yes - no one argues with that.", True),
+    ("choice", {"options": YNS}, "Yes; no one else asked.", True),
+    ("choice", {"options": YNS}, "It is not a yes or no question. No.", True),
+    ("choice", {"options": YNM}, "My answer is no (no doubt about it).", True),
+    ("capital_word_frequency", {"relation": "exactly", "n": 0}, "Bring fruit, e.g apples, at 5 p.m", True),
+    ("sentence_count", {"relation": "exactly", "n": 2}, "I met C. S. Lewis. He smiled.", True),
+    ("sentence_count", {"relation": "exactly", "n": 2}, "John F. Kennedy spoke. We listened.", True),
+    ("sentence_count", {"relation": "exactly", "n": 2}, "My answer is no. 3 people agreed.", True),
+    ("json", {}, '```\n{"a": 1}\n~~~', False),  # a fence closes only with its own kind
+    ("bullet_count", {"n": 2}, "Code:\n`- a`\n- b\n- c", True),  # inline code is no block
+    ("placeholders", {"n": 1}, "Read [the guide][guide].\n\n[guide]: https://example.com/guide", False),
+    ("placeholders", {"n": 1}, "Click [here][1].\n\n[1]: https://example.com", False),
+    ("max_words", {"max": 5}, "sun-sun-sun-sun-sun-sun", False),  # a long chain is not a compound
+    ("max_words", {"max": 2}, "1, 2, 3", False),
+    ("repeat_prompt", {"prompt": "Name a well-known song."}, "Name a well known song. Yesterday.", True),
+    ("sentence_count", {"relation": "exactly", "n": 2}, "Written by J. K. Rowling. It sold.", True),
+    ("sentence_count", {"relation": "exactly", "n": 2}, "I moved to the U.S. It was cold.", True),
+    ("placeholders", {"n": 1}, "See [the docs](https://example.com/docs).", False),
+]
+
+
+@pytest.mark.parametrize("kind,args,response,expected", NEAR_MISSES)
+def test_near_misses_of_the_2026_12_07_classes_keep_their_verdict(kind, args, response, expected):
+    assert CHECKS[kind](response, **args) is expected

@@ -15,24 +15,31 @@ grader would sign where IFEval's are too literal. Deliberate differences from IF
 - a blank response (no letter or digit at all) fails every check, so an empty
   answer can never pass "no commas" or "at most 40 words" by saying nothing;
 - curly and straight quotes both count (`don’t` is `don't`, “...” wraps like "..."),
-  text is compared in Unicode NFC form, and a line break inside a phrase is a space;
+  as do apostrophe variants (`donʼt`, `don´t`); text is compared in Unicode NFC form,
+  invisible marks (zero-width space, soft hyphen, BOM) are removed and Unicode spaces
+  are spaces before any check reads it, and a line break inside a phrase is a space;
 - markdown emphasis is not part of a word: `*`/`_` at word edges, backticks and
   heading marks are removed before words, sentences and keywords are read
   ("**bold**" is one word), while `snake_case` and `C#` keep their marks;
 - words and phrases match whole: "any" is not found in "many", "don" not in "don't";
   "fur" is found in "fur_coat", "fur-lined" and "fur's" (`_`, `-` and a possessive
-  join words but do not hide them); "don't" counts as one word;
+  join words but do not hide them); "don't", a compound of up to 5 hyphenated parts
+  ("state-of-the-art") and a number ("1,000", "3.14") each count as one word (IFEval
+  counts each run of letters and digits);
 - `keyword_frequency` counts whole words and `section_count` wants exactly `n`
   sections (IFEval counts substrings, and at least `n` sections);
 - `choice` passes when the answer gives one option, even if it mentions another
-  ("yes, there is no doubt") or drops the option's closing period; `json` wants an
-  object or array (not a bare 42 or "France", nor NaN), as the prompts ask;
-- sentences do not end at abbreviations (Dr., e.g., Oct. and), list numbers
-  ("1.") are not sentences, and a closing quote or bracket does not hide an end;
+  ("yes, there is no doubt") or drops the option's closing period, and fails when it
+  offers two ("yes or no depending on ...", "yes (or no)", "yes; no"); `json` wants an
+  object or array (not a bare 42 or "France", nor NaN), bare or in any one code fence;
+- sentences do not end at abbreviations (Dr., e.g., Oct. and, No. 3) or initials
+  (J. K. Rowling) but do after a one-letter word or a unit (a B. Then, 40 °C. Stay),
+  list numbers ("1.") are not sentences, and a closing quote or bracket does not hide an end;
 - a postscript starts a line after the body; placeholders, titles, bullets and
   highlights are what a reader would call one (`[1]`, `[x]`, links, `x << 2 >> 1`,
-  horizontal rules and lone `-` lines are not);
-- capital words have 2 or more letters ("I" and "A" are ordinary words), and
+  horizontal rules, lone `-` lines and bullets or `*` inside a fenced code block are not;
+  "[name]:" and "[name][date]" are);
+- capital words have 2 or more letters ("I" and "A" are ordinary words; "U.S" is one), and
   the response language comes from a small built-in detector (see `detect_language`).
 """
 

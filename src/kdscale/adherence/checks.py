@@ -1,8 +1,9 @@
 """The checks: one function per type, `check_<type>(response, **args) -> bool`, registered once by `@check`.
 
 The registry gives each type its required args (the function's parameters after the response) and applies
-the rule shared by every type: a blank response (no letter or digit) fails, so an empty answer can never
-pass "no commas" or "at most 40 words" by saying nothing.
+the rules shared by every type: the response is `clean`ed once (invisible marks removed, Unicode spaces plain),
+and a blank response (no letter or digit) fails, so an empty answer can never pass "no commas" or
+"at most 40 words" by saying nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Callable
 
 from kdscale.adherence.language import detect_language
 from kdscale.adherence.text import (
-    ALNUM, LEAD_CHARS, RULE_RE, TITLE_LINE_RE, WORD_RE, compare, count_words, has_phrase, is_blank,
-    marker_pattern, normalize, paragraphs, phrase_pattern, reading_text, split_sentences, starts_with,
+    ALNUM, LEAD_CHARS, RULE_RE, TITLE_LINE_RE, TOKEN_RE, WORD_RE, clean, compare, count_words, has_phrase, is_blank,
+    marker_pattern, normalize, paragraphs, phrase_pattern, reading_text, split_outside_code, split_sentences,
+    starts_with, without_code,
 )
 
 CHECKS: dict[str, Callable[..., bool]] = {}
@@ -25,11 +27,12 @@ REQUIRED_ARGS: dict[str, set[str]] = {}
 
 def check(fn: Callable[..., bool]) -> Callable[..., bool]:
     """Register `check_<type>` under <type>, with its parameters after the response as required args;
-    the registered check fails a blank response before the function runs."""
+    the registered check reads the `clean`ed response and fails a blank one before the function runs."""
     kind = fn.__name__.removeprefix("check_")
 
     @functools.wraps(fn)
     def guarded(response: str, **args) -> bool:
+        response = clean(response)  # "Section\u200b1" is "Section1" to a reader, and to every check
         return not is_blank(response) and fn(response, **args)
 
     CHECKS[kind] = guarded
@@ -37,13 +40,20 @@ def check(fn: Callable[..., bool]) -> Callable[..., bool]:
     return guarded
 
 
-CAPITAL_TOKEN_RE = re.compile(r"(?:[^\W\d_]\.){2,}|\w+(?:['’]\w+)*")  # a dotted abbreviation (U.S.A.) is one word
+# a dotted abbreviation (U.S.A., and U.S without its last dot) is one word
+CAPITAL_TOKEN_RE = re.compile(r"[^\W\d_](?:\.[^\W\d_])+\.?|" + WORD_RE.pattern)
 COMMAS = set(",\u055d\u060c\u07f8\u1363\u1802\u1808\u2e32\u2e34\u2e41\u2e49\u2e4c\u3001\ua4fe\ua60d\ua6f5"
              "\ufe10\ufe11\ufe50\ufe51\uff0c\uff64\U0001144d\U0001145a\U00016e97\U0001da87")
 BULLET_RE = re.compile(r"^[ \t]*(?:[*+-][ \t]+|[•‣◦▪][ \t]*)\S", re.MULTILINE)
 TITLE_RE = re.compile(r"(?<!<)<<([^<>\n]+)>>(?!>)")
-PLACEHOLDER_RE = re.compile(r"\[([^\[\]\n]*)\](?![(\[:])")
-JSON_FENCE_RE = re.compile(r"```(?:json)?[ \t]*\n?(.*?)\s*```", re.DOTALL | re.IGNORECASE)
+# [text](url) is a link; "[Name](required)" is a placeholder and a note
+PLACEHOLDER_RE = re.compile(r"\[([^\[\]\n]*)\](?!\([^()\s]*[/.:#][^()\s]*\))")
+BRACKETS_RE = re.compile(r"\[([^\[\]\n]*)\]")
+# a markdown link reference definition: "[docs]: https://example.com" at the start of a line
+LINK_DEF_RE = re.compile(r"^[ \t]{0,3}\[([^\[\]\n]+)\]:[ \t]*(?:<|https?://|www\.|mailto:|/|#)[^\n]*$", re.MULTILINE)
+# one fenced block, ``` or ~~~ of any length, closed by the same fence
+JSON_FENCE_RE = re.compile(r"(?P<f>`{3,}|~{3,})[ \t]*(?:json)?[ \t]*\n?(?P<body>.*?)\s*(?P=f)",
+                           re.DOTALL | re.IGNORECASE)
 TWO_RESPONSES_RE = re.compile(r"(?<!\*)\*{6}(?!\*)")
 HIGHLIGHT_RE = re.compile(r"(?<![\w*])(\*{1,3}|_{1,3})(?=[^\s*_])([^\n*_]*?[^\s*_])\1(?![\w*])")
 
@@ -104,11 +114,11 @@ def _not_a_number(name):
 
 @check
 def check_json(response):
-    """Whole answer is a JSON object or array, optionally inside one ```json fenced block."""
+    """Whole answer is a JSON object or array, optionally inside one fenced block (```json, ````, ~~~)."""
     text = response.strip()
     fenced = JSON_FENCE_RE.fullmatch(text)
     if fenced:
-        text = fenced.group(1)
+        text = fenced.group("body")
     if is_blank(text):  # an empty {} or [] says nothing, fenced or not
         return False
     try:
@@ -136,8 +146,8 @@ def check_title(response):
 
 @check
 def check_bullet_count(response, n):
-    """Exactly `n` markdown bullets: lines starting with `* `, `- `, `+ ` or `•`, horizontal rules not counted."""
-    lines = [line for line in normalize(response).split("\n") if not RULE_RE.match(line)]
+    """Exactly `n` markdown bullets: lines starting with `* `, `- `, `+ ` or `•`; rules and code not counted."""
+    lines = [line for line in normalize(without_code(response)).split("\n") if not RULE_RE.match(line)]
     return len(BULLET_RE.findall("\n".join(lines))) == n
 
 
@@ -170,20 +180,34 @@ def _is_placeholder(inner):
     return len(inner) >= 2 and re.search(r"[^\W\d_]", inner) is not None and inner[0] not in "\"'^"
 
 
+def _is_link_text(text, m, refs):
+    """True if the brackets at `m` are a reference link's text or label: [text][ref] or [ref], where the
+    answer defines [ref]: url. Without a definition, "[name][date]" is two placeholders."""
+    label = BRACKETS_RE.match(text, m.end())
+    return m.group(1).strip().lower() in refs or (label is not None and label.group(1).strip().lower() in refs | {""})
+
+
 @check
 def check_placeholders(response, n):
     """At least `n` square-bracket placeholders like [name] (not links, citations, checkboxes)."""
-    return sum(_is_placeholder(m.group(1)) for m in PLACEHOLDER_RE.finditer(response)) >= n
+    refs = {m.group(1).strip().lower() for m in LINK_DEF_RE.finditer(response)}
+    text = LINK_DEF_RE.sub("", response)
+    found = [m for m in PLACEHOLDER_RE.finditer(text) if not _is_link_text(text, m, refs)]
+    return sum(_is_placeholder(m.group(1)) for m in found) >= n
+
+
+def _opens(text, start):
+    """True if text[start:] opens a sentence or line ("Yes, ..." or "My answer is no.", not "there is no doubt")."""
+    window = text[max(0, start - 200):start]  # a bounded look back keeps long answers linear
+    head = window.rstrip(LEAD_CHARS)
+    return not head or head[-1] in ".!?:" or "\n" in window[len(head):]
 
 
 def _states(text, start, end):
     """True if the option at text[start:end] is given as an answer: it opens a sentence or line, and
-    punctuation or the end follows it ("Yes, ..." or "My answer is no." but not "there is no doubt")."""
-    window = text[max(0, start - 200):start]  # a bounded look back keeps long answers linear
-    head = window.rstrip(LEAD_CHARS)
-    opens = not head or head[-1] in ".!?:" or "\n" in window[len(head):]
+    punctuation or the end follows it."""
     closes = not text[end - 1].isalnum() or re.match(r"\s*(?:\Z|[^\w\s])", text[end:end + 50]) is not None
-    return opens and closes
+    return _opens(text, start) and closes
 
 
 @check
@@ -215,14 +239,31 @@ def _option_tails(options):
     return [" ".join(w[common:]) for w in words]
 
 
+# what joins two options that an answer offers rather than chooses between: an either-or word or mark
+# ("yes or no", "yes (or no)", "Yes. Or no.", "yes & no", "yes/no"; "and" only with no comma before it) ...
+EITHER = r"(?:[\s\"'(]*(?:and|&)|[\s\"',;.!?…(\-–—]*(?:or|nor|and/or|/|\||vs\.?|versus))[\s\"'(]*"
+# ... or a list mark, when the second option ends a phrase or a condition follows it ("yes, no", "yes; no.",
+# "yes - no", "yes, and no", "No; yes if pressed"), unlike "Yes; no one asked"
+LISTED = r"[\s\"',;/&|+()\-–—]*(?:(?:or|and|nor)\s+)?"
+LISTED_END = (r"\s*(?:\Z|[^\w\s]|(?:or|and|if|unless|when|depending|because|but|though|although|otherwise|maybe|"
+              r"perhaps|probably)\b)")
+
+
 def _lists_options(text, spans, options):
-    """True if a found option runs straight on into another ("yes or no", "Yes/no", "My answer is yes,
-    no"): the answer offers options rather than choosing one."""
+    """True if a found option runs straight on into another: the answer offers options rather than choosing
+    one. After an option that opens the answer an either-or joiner does it whatever follows ("My answer is yes
+    or no depending on the weather", "yes (or no)"); any other joiner when the second option ends a phrase or a
+    condition follows it ("yes; no", "No, yes if pressed", but not "Yes, and no one doubts it", "a yes or no
+    question")."""
     tails = _option_tails(options)
-    for _, end, i in spans:
+    for start, end, i in spans:
         others = "|".join(phrase_pattern(t) for j, t in enumerate(tails) if j != i)
-        if others and re.match(rf"[\s,/]*(?:(?:or|and|nor)\s+)?(?:{others})\s*(?:\Z|[^\w\s]|(?:or|and)\b)",
-                               text[end:end + 200], re.IGNORECASE):
+        if not others:
+            continue
+        after = text[end:end + 200]
+        if re.match(rf"{LISTED}(?:{others}){LISTED_END}", after, re.IGNORECASE):
+            return True
+        if _opens(text, start) and re.match(rf"{EITHER}(?:{others})", after, re.IGNORECASE):
             return True
     return False
 
@@ -262,8 +303,8 @@ def check_paragraph_first_word(response, n, nth, word):
 
 @check
 def check_highlighted_sections(response, n):
-    """At least `n` sections highlighted with markdown, like *this*, **this** or _this_."""
-    return sum(not is_blank(m.group(2)) for m in HIGHLIGHT_RE.finditer(response)) >= n
+    """At least `n` sections highlighted with markdown, like *this*, **this** or _this_ (not in code blocks)."""
+    return sum(not is_blank(m.group(2)) for m in HIGHLIGHT_RE.finditer(without_code(response))) >= n
 
 
 @check
@@ -278,9 +319,9 @@ def check_section_count(response, marker, n):
 @check
 def check_repeat_prompt(response, prompt):
     """Starts by repeating `prompt` word for word (case, punctuation and markdown ignored)."""
-    want = [w.lower() for w in WORD_RE.findall(reading_text(prompt))]
+    want = [w.lower() for w in TOKEN_RE.findall(reading_text(prompt))]  # "well known" repeats "well-known"
     got = []
-    for m in WORD_RE.finditer(reading_text(response)):
+    for m in TOKEN_RE.finditer(reading_text(response)):
         if len(got) == len(want):
             break
         got.append(m.group(0).lower())
@@ -290,7 +331,7 @@ def check_repeat_prompt(response, prompt):
 @check
 def check_two_responses(response):
     """Two different answers separated by a line of six asterisks (******)."""
-    pieces = TWO_RESPONSES_RE.split(response)
+    pieces = split_outside_code(TWO_RESPONSES_RE, response)
     if any(is_blank(p) for p in pieces[1:-1]):
         return False
     answers = [" ".join(reading_text(p).lower().split()) for p in pieces if not is_blank(p)]

@@ -3,7 +3,7 @@ the prompts ask for, and an answer is short)."""
 
 from __future__ import annotations
 
-from kdscale.adherence.text import WORD_RE, normalize
+from kdscale.adherence.text import TOKEN_RE, normalize
 
 # Unicode blocks of scripts that one supported language owns here (Cyrillic is read as Russian)
 SCRIPTS = [
@@ -60,7 +60,7 @@ def detect_language(text):
     for ch in normalize(text[:20_000]).lower():
         for lang, letters in LETTERS.items():
             scores[lang] += ch in letters
-    for i, m in enumerate(WORD_RE.finditer(normalize(text).lower())):
+    for i, m in enumerate(TOKEN_RE.finditer(normalize(text).lower())):
         if i >= 5000:
             break
         for lang, words in STOP_SETS.items():
