@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 setup: $(STAMP)
 
 # torch through pip, which honours the machine's pip configuration (a local CPU wheel, a CUDA index);
-# then uv installs the lock's exact versions, about twice as fast as pip (README: "Development").
+# then uv installs the lock's exact versions, about twice as fast as pip (docs/development.md).
 # Everything is byte-compiled here, in parallel: where PYTHONDONTWRITEBYTECODE is set (as on this
 # machine) Python would otherwise compile torch, transformers and mlflow again in every stage process.
 $(STAMP): requirements.lock pyproject.toml
@@ -46,7 +46,7 @@ run: setup
 test: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal
 
-# The reference study (README: "The reference study"): its own pipeline folder, hours on 2 cores, resumable.
+# The reference study (docs/studies.md, "The reference study"): its own pipeline folder, hours on 2 cores, resumable.
 reference: setup studies/reference/dvc.yaml
 	cd studies/reference && dvc repro && kdscale sync
 

@@ -5,7 +5,7 @@ student exactly as `kdscale student_init` does (block influence on the teacher's
 with `kdscale train`'s Trainer, arguments and loss on the first N kept teacher answers of the study's
 nested order, and measures what the study measures: held-out perplexity before and after, and on the
 50 adherence prompts (greedy, eval.max_new_tokens) the share of answers that end at EOS. One markdown
-row per config; the README's pilot table comes from this script.
+row per config; the pilot table in docs/decisions.md comes from this script.
 
     python scripts/pilot_student.py --size 320 --config 10:1e-3 --config 10:3e-4 --config 6:1e-3
 
