@@ -83,7 +83,7 @@ def test_projection_of_the_paper_study():
 
 @pytest.mark.slow
 def test_tiny_run_goes_through_every_stage(tmp_path):
-    """`python benchmarks/gpu_check.py --tiny`, as the README runs it: the paper path end to end on a CPU."""
+    """`python benchmarks/gpu_check.py --tiny`, as docs/development.md runs it: the paper path end to end on a CPU."""
     import json
     import subprocess
 

@@ -165,7 +165,7 @@ def postgres_missing() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(postgres_missing() is not None, reason=postgres_missing() or "")
 def test_study_through_a_tracking_server_on_postgresql(reproduced, tmp_path):
-    """The README's team setup, on one machine: a PostgreSQL cluster in tmp_path as the backend."""
+    """The team setup of docs/scaling-out.md, on one machine: a PostgreSQL cluster in tmp_path as the backend."""
     # As root, PostgreSQL runs as the postgres user, which cannot enter pytest's private tmp_path.
     cluster = Path(tempfile.mkdtemp(prefix="kdscale-pg-"))
     data, port = cluster / "data", free_port()

@@ -82,7 +82,7 @@ class TeacherParams(Section):
     seed: int = 0  # for sampled decoding
     tensor_parallel_size: PositiveInt = 1  # vllm only
     trust_remote_code: bool = False
-    # backend openai (README: "The teacher at scale"): the server, the name it serves the teacher under,
+    # backend openai (docs/scaling-out.md: "A served teacher"): the server, the name it serves the teacher under,
     # and the environment variable holding the API key (the key itself never goes in params)
     base_url: str = Field("", description="backend openai: the server's API root, e.g. http://127.0.0.1:8000/v1")
     served_model: str = Field("", description="the model's name as the server's /v1/models lists it")
@@ -140,7 +140,7 @@ class ScalingParams(Section):
 class TrainParams(Section):
     epochs: PositiveFloat = 2.0
     learning_rate: PositiveFloat = Field(
-        1e-3, description="chosen by the pilot in README.md (\"The embedded student\")")
+        1e-3, description="chosen by the pilot in docs/studies.md (\"The embedded student\")")
     batch_size: PositiveInt = 16
     schedule: Literal["epochs", "steps"] = Field(
         "epochs", description="epochs | steps (same optimizer steps for every size)")
