@@ -22,7 +22,8 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 from kdscale import teacher as teacher_stage
 from kdscale.config import FilterParams, TeacherParams
 from kdscale.distill import TopkStore
-from kdscale.generation import Completion, DecodeParams, finish, generate, generate_batch, plan_batches, vllm_completion
+from kdscale.generation import (Completion, DecodeParams, finish, generate, generate_batch, plan_batches,
+                                 run_batches, vllm_completion)
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
 from kdscale.sources import load_prompts
@@ -207,6 +208,14 @@ def test_read_progress_cuts_a_torn_line(tmp_path):
         assert sorted(read_progress(path)) == ["p0", "p1", "p2"]
         assert path.read_text() == good
     assert read_progress(tmp_path / "missing.jsonl") == {}
+    # Lines that say their place in an append: an append cut short by a kill goes whole.
+    with open(path, "w") as f:
+        teacher_stage.append_progress(f, [{"id": "p0"}, {"id": "p1"}])
+        teacher_stage.append_progress(f, [{"id": "p2"}, {"id": "p3"}, {"id": "p4"}])
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:4]))
+    assert read_progress(path) == {"p0": {"id": "p0"}, "p1": {"id": "p1"}}  # the place is not part of the row
+    assert path.read_text() == "".join(lines[:2])
 
 
 def test_torn_progress_regenerated_and_fingerprint_change_starts_afresh(tiny_gpt2_dir, records, tmp_path):
@@ -214,13 +223,14 @@ def test_torn_progress_regenerated_and_fingerprint_change_starts_afresh(tiny_gpt
     reference, timing, progress = run_generation(records, teacher, tiny_gpt2_dir, tmp_path / "a")
     assert timing["resumed_answers"] == 0 and len(reference) == len(records)
 
-    # A kill mid-write: four whole lines (batch 0 and part of batch 1) and half of the fifth.
+    # A kill mid-write: four whole lines (batch 0 and part of batch 1) and half of the fifth. Batch 1
+    # goes whole, to be decoded again beside the same rows.
     lines = progress.read_bytes().splitlines(keepends=True)
     torn = tmp_path / "b" / progress.name
     torn.parent.mkdir()
     torn.write_bytes(b"".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
     rows, timing, again = run_generation(records, teacher, tiny_gpt2_dir, tmp_path / "b")
-    assert again == torn and timing["resumed_answers"] == 4
+    assert again == torn and timing["resumed_answers"] == 3
     assert answers_of(rows) == answers_of(reference)
     written = [json.loads(line)["id"] for line in torn.read_text().splitlines()]
     assert sorted(written) == sorted(r["id"] for r in records)  # every answer once: none lost, none twice
@@ -249,13 +259,45 @@ def test_fingerprint_covers_weights_decoding_and_precision(tiny_gpt2_dir, tmp_pa
     assert base != fingerprint(other, teacher_params(tiny_gpt2_dir))
 
 
+def varied_lengths(model):
+    """The tiny teacher with its EOS logit doubled, so that its answers end at many lengths: a random
+    teacher runs every answer to the token limit, and an engine that decodes across batches would
+    then never put rows of different batches side by side."""
+    with torch.no_grad():
+        model.get_output_embeddings().weight[model.config.eos_token_id] *= 2
+    return model
+
+
+@pytest.mark.parametrize("batches_per_run", [None, 2])  # None: this device's (one batch on a CPU)
+def test_resumed_generation_repeats_the_full_runs_top_k_bit_for_bit(tiny_model, batches_per_run):
+    """Rows that share a step change each other's float sums (padding, the shared start), so a resumed
+    run must decode what is left beside the same rows as the uninterrupted run: the same runs."""
+    model, tokenizer = tiny_model
+    varied_lengths(model)
+    prompts = [alpaca_prompt(r["instruction"], r["input"]) for r in load_prompts("builtin")[0][:30]]
+    params = DecodeParams(max_new_tokens=24, topk=20)
+    per_run = {} if batches_per_run is None else {"batches_per_run": batches_per_run}
+    full = list(generate(model, tokenizer, prompts, params, 3, **per_run))
+    plan = plan_batches(tokenizer, prompts, 3)
+    step = batches_per_run or run_batches(model)
+    assert [b for b, _ in full] == [sum(plan[n : n + step], []) for n in range(0, len(plan), step)]
+    assert len({c.n_tokens for _, cs in full for c in cs}) > 5  # answers of many lengths
+    # Killed after two runs: the rest are decoded again, beside the same rows.
+    resumed = list(generate(model, tokenizer, prompts, params, 3, done=set(sum(plan[: 2 * step], [])), **per_run))
+    assert [b for b, _ in resumed] == [b for b, _ in full[2:]]
+    for (_, got), (_, want) in zip(resumed, full[2:]):
+        for a, b in zip(got, want):
+            assert a.token_ids == b.token_ids and torch.equal(a.topk_indices, b.topk_indices)
+            assert torch.equal(a.topk_logprobs, b.topk_logprobs)  # fp32, not merely close
+
+
 @pytest.fixture()
 def one_thread_env(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # project_env() passes the environment on
 
 
-def kill_after_first_batch(root: Path, total: int) -> int:
-    """Start `kdscale teacher`, SIGKILL it once some answers are on disk; returns how many."""
+def kill_midway(root: Path, total: int) -> int:
+    """Start `kdscale teacher`, SIGKILL it once half the answers are on disk; returns how many."""
     proc = subprocess.Popen(["kdscale", "teacher"], cwd=root, env=project_env(root),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline, lines = time.monotonic() + 120, 0
@@ -263,7 +305,7 @@ def kill_after_first_batch(root: Path, total: int) -> int:
         while time.monotonic() < deadline and proc.poll() is None:
             files = list((root / ".kdscale/progress").glob("teacher-*.jsonl"))
             lines = files[0].read_bytes().count(b"\n") if files else 0
-            if lines:
+            if lines >= total // 2:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.005)
@@ -280,13 +322,18 @@ def kill_after_first_batch(root: Path, total: int) -> int:
 
 @pytest.mark.slow
 def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, one_thread_env):
-    # Small batches and longer answers leave a wide window between the first batch and the last.
+    # Small batches and longer answers leave a wide window between the first batch and the last. Answers
+    # of many lengths: an engine decoding across batches would decode the rest beside other rows.
     base = make_project(tmp_path / "a", tiny_gpt2_dir, teacher={"batch_size": 2, "max_new_tokens": 24})
-    shutil.copytree(tiny_gpt2_dir, base / "models/teacher")
+    model = varied_lengths(GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir))
+    model.save_pretrained(base / "models/teacher")
+    AutoTokenizer.from_pretrained(tiny_gpt2_dir).save_pretrained(base / "models/teacher")
     run(["kdscale", "prepare"], base)
     killed = tmp_path / "b"
     shutil.copytree(base, killed, symlinks=True)
-    outputs = ["data/teacher/pool.jsonl", "data/teacher/heldout.jsonl", "data/teacher/topk.safetensors"]
+    # The answers with their top-k: byte for byte, whichever run of batches each was decoded in.
+    outputs = ["data/teacher/pool.jsonl", "data/teacher/heldout.jsonl", "data/teacher/raw.jsonl",
+               "data/teacher/topk.safetensors"]
 
     total = sum(len(read_jsonl(base / name)) for name in ["data/prompts/pool.jsonl", "data/prompts/heldout.jsonl"])
 
@@ -294,7 +341,7 @@ def test_killed_teacher_resumes_to_identical_outputs(tmp_path, tiny_gpt2_dir, on
     reference = subprocess.Popen(["kdscale", "teacher"], cwd=base, env=project_env(base),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        done = kill_after_first_batch(killed, total)
+        done = kill_midway(killed, total)
     finally:
         out, _ = reference.communicate(timeout=300)
     assert reference.returncode == 0, out.decode()[-3000:]

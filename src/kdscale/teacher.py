@@ -1,11 +1,16 @@
 """Stage `teacher`: the teacher answers the pool and the held-out prompts.
 
-Answers are appended, batch by batch, to a progress file outside DVC's outputs
-(flushed and fsynced), one line per prompt id, in a file named by a fingerprint of the
-teacher and the generation params. A run killed at any point resumes where it stopped,
-and because batches are planned over all prompts up front, the result is the same as
-an uninterrupted run. The file is kept after the stage ends, so a larger
-`data.pool_size` generates only the new prompts.
+Answers are appended as the engine yields them (a run of batches, a vLLM chunk, a served
+answer) to a progress file outside DVC's outputs (flushed and fsynced), one line per prompt id
+with its top-k, in a file named by a fingerprint of the teacher and the generation params.
+Each append is whole or not there: a kill midway through writing one drops all its lines.
+A run killed at any point resumes where it stopped and never decodes an answer on file again.
+Batches are planned over all prompts up front, and the HF engine decodes them in runs that
+share no step (kdscale.generation.generate), so the rest repeat the uninterrupted run's
+arithmetic: raw.jsonl and topk.safetensors come out byte-identical. (vLLM and a server decide
+their own batches: their answers on file are kept, the rest are as deterministic as they are.)
+The file is kept after the stage ends, so a larger `data.pool_size` generates only the new
+prompts.
 
 The teacher also keeps its top-k log-probs (`teacher_topk.k`) at every token it generates
 (data/teacher/topk.safetensors, a few MB), so that white-box distillation mostly needs no
@@ -79,10 +84,11 @@ def served_fingerprint(identity: dict, teacher: TeacherParams, topk: int = 0) ->
 
 
 def read_progress(path: Path) -> dict[str, dict]:
-    """Answers already generated, by prompt id; a line torn by a kill mid-write is cut off."""
+    """Answers already generated, by prompt id. An append that a kill cut short (a torn line, or
+    fewer lines than it had) is cut off whole: its answers are decoded again beside the same rows."""
     if not path.exists():
         return {}
-    done, good_bytes = {}, 0
+    done, good_bytes, append, append_bytes = {}, 0, {}, 0
     with open(path, "rb") as f:
         for line in f:
             try:
@@ -91,15 +97,20 @@ def read_progress(path: Path) -> dict[str, dict]:
                 break
             if not line.endswith(b"\n"):
                 break
-            done[row["id"]] = row
-            good_bytes += len(line)
+            place, size = row.pop("append", (0, 1))  # lines written before appends were numbered stand alone
+            append[row["id"]], append_bytes = row, append_bytes + len(line)
+            if place == size - 1:  # the append's last line: it is whole
+                done.update(append)
+                good_bytes, append, append_bytes = good_bytes + append_bytes, {}, 0
     with open(path, "r+b") as f:
         f.truncate(good_bytes)
     return done
 
 
 def append_progress(f, rows: list[dict]) -> None:
-    f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    """Write `rows` as one append: each line says its place in it, so a reader knows when one is cut short."""
+    f.write("".join(json.dumps({**r, "append": [place, len(rows)]}, ensure_ascii=False) + "\n"
+                    for place, r in enumerate(rows)))
     f.flush()
     os.fsync(f.fileno())
 
@@ -214,17 +225,18 @@ def run_generation(records: list[dict], teacher: TeacherParams, teacher_dir: Pat
     todo_done = {i for i, prompt_id in enumerate(ids) if prompt_id in done}
     seconds, new_tokens = keep_answers(engine.batches(todo_done), ids, done, progress,
                                        len(prompts), len(todo_done))
+    rows = [done[i] for i in ids]
     timing = {"resumed_answers": resumed, "generated_answers": len(prompts) - resumed - len(skipped),
               "skipped_context": len(skipped), "session_seconds": seconds, "session_tokens": new_tokens,
-              **engine.info}
+              "generation_seconds": sum(r["seconds"] for r in rows), **engine.info}
     if engine.stats is not None:
         timing.update(engine.stats.summary(seconds))
-    return [done[i] for i in ids], timing, progress
+    return rows, timing, progress
 
 
 def keep_answers(batches, ids: list[str], done: dict[str, dict], progress: Path, total: int,
                  initial: int) -> tuple[float, int]:
-    """Append each batch's answers to the progress file as it arrives (fsynced); returns seconds and tokens."""
+    """Append each run's answers to the progress file as it arrives (fsynced); returns seconds and tokens."""
     new_tokens, start = 0, time.perf_counter()
     bar = tqdm(total=total, initial=initial, desc="teacher", unit="answer", dynamic_ncols=True)
     with open(progress, "a", encoding="utf-8") as f:
@@ -244,10 +256,11 @@ def keep_answers(batches, ids: list[str], done: dict[str, dict], progress: Path,
 
 
 def raw_records(pool: list[dict], heldout: list[dict], rows: list[dict]) -> list[dict]:
-    """The prompts with their unfiltered answers, each saying which split it belongs to."""
+    """The prompts with their unfiltered answers, each saying which split it belongs to. No timing: the
+    file is a function of the answers alone, the same after a resume (generation.json has the seconds)."""
     splits = ["pool"] * len(pool) + ["heldout"] * len(heldout)
     return [{**record, "split": split, "response": row["response"], "finish_reason": row["finish_reason"],
-             "n_tokens": row["n_tokens"], "seconds": row["seconds"]}
+             "n_tokens": row["n_tokens"]}
             for record, split, row in zip(pool + heldout, splits, rows)]
 
 

@@ -21,7 +21,7 @@ from kdscale.text import is_repetitive
 
 TEMPLATE_MARKERS = ["### Instruction", "### Input", "### Response", "<|im_start|>", "<|im_end|>",
                     "<|endoftext|>", "<|user|>", "<|assistant|>"]
-RAW_ONLY = ("split", "seconds")  # raw.jsonl fields the filtered files do not carry
+RAW_ONLY = ("split",)  # raw.jsonl fields the filtered files do not carry
 
 
 # -----------------------------------------------------------------------------
@@ -77,7 +77,9 @@ def answer_records(records: list[dict], rows: list[dict], filters: FilterParams)
 def generation_metrics(answers: list[dict], rows: list[dict], timing: dict) -> dict:
     reasons = Counter(a["drop_reason"] for a in answers if a["dropped"])
     finishes = Counter(a["finish_reason"] for a in answers)
-    seconds = sum(r["seconds"] for r in rows)
+    # Every answer's seconds, resumed ones included; raw files written before generation.json had the
+    # total kept them per answer.
+    seconds = timing["generation_seconds"] if "generation_seconds" in timing else sum(r["seconds"] for r in rows)
     tokens = sum(a["n_tokens"] for a in answers)
     metrics = {
         "answers": len(answers),
