@@ -81,7 +81,7 @@ def test_two_recipes_grouped_by_objective_with_markers(tmp_path):
     assert ppl[20]["baseline"].mean == pytest.approx(math.sqrt(1000 * 1100))
     assert compare.apart(ppl[20]) == [("baseline", "train.objective=kd")]
     assert compare.apart(ppl[40]) == []  # 100/110 against 105/115: overlapping
-    text = compare.markdown(experiments, groups, {m: compare.table(groups, m) for m in compare.METRICS})
+    text = compare.markdown(experiments, groups, {m: compare.table(groups, m) for m in compare.COMPARED})
     assert "- n20: `baseline` and `train.objective=kd` do not overlap" in text
     assert "single seed" not in text
     sft_40 = compare.table(groups, "pass_rate")[40]["baseline"]  # 0.2 and 0.3
@@ -101,7 +101,7 @@ def test_single_seeds_and_names():
     assert [e.name for e in experiments] == ["workspace", "kd", "steps"]
     assert compare.recipe_keys(experiments) == ["train.objective", "train.schedule"]
     groups = compare.group(experiments)
-    tables = {m: compare.table(groups, m) for m in compare.METRICS}
+    tables = {m: compare.table(groups, m) for m in compare.COMPARED}
     assert list(groups) == ["baseline", "train.objective=kd", "train.schedule=steps"]
     assert set(tables["perplexity"][40]) == {"train.objective=kd"}  # steps ran 20 only, the workspace too
     summary = tables["perplexity"][20]["train.objective=kd"]
@@ -214,5 +214,5 @@ def test_each_pipeline_compares_its_own_students():
     at_640 = compare.table(compare.group([reference]), "perplexity")[640]["baseline"]
     assert at_640.n == 2 and at_640.mean == pytest.approx(math.sqrt(30))
     groups = compare.group([reference])
-    text = compare.markdown([reference], groups, {m: compare.table(groups, m) for m in compare.METRICS})
+    text = compare.markdown([reference], groups, {m: compare.table(groups, m) for m in compare.COMPARED})
     assert "`baseline` has a single seed outside its replicate sizes: no interval there." in text

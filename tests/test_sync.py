@@ -73,7 +73,7 @@ def checkout(tmp_path, monkeypatch, tiny_gpt2_dir):
                                                "log_history": history + [{"train_runtime": 1.0, "step": 3}]})
     tracking.write_run_id(student, "f" * 32)  # the run id of the machine that trained it: unknown here
     details = {"size": SIZE, "perplexity": 40.5, "pass_rate": 0.25, "tokens_per_sec": 99.0, "model_size_mb": 0.1,
-               "latency_mean_s": 1.3}
+               "latency_mean_s": 1.3, "type_pass_rate.json": 0.5, "type_prompts.json": 2}
     write_json(paths.student_details(SIZE), details)
     write_json(paths.student_metrics(SIZE), {k: v for k, v in details.items() if k != "latency_mean_s"})
     write_jsonl(paths.student_samples(SIZE), [{"id": "p10", "response": "hi"}])
@@ -136,8 +136,16 @@ def test_sync_builds_the_full_view_in_a_fresh_clone_once(checkout, capsys):
     assert runs["teacher-filter"].data.metrics["finish_eos"] == 12
     assert runs["teacher-filter"].data.params["teacher.filters.repetition"] in {"True", "False"}
     assert runs["teacher-eval"].data.metrics["eval/perplexity"] == 2.5
-    assert runs["teacher-eval"].data.metrics["eval/latency_mean_s"] == 4.0  # the details, not only the headline
-    assert student.data.metrics["eval/latency_mean_s"] == 1.3
+    # the registry's MLflow metrics, not every number of the details: those stay in the details artifact,
+    # and the per-type pass rates in one table artifact instead of a chart each
+    assert set(student.data.metrics) == {"train/loss", "train/learning_rate", "train/grad_norm", "final_loss",
+                                         "optimizer_steps", "train_seconds", "eval/perplexity", "eval/pass_rate",
+                                         "eval/tokens_per_sec", "eval/model_size_mb"}
+    assert "eval/latency_mean_s" not in runs["teacher-eval"].data.metrics
+    artifacts = {f.path for f in client.list_artifacts(run_id)}
+    assert {"student-n8.json", sync.ADHERENCE_BY_TYPE} <= artifacts
+    by_type = mlflow.artifacts.load_dict(f"runs:/{run_id}/{sync.ADHERENCE_BY_TYPE}")
+    assert by_type == {"json": {"pass_rate": 0.5, "prompts": 2}}
     assert {f.path for f in client.list_artifacts(runs["report"].info.run_id)} >= {"report.md", "summary.json"}
 
 

@@ -452,8 +452,8 @@ def test_logged_tokens_per_sec_is_never_the_summary_s_zero(monkeypatch):
         logger.on_log(None, state, None, logs={"loss": 2.0, "learning_rate": 1e-3})
     logger.on_log(None, state, None, logs={"train_loss": 2.0, "train_runtime": 9.0})
     rates = [m.get("train/tokens_per_sec") for _, m in logged]
-    assert rates[0] > 0 and rates[1] > 0 and rates[2] is None
-    assert logged[2][1]["train/train_loss"] == 2.0
+    assert len(rates) == 2 and rates[0] > 0 and rates[1] > 0  # the summary is no point of a curve
+    assert set(logged[0][1]) == {"train/loss", "train/learning_rate", "train/tokens_per_sec"}
 
 
 def test_checkpoints_fall_on_logging_steps(tmp_path):

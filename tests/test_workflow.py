@@ -331,7 +331,13 @@ def test_ui_serves_on_localhost_and_stops_cleanly(reproduced, tmp_path):
         assert status == 200, f"UI did not answer (exit {proc.poll()}):\n{(tmp_path / 'ui.log').read_text()[-3000:]}"
         status, body = get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10")
         assert status == 200
-        assert "kdscale" in {e["name"] for e in json.loads(body)["experiments"]}
+        (exp,) = [e for e in json.loads(body)["experiments"] if e["name"] == "kdscale"]
+        # it opens on the training runs (not MLflow 3's GenAI overview), and says what each run is
+        tags = {t["key"]: t["value"] for t in exp["tags"]}
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+        assert "**student-nN**" in tags["mlflow.note.content"] and "**report**" in tags["mlflow.note.content"]
+        url = f"http://127.0.0.1:{port}/#/experiments/{exp['experiment_id']}/runs"
+        assert f"ui: the training runs at {url}" in (tmp_path / "ui.log").read_text()
 
         # Bound to the loopback interface only: the UI has no authentication
         addresses = listening_addresses(port)

@@ -26,14 +26,13 @@ from kdscale.checkout import pipeline_folder
 from kdscale.config import flatten
 from kdscale.errors import UserError
 from kdscale.jsonl import atomic_open
+from kdscale.metrics import METRICS, compared
 from kdscale.stats import t_interval
 
 REPLICATE = "seed"
 NOT_RECIPE = {REPLICATE, "scaling.sizes"}  # sizes are compared one by one, whatever list ran them
-METRICS = {"perplexity": "perplexity (held-out teacher answers, geometric mean)",
-           "pass_rate": "adherence pass rate (strict)"}
-LOG_SCALE = {"perplexity"}
-BOUNDS = {"pass_rate": (0.0, 1.0)}  # a proportion's interval stays within [0, 1]
+# the registry's compared metrics, each with its title
+COMPARED = {m.name: f"{m.label}, {'geometric ' if m.log_scale else ''}mean over seeds" for m in compared()}
 SKIPPED_STATES = {"queued", "running", "failed"}
 
 
@@ -190,7 +189,8 @@ def table(groups: dict[str, list[Experiment]], metric: str) -> dict[int, dict[st
                                                               sorted(e.replicates.items()) if n == size]
             values = [m[metric] for m in runs if isinstance(m.get(metric), (int, float))]
             if values:
-                out.setdefault(size, {})[label] = summarise(values, metric in LOG_SCALE, BOUNDS.get(metric))
+                bounds = (0.0, 1.0) if METRICS[metric].unit == "rate" else None  # a share stays within [0, 1]
+                out.setdefault(size, {})[label] = summarise(values, METRICS[metric].log_scale, bounds)
     return out
 
 
@@ -204,7 +204,7 @@ def apart(row: dict[str, Summary]) -> list[tuple[str, str]]:
 # outputs
 
 def _fmt(x: float, metric: str) -> str:
-    if metric == "pass_rate":
+    if METRICS[metric].unit == "rate":
         return f"{x:.0%}"
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
@@ -234,7 +234,7 @@ def markdown(experiments: list[Experiment], groups: dict[str, list[Experiment]],
                      f"`dvc exp run --queue -S seed=1,2` plus that recipe's `-S` options.")
     lines += [""] if single else []
     labels = list(groups)
-    for metric, title in METRICS.items():
+    for metric, title in COMPARED.items():
         rows = tables[metric]
         lines += [f"## {title}", "", "| size | " + " | ".join(f"`{l}`" for l in labels) + " |",
                   "|---|" + "---|" * len(labels)]
@@ -255,8 +255,8 @@ def draw(tables: dict[str, dict[int, dict[str, Summary]]], labels: list[str], ou
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 4.5))
-    for ax, (metric, title) in zip(axes, METRICS.items()):
+    fig, axes = plt.subplots(1, len(COMPARED), figsize=(6 * len(COMPARED), 4.5))
+    for ax, (metric, title) in zip(axes, COMPARED.items()):
         rows = tables[metric]
         sizes = list(rows)
         for i, label in enumerate(labels):
@@ -272,7 +272,7 @@ def draw(tables: dict[str, dict[int, dict[str, Summary]]], labels: list[str], ou
             if apart(rows[n]):
                 ax.annotate("*", (x, 1.0), xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=16)
         ax.set_xticks(range(len(sizes)), [str(n) for n in sizes])
-        if metric in LOG_SCALE:
+        if METRICS[metric].log_scale:
             ax.set_yscale("log")
         ax.set_xlabel("training samples (teacher answers)")
         ax.set_title(title, fontsize=10)
@@ -328,7 +328,7 @@ def main(argv=None) -> None:
     if not experiments:
         raise UserError("compare: no experiment has student metrics yet; run `dvc repro` or `dvc exp run` first")
     groups = group(experiments)
-    tables = {metric: table(groups, metric) for metric in METRICS}
+    tables = {metric: table(groups, metric) for metric in COMPARED}
     md, png = paths.REPORTS_DIR / "compare.md", paths.REPORTS_DIR / "compare.png"
     with atomic_open(md) as f:
         f.write(markdown(experiments, groups, tables))

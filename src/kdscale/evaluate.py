@@ -27,6 +27,7 @@ from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
 from kdscale.generation import DecodeParams, generate_all, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
+from kdscale.metrics import headline_keys
 from kdscale.models import count_parameters, load_model, max_context, model_size_mb
 from kdscale.prompts import build_prompt, stop_strings
 from kdscale.records import TypeRates
@@ -37,8 +38,6 @@ from kdscale.paths import TRAINING_LOG
 BOOTSTRAP_RESAMPLES = 2000
 WARMUP_TOKENS = 16  # the warm-up only has to touch every code path once
 # The numbers `dvc metrics show` and `dvc exp show` print; every other key goes to the details file.
-HEADLINE = ["perplexity", "perplexity_ci_low", "perplexity_ci_high", "pass_rate", "pass_rate_ci_low",
-            "pass_rate_ci_high", "degenerate_share", "answers_ended_eos", "tokens_per_sec", "model_size_mb"]
 
 
 # -----------------------------------------------------------------------------
@@ -244,7 +243,7 @@ def main(argv=None) -> None:
                    "optimizer_steps": training["optimizer_steps"], "final_train_loss": training["final_loss"]}
     write_jsonl(out_samples, samples)
     write_json(out_details, metrics)
-    write_json(out_metrics, {k: metrics[k] for k in HEADLINE})
+    write_json(out_metrics, {k: metrics[k] for k in headline_keys()})
     print(f"evaluate: {model_dir}: perplexity {metrics['perplexity']:.2f} [{metrics['perplexity_ci_low']:.2f}, "
           f"{metrics['perplexity_ci_high']:.2f}], pass rate {metrics['pass_rate']:.0%} "
           f"[{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "

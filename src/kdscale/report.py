@@ -16,6 +16,7 @@ import numpy as np
 from kdscale import paths, stats
 from kdscale.config import ReportParams, load_params, replicates
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
+from kdscale.metrics import METRICS, scaling_keys
 from kdscale.records import StudySummary, TypeRates, dropped_read
 from kdscale.stats import FIT_PARAMS, MIN_FIT_POINTS, identifiable, paired_evidence
 from kdscale.summary import OTHER_WEIGHTINGS, RULED, by_name, summarize
@@ -40,13 +41,12 @@ PANELS = [("perplexity", "perplexity (held-out teacher answers, 95% CI)", True),
           ("train_seconds", "training time (s)", False)]
 
 
-CI_KEYS = {"perplexity": "perplexity_ci", "pass_rate": "pass_rate_ci"}
 
 
 def error_bars(key: str, ms: list[dict]):
     """matplotlib's yerr (below, above) from the models' interval keys; None where a model has none."""
-    ci = CI_KEYS.get(key)
-    if not ci or not all(f"{ci}_low" in m for m in ms):
+    ci = f"{key}_ci"
+    if key not in METRICS or not METRICS[key].interval or not all(f"{ci}_low" in m for m in ms):
         return None
     return [[max(m[key] - m[f"{ci}_low"], 0.0) for m in ms], [max(m[f"{ci}_high"] - m[key], 0.0) for m in ms]]
 
@@ -155,7 +155,6 @@ def steps_lines(steps: list[dict]) -> list[str]:
 RULE = ("a step in data pays when its gain is distinguishable from noise and at least {0:.0%} (relative to the "
         "smaller size); it stops paying when its whole 95% interval over the held-out items and the seeds lies "
         "below {0:.0%}; in between, these items and seeds cannot tell")
-METRIC_WORDS = {"perplexity": "Perplexity", "pass_rate": "Pass rate (strict)", "degenerate_share": "Degenerate share"}
 ITEMS = {"perplexity": "held-out answers", "pass_rate": "prompts", "degenerate_share": "prompts"}
 
 
@@ -177,7 +176,7 @@ def _seed_words(step: dict) -> str:
 def answer_line(metric: str, steps: list[dict], stop: dict | None, items: int) -> str:
     """One metric's answer: where it stops paying, that it does not by the largest size, or that these
     items cannot tell (then the last step, with the prompts a rate would need to resolve it)."""
-    words, last = METRIC_WORDS[metric], steps[-1]
+    words, last = METRICS[metric].label, steps[-1]
     last_words = (f"the last, n={last['from']:,} -> n={last['to']:,}, gains {_step_gain(metric, last)} "
                   f"({_seed_words(last)})")
     if stop is None:
@@ -239,7 +238,7 @@ def gain_table_lines(returns: dict | None) -> list[str]:
         return []
     lines = ["Gain per step (perplexity: its relative fall; rates: the change in points, degenerate share "
              "counted as a gain when it falls), 95% interval over the held-out items and the seeds:", "",
-             "| step | " + " | ".join(METRIC_WORDS[m] for m in RULED) + " | seeds |",
+             "| step | " + " | ".join(METRICS[m].label for m in RULED) + " | seeds |",
              "|---|" + "---|" * (len(RULED) + 1)]
     for i, step in enumerate(returns["steps"]["perplexity"]):
         cells = [_step_gain(m, returns["steps"][m][i]) for m in RULED]
@@ -498,10 +497,6 @@ def stale_size_files(sizes: list[int], replicas: list[tuple[int, int]] = ()) -> 
     return sorted(p for p in found if p not in current)
 
 
-SCALING_KEYS = ["perplexity", "perplexity_ci_low", "perplexity_ci_high", "pass_rate", "pass_rate_loose",
-                "degenerate_share", "answers_ended_eos", "tokens_per_sec", "train_seconds", "final_train_loss"]
-
-
 def main(argv=None) -> None:
     argparse.ArgumentParser(prog="kdscale report", description=__doc__).parse_args(argv)
     params = load_params()
@@ -528,7 +523,7 @@ def main(argv=None) -> None:
     summary = summarize(params, students, teacher, generation, evidence, replica_details)
     summary.replicates_missing = missing
 
-    scaling_rows = [{"size": n, **{k: students[n].get(k) for k in SCALING_KEYS},
+    scaling_rows = [{"size": n, **{k: students[n].get(k) for k in scaling_keys()},
                      "combined_score": summary.combined_score[f"student-n{n}"]} for n in sizes]
     write_json(paths.PLOTS_DIR / "scaling.json", scaling_rows)
     write_json(paths.LOSS_PLOT, [{"samples": n, "step": row["step"], "loss": row["loss"]}

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kdscale import metrics
+
 
 class _Scipy:
     """scipy.stats and curve_fit, imported on first use: evaluate needs one Wilson interval, not all of scipy
@@ -245,7 +247,7 @@ class Evidence:
     nll_sums: np.ndarray      # models x held-out answers: NLL summed over the answer's tokens
     token_counts: np.ndarray  # models x held-out answers
     strict: np.ndarray        # models x adherence prompts: 1 where the answer passed every check
-    # models x adherence prompts, 0/1: "loose", "degenerate", "eos" (the answer ended itself)
+    # models x adherence prompts, 0/1, per metric of the registry resampled over prompts (pass rate is `strict`)
     flags: dict[str, np.ndarray] = field(default_factory=dict)
 
     def only(self, names: list[str]) -> Evidence:
@@ -264,13 +266,12 @@ def paired_evidence(models: dict[str, dict], samples: dict[str, list[dict]]) -> 
     if any(ids is None or ids != answer_ids[0] for ids in answer_ids) or \
             any(ids != prompt_ids[0] for ids in prompt_ids):
         return None
-    flag = {"loose": lambda s: s.get("loose", False), "degenerate": lambda s: s.get("degenerate", False),
-            "eos": lambda s: s.get("finish_reason") == "eos"}
+    outcomes = {m.name: m.per_prompt for m in metrics.resampled() if m.per_prompt and m.name != "pass_rate"}
     return Evidence(names, np.array([models[n]["heldout_nll_sums"] for n in names], dtype=float),
                     np.array([models[n]["heldout_token_counts"] for n in names], dtype=float),
                     np.array([[s["strict"] for s in samples[n]] for n in names], dtype=float),
-                    {key: np.array([[bool(f(s)) for s in samples[n]] for n in names], dtype=float)
-                     for key, f in flag.items()})
+                    {name: np.array([[bool(f(s)) for s in samples[n]] for n in names], dtype=float)
+                     for name, f in outcomes.items()})
 
 
 @dataclass
@@ -280,7 +281,7 @@ class Resampled:
     q_ppl: np.ndarray      # lowest perplexity of the draw / perplexity
     pass_rate: np.ndarray
     log_ppl: np.ndarray | None = None  # log perplexity itself
-    rates: dict[str, np.ndarray] = field(default_factory=dict)  # the shares of Evidence.flags
+    rates: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> the shares of Evidence.flags
 
     def row(self, name: str) -> int:
         return self.names.index(name)

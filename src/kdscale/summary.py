@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kdscale import paths, stats
+from kdscale import metrics, paths, stats
 from kdscale.records import StudySummary
 from kdscale.stats import (SCORE_RESAMPLES, Evidence, Resampled, doubling_threshold, fit_saturating, identifiable,
                            interval95, resampled_axes, separated)
@@ -129,12 +129,8 @@ def perplexity_steps(students: dict[int, dict], resampled: Resampled | None = No
     return steps
 
 
-SEEDED = {  # a metric of the details: (the draws that resample it, +1 where higher is better)
-    "perplexity": ("log_ppl", -1), "pass_rate": ("strict", 1), "pass_rate_loose": ("loose", 1),
-    "degenerate_share": ("degenerate", -1), "answers_ended_eos": ("eos", 1)}
-
-
-RULED = ["perplexity", "pass_rate", "degenerate_share"]  # the metrics the diminishing-returns rule is applied to
+SEEDED = [m.name for m in metrics.resampled()]  # with an interval over items and seeds per size
+RULED = [m.name for m in metrics.ruled()]  # the metrics the diminishing-returns rule is applied to
 
 
 def seed_rows(sizes: list[int], replicas: list[tuple[int, int]]) -> dict[int, list[str]]:
@@ -146,13 +142,12 @@ def seed_rows(sizes: list[int], replicas: list[tuple[int, int]]) -> dict[int, li
 
 
 def seeded_metric(metric: str, rows: list[str], models: dict[str, dict], resampled: Resampled) -> stats.Seeded:
-    key, _ = SEEDED[metric]
     if metric == "perplexity":  # seeds average on the log scale: they differ by factors
         points = [math.log(models[r]["perplexity"]) for r in rows]
         draws = [resampled.log_ppl[resampled.row(r)] for r in rows]
     else:
         points = [models[r][metric] for r in rows]
-        source = resampled.pass_rate if key == "strict" else resampled.rates[key]
+        source = resampled.pass_rate if metric == "pass_rate" else resampled.rates[metric]
         draws = [source[resampled.row(r)] for r in rows]
     return stats.Seeded(np.array(points, dtype=float), np.array(draws))
 
@@ -186,7 +181,7 @@ def seeded_steps(rows: dict[int, list[str]], models: dict[str, dict], resampled:
             gain, ci = 1 - math.exp(step["value"]), [1 - math.exp(high), 1 - math.exp(low)]
             relative, relative_ci = gain, ci
         else:
-            sign = SEEDED[metric][1]
+            sign = 1 if metrics.METRICS[metric].higher_is_better else -1
             gain, ci = sign * step["value"], sorted([sign * low, sign * high])
             relative, relative_ci = (gain / level, [c / level for c in ci]) if level > 0 else (None, None)
         steps.append({"from": small, "to": large, "gain": gain, "gain_ci": ci, "relative_gain": relative,

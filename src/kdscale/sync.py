@@ -31,7 +31,8 @@ from kdscale import paths, tracking
 from kdscale.config import load_params, to_dict
 from kdscale.jsonl import read_json
 from kdscale.paths import TRAINING_LOG
-from kdscale.records import StudySummary
+from kdscale.metrics import for_mlflow
+from kdscale.records import StudySummary, TypeRates
 
 SYNC_TAG = "kdscale.synced"  # set on runs that sync created, so the UI tells them from live ones
 
@@ -68,7 +69,7 @@ def log_curve(client: MlflowClient, run_id: str, history: list[dict]) -> int:
     """The Trainer's log history as train/<name> per step, as the live MLflowLogger logs it."""
     metrics = [Metric(f"train/{k}", float(v), now_ms(), int(h["step"]))
                for h in history if "step" in h and "loss" in h
-               for k, v in h.items() if k != "step" and isinstance(v, (int, float)) and math.isfinite(v)]
+               for k, v in h.items() if k in tracking.CURVES and isinstance(v, (int, float)) and math.isfinite(v)]
     for start in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
         tracking.retry(client.log_batch, run_id, metrics=metrics[start:start + 1000])
     return len(metrics)
@@ -119,6 +120,15 @@ def sync_student(client, experiment_id: str, params, size: int, registered_name:
     return added
 
 
+ADHERENCE_BY_TYPE = "adherence_by_type.json"  # the per-type pass rates, one artifact, not 50 single-value charts
+
+
+def by_type(details: dict) -> dict[str, dict]:
+    """Per instruction type: the strict pass rate and the prompts that carry the type."""
+    rates = TypeRates.read(details)
+    return {t: {"pass_rate": r, "prompts": rates.prompts.get(t)} for t, r in sorted(rates.pass_rate.items())}
+
+
 def complete_student_run(client, run_id: str, size: int, seed: int | None) -> list[str]:
     """What the run lacks of the training curve and summary, the evaluation's numbers, answers and details,
     and the subset and held-out set as dataset inputs."""
@@ -129,11 +139,15 @@ def complete_student_run(client, run_id: str, size: int, seed: int | None) -> li
     if not tracking.retry(client.get_metric_history, run_id, "train/loss"):
         if log_curve(client, run_id, log.get("log_history", [])):
             added.append("curve")
-    new = missing_metrics(client, run_id, {k: v for k, v in log["summary"].items() if k != "size"})
-    new.update(missing_metrics(client, run_id, {f"eval/{k}": v for k, v in eval_metrics.items()}))
+    # the registry's MLflow metrics only: the headline, the training summary; the rest is in the artifacts
+    new = missing_metrics(client, run_id, tracking.training_metrics(log["summary"]))
+    new.update(missing_metrics(client, run_id, for_mlflow(eval_metrics)))
     if new:
         tracking.retry(client.log_batch, run_id, metrics=[Metric(k, v, now_ms(), 0) for k, v in new.items()])
         added.append(f"{len(new)} metrics")
+    if eval_metrics and not has_artifact(client, run_id, ADHERENCE_BY_TYPE):
+        tracking.retry(client.log_dict, run_id, by_type(eval_metrics), ADHERENCE_BY_TYPE)
+        added.append("adherence by type")
     if subset.is_file() and not has_dataset(client, run_id, subset):
         tracking.log_dataset(subset, "training", run_id=run_id)
         added.append("subset")
@@ -236,7 +250,7 @@ def _sync() -> dict[str, list[str]]:
         done["teacher-eval"] = sync_simple(
             client, experiment_id, "evaluate_teacher", "teacher-eval",
             [paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES], {},
-            {f"eval/{k}": v for k, v in read_json(paths.TEACHER_EVAL_DETAILS).items()},
+            for_mlflow(read_json(paths.TEACHER_EVAL_DETAILS)),
             [paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_DETAILS], [(paths.TEACHER_HELDOUT, "evaluation")])
     for size, seed in trained_students():
         done[paths.student_name(size, seed)] = sync_student(client, experiment_id, params, size,

@@ -144,6 +144,21 @@ _setup_uri: str | None = None  # the store of the last setup() in this process
 # MLflow 3's UI opens an experiment without this tag on its GenAI overview ("Traces 0"); tagged,
 # it opens on the training runs.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"  # the experiment's description in the UI
+DESCRIPTION = """A kdscale study: students distilled from a teacher's answers at growing data sizes.
+
+- **student-nN** (student-nN-seedS for a replicate seed): the student trained on N teacher answers. Its
+  charts: the training curves (`train/loss`, `train/grad_norm`, `train/learning_rate`,
+  `train/tokens_per_sec`), the training summary, and its evaluation (`eval/perplexity` on the held-out
+  teacher answers, `eval/pass_rate` on the adherence prompts, with 95% intervals, speed and size). The
+  per-type pass rates are the artifact `adherence_by_type.json`, every number the details file, every
+  answer the samples file. Its model is registered with the alias nN.
+- **teacher-generation**: the teacher answering the prompts (throughput, tokens).
+- **teacher-filter**: the filters that keep or drop those answers (counts by reason).
+- **teacher-eval**: the teacher scored as the students are.
+- **report**: the study's combined scores and fit, with the report, its figure and the answers side by side.
+
+The study's record is its git repository (DVC); this view is rebuilt from it by `kdscale sync`."""
 
 
 def experiment_name() -> str:
@@ -177,8 +192,9 @@ def setup(experiment: str | None = None) -> str:
             exp_id = exp.experiment_id
             if exp.lifecycle_stage == "deleted":  # deleted in the UI: bring it back rather than fail
                 retry(client.restore_experiment, exp_id)
-        if exp is None or exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            retry(client.set_experiment_tag, exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        for tag, value in ((EXPERIMENT_KIND_TAG, EXPERIMENT_KIND), (DESCRIPTION_TAG, DESCRIPTION)):
+            if exp is None or exp.tags.get(tag) != value:
+                retry(client.set_experiment_tag, exp_id, tag, value)
     retry(mlflow.set_experiment, experiment_id=exp_id)
     _setup_uri = uri
     close_dead_runs(exp_id)
@@ -372,6 +388,18 @@ def flat_metrics(d: dict) -> dict[str, float]:
         if math.isfinite(x) and not isinstance(v, (str, bool)):
             metrics[k] = x
     return metrics
+
+
+# What a student's run shows of its training: the summary's numbers below (the rest of the summary stays
+# in training_log.json, with the model) and, per logging step as train/<name>, the Trainer's loss, gradient
+# norm and learning rate and the real (unpadded) tokens per second since the last log.
+TRAINING_METRICS = ["final_loss", "train_loss", "optimizer_steps", "train_seconds", "real_tokens_per_sec",
+                    "padding_fraction"]
+CURVES = ["loss", "grad_norm", "learning_rate", "tokens_per_sec"]
+
+
+def training_metrics(summary: dict) -> dict[str, float]:
+    return {k: float(summary[k]) for k in TRAINING_METRICS if isinstance(summary.get(k), (int, float))}
 
 
 def log_metrics(d: dict, step: int | None = None) -> None:

@@ -50,11 +50,12 @@ class MLflowLogger(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         now, tokens = time.perf_counter(), self.collator.real_tokens
-        metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+        metrics = {k: v for k, v in logs.items() if k in tracking.CURVES and isinstance(v, (int, float))}
         if "loss" in logs:  # a step's log; the end-of-training summary trains no tokens, so no rate of 0
             metrics["tokens_per_sec"] = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
             self.last = (now, tokens)
-        tracking.log_metrics({f"train/{k}": v for k, v in metrics.items()}, step=state.global_step)
+        if metrics:  # the end-of-training summary is the run's metrics (training_summary), not a curve point
+            tracking.log_metrics({f"train/{k}": v for k, v in metrics.items()}, step=state.global_step)
 
 
 class LengthGroupedSampler(torch.utils.data.Sampler):
@@ -338,7 +339,7 @@ def main(argv=None) -> None:
         summary = {"size": size, "examples": len(examples), **{f"examples_{k}": v for k, v in counts.items()},
                    "resumed_from": resume, **training_summary(trainer, result, collator, seconds, world_size)}
         save_student(trainer, tokenizer, tmp, out, summary, active.info.run_id)
-        tracking.log_metrics({k: v for k, v in summary.items() if k != "size"})
+        tracking.log_metrics(tracking.training_metrics(summary))  # the rest is in training_log.json, with the model
         tracking.log_student_model(out, params.student.registered_name, size, replicate)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved; the checkpoints served resume only
     print(f"train: {name}: {summary['optimizer_steps']} steps in {seconds:.0f}s, "
