@@ -187,7 +187,7 @@ def test_paths_agree_with_dvc_yaml():
                                "deps": s(paths.student_dir(n, seed), paths.TEACHER_HELDOUT)},
         "evaluate_teacher": {"outs": s(paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_METRICS, paths.TEACHER_EVAL_DETAILS),
                              "deps": s(paths.TEACHER_DIR, paths.TEACHER_HELDOUT)},
-        "report": {"outs": s(*(paths.REPORTS_DIR / f for f in ("report.md", "scaling.png")), paths.SUMMARY,
+        "report": {"outs": s(paths.REPORT, paths.ANSWERS, paths.SCALING_FIGURE, paths.SUMMARY,
                              paths.SUMMARY_DETAILS, paths.PLOTS_DIR / "scaling.json", paths.LOSS_PLOT),
                    "deps": s(paths.METRICS_DIR, paths.SAMPLES_DIR, paths.LOSS_PLOTS_DIR)},
     }
@@ -279,9 +279,11 @@ def test_repro_writes_every_output(reproduced):
     for metrics in [paths.student_metrics(n) for n in SIZES] + [paths.TEACHER_EVAL_METRICS]:
         m = json.loads((project / metrics).read_text())
         assert list(m) == headline_keys(), metrics  # only the headline; the rest is in metrics/details/
-        for key in ("perplexity", "pass_rate", "tokens_per_sec", "model_size_mb"):
+        for key in ("perplexity", "pass_rate", "degenerate_share"):
             assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), (metrics, key)
-        assert m["perplexity"] > 1 and 0 <= m["pass_rate"] <= 1 and m["tokens_per_sec"] > 0 and m["model_size_mb"] > 0
+        assert m["perplexity"] > 1 and 0 <= m["pass_rate"] <= 1 and 0 <= m["degenerate_share"] <= 1
+        d = json.loads((project / metrics.parent / "details" / metrics.name).read_text())
+        assert d["tokens_per_sec"] > 0 and d["model_size_mb"] > 0
     assert len(read_jsonl(project / paths.TEACHER_SAMPLES)) > 0
 
     for name in ("report.md", "scaling.png", "summary.json"):
@@ -291,8 +293,9 @@ def test_repro_writes_every_output(reproduced):
         m = json.loads((project / details).read_text())
         assert set(headline_keys()) < m.keys() and any(k.startswith("type_pass_rate.") for k in m), details
     summary = json.loads((project / paths.REPORTS_DIR / "summary.json").read_text())
-    assert set(summary["combined_score"]) >= {f"student-n{n}" for n in SIZES}
-    assert "combined_score_seed" in json.loads((project / paths.SUMMARY_DETAILS).read_text())
+    details = json.loads((project / paths.SUMMARY_DETAILS).read_text())
+    assert summary["best_student"] in SIZES and set(details["combined_score"]) >= {f"student-n{n}" for n in SIZES}
+    assert "combined_score_seed" in details
     rows = json.loads((project / paths.PLOTS_DIR / "scaling.json").read_text())
     assert [r["size"] for r in rows] == SIZES
     assert all({"perplexity", "pass_rate", "tokens_per_sec"} <= r.keys() for r in rows)

@@ -383,9 +383,7 @@ def test_summarize_ranks_and_compares_with_the_teacher(study):
     assert fit["points"] == 5 and fit["alpha"] == pytest.approx(0.5, rel=1e-3)  # n = 0 not fitted
     assert s.doubling_gain_below_threshold_at == pytest.approx(analytic_threshold(3, 50, 0.5, 0.05), rel=0.05)
     assert s.total_train_seconds == 10.0 * sum(SIZES)
-    head = s.headline()
-    assert set(head) == {"combined_score", "fit"}
-    assert head["fit"] == {k: fit[k] for k in ("floor", "floor_se", "b", "b_se", "alpha", "alpha_se")}
+    assert s.headline() == {"best_student": s.best_student_size, "fit_stops_at": round(s.doubling_gain_below_threshold_at)}
     json.dumps(asdict(s))  # the summary file holds it all
 
 
@@ -438,7 +436,7 @@ def test_report_says_when_the_fit_cannot_answer(study):
     assert "not identifiable from these points" in text and "makes no claim" in text
     few = {n: students[n] for n in SIZES[:4]}  # sizes 0, 25, 50, 100: three points to fit
     s = summary.summarize(params, few, TEACHER, GENERATION)
-    assert s.perplexity_fit is None and "fit" not in s.headline()
+    assert s.perplexity_fit is None and s.headline()["fit_stops_at"] is None
     text = report.build_report(params, few, TEACHER, GENERATION, s)
     assert "The fit needs at least 4 sizes > 0" in text
 
@@ -496,23 +494,22 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     headline = json.loads((tmp_path / "reports/summary.json").read_text())
     details = json.loads((tmp_path / "reports/summary_details.json").read_text())
-    assert set(headline) == {"combined_score", "fit"}  # the headline: what `dvc metrics show` prints
-    assert headline["combined_score"] == details["combined_score"]
-    assert headline["fit"]["alpha"] == details["perplexity_fit"]["alpha"]
+    assert set(headline) == {"best_student", "fit_stops_at"}  # the headline: what `dvc metrics show` prints
+    assert headline["best_student"] == details["best_student_size"]
     assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(details)
     typed = StudySummary.read(paths.SUMMARY_DETAILS)  # what sync reads: the same numbers, typed
     assert typed.headline() == headline and typed.seeds == {n: 1 for n in MAIN_SIZES}
     # every model answered the same two prompts and forty held-out answers: the scores carry intervals
-    assert set(details["combined_score_ci"]) == set(headline["combined_score"])
+    assert set(details["combined_score_ci"]) == set(details["combined_score"])
     assert "2 adherence prompts and the 40 held-out answers" in details["score_uncertainty"]
-    assert set(headline["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
-    assert all(isinstance(v, float) for v in headline["combined_score"].values())
+    assert set(details["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
+    assert all(isinstance(v, float) for v in details["combined_score"].values())
     rows = json.loads((tmp_path / "plots/scaling.json").read_text())
     assert [r["size"] for r in rows] == MAIN_SIZES
     assert rows[2]["perplexity"] == pytest.approx(ppl(100))
     assert rows[2]["perplexity_ci_high"] == pytest.approx(1.3 * ppl(100))
     assert rows[2]["degenerate_share"] == pytest.approx(0.6)
-    assert rows[2]["combined_score"] == headline["combined_score"]["student-n100"]
+    assert rows[2]["combined_score"] == details["combined_score"]["student-n100"]
     # Every size's loss in one file, labelled by size: one chart with one line per size.
     loss = json.loads((tmp_path / "plots/loss.json").read_text())
     assert sorted({r["samples"] for r in loss}) == MAIN_SIZES
@@ -525,7 +522,7 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["kdscale.stage"] == "report"
     metrics = runs[0].data.metrics
-    assert metrics["combined_score.teacher"] == pytest.approx(headline["combined_score"]["teacher"])
+    assert metrics["combined_score.teacher"] == pytest.approx(details["combined_score"]["teacher"])
     assert metrics["combined_score_seed.teacher"] == pytest.approx(details["combined_score_seed"]["teacher"])
     assert metrics["fit.alpha"] == pytest.approx(details["perplexity_fit"]["alpha"])
     client = mlflow.MlflowClient()

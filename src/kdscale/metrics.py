@@ -19,7 +19,9 @@ class Metric:
     unit: Literal["", "rate", "tokens/s", "MiB", "s"] = ""  # "rate": a share in [0, 1], printed as a percentage
     higher_is_better: bool = True
     interval: bool = False  # the model's files carry <name>_ci_low and <name>_ci_high, a 95% interval
-    headline: bool = False  # in metrics/<model>.json: what `dvc metrics show` and `dvc exp show` print
+    # in metrics/<model>.json, with its interval: what `dvc metrics show` and `dvc exp show` print (three
+    # metrics, so that a study's table fits 160 columns); the rest is in metrics/details/<model>.json
+    headline: bool = False
     mlflow: bool = False  # a metric of the model's MLflow run; the rest stays in metrics/details/
     scaling: bool = False  # a column of plots/scaling.json, against the training-set size
     # the 0/1 outcome of one adherence prompt's answer (a line of samples/*.jsonl), which the paired
@@ -45,11 +47,11 @@ EVALUATION = [
     Metric("instruction_pass_rate", "Instructions passed (strict)", "rate", mlflow=True),
     Metric("degenerate_share", "Degenerate share", "rate", higher_is_better=False, headline=True, mlflow=True,
            scaling=True, per_prompt=lambda s: bool(s.get("degenerate", False)), ruled=True),
-    Metric("answers_ended_eos", "Ended at EOS", "rate", headline=True, mlflow=True, scaling=True,
+    Metric("answers_ended_eos", "Ended at EOS", "rate", mlflow=True, scaling=True,
            per_prompt=lambda s: s.get("finish_reason") == "eos"),
-    Metric("tokens_per_sec", "Tokens/s (batch 1)", "tokens/s", headline=True, mlflow=True, scaling=True),
+    Metric("tokens_per_sec", "Tokens/s (batch 1)", "tokens/s", mlflow=True, scaling=True),
     Metric("batched_tokens_per_sec", "Tokens/s (batched)", "tokens/s"),
-    Metric("model_size_mb", "Size", "MiB", higher_is_better=False, headline=True, mlflow=True),
+    Metric("model_size_mb", "Size", "MiB", higher_is_better=False, mlflow=True),
     Metric("peak_memory_mb", "Peak memory", "MiB", higher_is_better=False),
     Metric("eval_seconds", "Evaluation time", "s", higher_is_better=False, mlflow=True),
     # copied from the training summary by evaluate, so the report reads one file per model

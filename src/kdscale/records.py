@@ -79,12 +79,11 @@ class StudySummary:
     replicates_missing: list[str] = field(default_factory=list)
 
     def headline(self) -> dict:
-        """What `dvc metrics show` and `dvc exp show` print for the study: the combined scores and the fit."""
-        out = {"combined_score": self.combined_score}
-        fit = self.perplexity_fit
-        if fit and fit["converged"]:
-            out["fit"] = {k: fit[k] for k in ("floor", "floor_se", "b", "b_se", "alpha", "alpha_se")}
-        return out
+        """What `dvc metrics show` and `dvc exp show` print for the study: the best student, and the size beyond
+        which the fit's doubling gain is under the threshold (None: no extrapolation). The combined scores
+        are normalised within the study, so they do not compare across experiments: they stay in the details."""
+        at = self.doubling_gain_below_threshold_at
+        return {"best_student": self.best_student_size, "fit_stops_at": None if at is None else round(at)}
 
     def write(self, details: Path, headline: Path) -> None:
         write_json(details, asdict(self))
