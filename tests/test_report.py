@@ -215,6 +215,12 @@ def test_models_differing_by_a_constant_per_answer_get_a_near_zero_width_paired_
     rows = {10: ["student-n10"], 20: ["student-n20"]}
     (seeded,) = summary.seeded_steps(rows, models, axes, "perplexity")
     assert seeded["gain_ci"] == pytest.approx([1 - math.exp(-0.1)] * 2, abs=1e-9)  # the rule sees a sure 9.5% gain
+    # and a student a constant above the teacher is that many times the teacher's perplexity in every draw
+    evidence.nll_sums[2] = evidence.nll_sums[1] - 0.5 * evidence.token_counts[1]
+    models["teacher"]["perplexity"] = models["student-n20"]["perplexity"] * math.exp(-0.5)
+    sized = {name: m | {"model_size_mb": 1.0} for name, m in models.items()}
+    ratios = summary.vs_teacher(sized, summary.speed_terms(models), stats.resampled_axes(evidence))
+    assert ratios["student-n20"]["perplexity_ratio_ci"] == pytest.approx([math.exp(0.5)] * 2, rel=1e-9)
 
 
 def test_paired_evidence_needs_the_same_answers_and_prompts_for_every_model():
