@@ -500,7 +500,7 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     headline = json.loads((tmp_path / "reports/summary.json").read_text())
     details = json.loads((tmp_path / "reports/summary_details.json").read_text())
-    assert set(headline) == {"best_student", "fit_stops_at"}  # the headline: what `dvc metrics show` prints
+    assert set(headline) == {"best_student", "fit_stops_at"}  # the study's answer in two numbers
     assert headline["best_student"] == details["best_student_size"]
     assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(details)
     typed = StudySummary.read(paths.SUMMARY_DETAILS)  # what sync reads: the same numbers, typed

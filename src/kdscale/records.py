@@ -79,9 +79,9 @@ class StudySummary:
     replicates_missing: list[str] = field(default_factory=list)
 
     def headline(self) -> dict:
-        """What `dvc metrics show` and `dvc exp show` print for the study: the best student, and the size beyond
-        which the fit's doubling gain is under the threshold (None: no extrapolation). The combined scores
-        are normalised within the study, so they do not compare across experiments: they stay in the details."""
+        """The study's answer in two numbers (reports/summary.json): the best student, and the size beyond which
+        the fit's doubling gain is under the threshold (None: no extrapolation). The combined scores are
+        normalised within the study, so they do not compare across experiments: they stay in the details."""
         at = self.doubling_gain_below_threshold_at
         return {"best_student": self.best_student_size, "fit_stops_at": None if at is None else round(at)}
 
