@@ -329,7 +329,7 @@ def test_repro_records_runs_and_models(reproduced):
         assert "kdscale.synced" not in run.data.tags  # logged live, completed by sync
         evaluated = {f"eval/{k}" for k in ("perplexity", "pass_rate", "tokens_per_sec", "model_size_mb")}
         assert evaluated <= run.data.metrics.keys()
-        assert len(client.get_metric_history(run.info.run_id, "train/loss")) >= 1  # per-step training metrics
+        assert len(client.get_metric_history(run.info.run_id, "Training/loss")) >= 1  # per-step training metrics
         assert run.data.params["train.learning_rate"] and run.data.params["size"] == str(n)
         version = model.aliases[f"n{n}"]
         assert versions[str(version)].run_id == run.info.run_id

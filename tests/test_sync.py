@@ -118,7 +118,7 @@ def test_sync_builds_the_full_view_in_a_fresh_clone_once(checkout, capsys):
     assert student.data.tags["kdscale.original_run_id"] == "f" * 32
     assert student.data.tags[tracking.KEY_TAG] == tracking.run_key("train", SIZE, [paths.student_dir(SIZE)])
     assert student.data.params["train.learning_rate"] and student.data.params["size"] == str(SIZE)
-    assert [m.value for m in client.get_metric_history(run_id, "train/loss")] == pytest.approx([2.9, 2.8, 2.7])
+    assert [m.value for m in client.get_metric_history(run_id, "Training/loss")] == pytest.approx([2.9, 2.8, 2.7])
     assert student.data.metrics["eval/perplexity"] == 40.5 and student.data.metrics["final_loss"] == 2.7
     assert {f.path for f in client.list_artifacts(run_id)} >= {paths.student_samples(SIZE).name}
     assert client.get_run(run_id).data.tags["kdscale.model_uri"] == f"models:/{NAME}/1"
@@ -138,7 +138,8 @@ def test_sync_builds_the_full_view_in_a_fresh_clone_once(checkout, capsys):
     assert runs["teacher-eval"].data.metrics["eval/perplexity"] == 2.5
     # the registry's MLflow metrics, not every number of the details: those stay in the details artifact,
     # and the per-type pass rates in one table artifact instead of a chart each
-    assert set(student.data.metrics) == {"train/loss", "train/learning_rate", "train/grad_norm", "final_loss",
+    assert set(student.data.metrics) == {"Training/loss", "Training steps/learning_rate", "Training steps/grad_norm",
+                                         "final_loss",
                                          "optimizer_steps", "train_seconds", "eval/perplexity", "eval/pass_rate",
                                          "eval/tokens_per_sec", "eval/model_size_mb"}
     assert "eval/latency_mean_s" not in runs["teacher-eval"].data.metrics
@@ -155,13 +156,13 @@ def test_sync_completes_a_live_run_and_follows_a_new_evaluation(checkout):
     student = paths.student_dir(SIZE)
     tracking.setup()
     with tracking.start_run("train", f"student-n{SIZE}", {}, outputs=[student], size=SIZE) as live:
-        tracking.log_metrics({"train/loss": 2.9}, step=1)
+        tracking.log_metrics({"Training/loss": 2.9}, step=1)
         tracking.write_run_id(student, live.info.run_id)  # as train does, before the run ends and takes its key
     sync.sync()
     client = MlflowClient()
     assert counts()["runs"] == 5  # no second student run
     got = client.get_run(live.info.run_id)
-    assert len(client.get_metric_history(live.info.run_id, "train/loss")) == 1  # the live curve is kept
+    assert len(client.get_metric_history(live.info.run_id, "Training/loss")) == 1  # the live curve is kept
     assert got.data.metrics["eval/perplexity"] == 40.5
     assert client.get_model_version_by_alias(NAME, f"n{SIZE}").run_id == live.info.run_id
 

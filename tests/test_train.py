@@ -368,7 +368,7 @@ def test_one_mlflow_run_per_model(memorised):
     assert params["train.max_steps"] == "120" and params["optimizer_steps"] == "120"
     # HF's MLflowCallback would have logged every TrainingArguments field.
     assert not {"per_device_train_batch_size", "output_dir", "lr_scheduler_type"} & set(params)
-    assert "train/loss" in run_.data.metrics and "train/tokens_per_sec" in run_.data.metrics
+    assert "Training/loss" in run_.data.metrics and "Training steps/tokens_per_sec" in run_.data.metrics
 
 
 # ----------------------------------------------------------------------------- processes
@@ -451,9 +451,9 @@ def test_logged_tokens_per_sec_is_never_the_summary_s_zero(monkeypatch):
         state.global_step = step
         logger.on_log(None, state, None, logs={"loss": 2.0, "learning_rate": 1e-3})
     logger.on_log(None, state, None, logs={"train_loss": 2.0, "train_runtime": 9.0})
-    rates = [m.get("train/tokens_per_sec") for _, m in logged]
+    rates = [m.get("Training steps/tokens_per_sec") for _, m in logged]
     assert len(rates) == 2 and rates[0] > 0 and rates[1] > 0  # the summary is no point of a curve
-    assert set(logged[0][1]) == {"train/loss", "train/learning_rate", "train/tokens_per_sec"}
+    assert set(logged[0][1]) == {"Training/loss", "Training steps/learning_rate", "Training steps/tokens_per_sec"}
 
 
 def test_checkpoints_fall_on_logging_steps(tmp_path):

@@ -67,7 +67,7 @@ def has_dataset(client: MlflowClient, run_id: str, path: Path) -> bool:
 
 def log_curve(client: MlflowClient, run_id: str, history: list[dict]) -> int:
     """The Trainer's log history as train/<name> per step, as the live MLflowLogger logs it."""
-    metrics = [Metric(f"train/{k}", float(v), now_ms(), int(h["step"]))
+    metrics = [Metric(tracking.CURVES[k], float(v), now_ms(), int(h["step"]))
                for h in history if "step" in h and "loss" in h
                for k, v in h.items() if k in tracking.CURVES and isinstance(v, (int, float)) and math.isfinite(v)]
     for start in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
@@ -136,7 +136,7 @@ def complete_student_run(client, run_id: str, size: int, seed: int | None) -> li
     details, subset = paths.student_details(size, seed), paths.subset_file(size, seed)
     eval_metrics = read_json(details) if details.is_file() else {}  # every number; metrics/ holds the headline
     added = []
-    if not tracking.retry(client.get_metric_history, run_id, "train/loss"):
+    if not tracking.retry(client.get_metric_history, run_id, tracking.CURVES["loss"]):
         if log_curve(client, run_id, log.get("log_history", [])):
             added.append("curve")
     # the registry's MLflow metrics only: the headline, the training summary; the rest is in the artifacts

@@ -148,10 +148,10 @@ DESCRIPTION_TAG = "mlflow.note.content"  # the experiment's description in the U
 DESCRIPTION = """A kdscale study: students distilled from a teacher's answers at growing data sizes.
 
 - **student-nN** (student-nN-seedS for a replicate seed): the student trained on N teacher answers. Its
-  charts: the training curves (`train/loss`, `train/grad_norm`, `train/learning_rate`,
-  `train/tokens_per_sec`), the training summary, and its evaluation (`eval/perplexity` on the held-out
-  teacher answers, `eval/pass_rate` on the adherence prompts, with 95% intervals, speed and size). The
-  per-type pass rates are the artifact `adherence_by_type.json`, every number the details file, every
+  charts: the training loss per step (`Training/loss`, first), the gradient norm, learning rate and
+  tokens/s per step (`Training steps/...`), its evaluation (`eval/perplexity` on the held-out
+  teacher answers, `eval/pass_rate` on the adherence prompts, with 95% intervals, speed and size), and
+  the training summary (final loss, steps, seconds, tokens/s, padding). The per-type pass rates are the artifact `adherence_by_type.json`, every number the details file, every
   answer the samples file. Its model is registered with the alias nN.
 - **teacher-generation**: the teacher answering the prompts (throughput, tokens).
 - **teacher-filter**: the filters that keep or drop those answers (counts by reason).
@@ -391,11 +391,14 @@ def flat_metrics(d: dict) -> dict[str, float]:
 
 
 # What a student's run shows of its training: the summary's numbers below (the rest of the summary stays
-# in training_log.json, with the model) and, per logging step as train/<name>, the Trainer's loss, gradient
-# norm and learning rate and the real (unpadded) tokens per second since the last log.
+# in training_log.json, with the model) and, per logging step, the Trainer's loss, gradient norm and
+# learning rate and the real (unpadded) tokens per second since the last log. MLflow's run page groups
+# charts by the name before "/" and sorts the groups as text, unprefixed last: "Training" (the loss alone)
+# comes first, then "Training steps", then "eval", so the loss is the first chart a run shows.
 TRAINING_METRICS = ["final_loss", "train_loss", "optimizer_steps", "train_seconds", "real_tokens_per_sec",
                     "padding_fraction"]
-CURVES = ["loss", "grad_norm", "learning_rate", "tokens_per_sec"]
+CURVES = {"loss": "Training/loss", "grad_norm": "Training steps/grad_norm",
+          "learning_rate": "Training steps/learning_rate", "tokens_per_sec": "Training steps/tokens_per_sec"}
 
 
 def training_metrics(summary: dict) -> dict[str, float]:

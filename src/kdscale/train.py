@@ -55,7 +55,7 @@ class MLflowLogger(TrainerCallback):
             metrics["tokens_per_sec"] = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
             self.last = (now, tokens)
         if metrics:  # the end-of-training summary is the run's metrics (training_summary), not a curve point
-            tracking.log_metrics({f"train/{k}": v for k, v in metrics.items()}, step=state.global_step)
+            tracking.log_metrics({tracking.CURVES[k]: v for k, v in metrics.items()}, step=state.global_step)
 
 
 class LengthGroupedSampler(torch.utils.data.Sampler):
