@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from kdscale import report, stats, summary
+from kdscale import figures, report, stats, summary
 from kdscale.config import parse_params
 from kdscale.profile import profile_params
 from kdscale.records import StudySummary
@@ -458,7 +458,7 @@ def test_steps_schedule_says_every_size_trains_the_same_steps(study):
 def test_curves_draw_the_untrained_student_apart(study, tmp_path):
     _, students = study
     out = tmp_path / "scaling.png"
-    report.draw_curves(students, TEACHER, out)
+    figures.draw_curves(students, TEACHER, out)
     assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 

@@ -159,13 +159,16 @@ class TrainParams(Section):
     kd_weight: float = Field(0.5, description="the KD share with objective: mixed")
 
 
+NEW_TOKENS = 128  # an evaluated answer's length limit, and the timing's; generation's default too
+
+
 class EvalParams(Section):
-    max_new_tokens: PositiveInt = 128
+    max_new_tokens: PositiveInt = NEW_TOKENS
     batch_size: PositiveInt = Field(50, description="the 50 adherence prompts in one batch: 1.6x faster than 16 here")
     adherence_file: str = Field("", description="\"\" = the project's 50-prompt set")
     speed_runs: PositiveInt = Field(
         1, description="timed runs per model (the score uses the median over an architecture)")
-    speed_new_tokens: PositiveInt = 128
+    speed_new_tokens: PositiveInt = NEW_TOKENS
 
 
 class ReportParams(Section):

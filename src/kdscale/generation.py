@@ -21,12 +21,13 @@ from typing import Iterator
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from kdscale.config import NEW_TOKENS
 from kdscale.errors import UserError
 
 
 @dataclass
 class DecodeParams:
-    max_new_tokens: int = 128
+    max_new_tokens: int = NEW_TOKENS
     min_new_tokens: int = 0
     do_sample: bool = False
     temperature: float = 1.0

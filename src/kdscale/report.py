@@ -1,7 +1,8 @@
 """Stage `report`: the study's written report, its figure and its summary files, from the stages' files.
 
 What the report says is computed in `summary` (scores, steps, the rule, the fit) on the statistics of
-`stats`; this module renders it: reports/report.md, reports/scaling.png, the summaries, the DVC plots.
+`stats`; this module renders it: reports/report.md and answers.md, the summaries and the DVC plots, and
+the figure (drawn by `figures`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from kdscale import paths, stats
 from kdscale.config import ReportParams, load_params, replicates
+from kdscale.figures import draw_curves
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
 from kdscale.metrics import METRICS, scaling_keys
 from kdscale.records import StudySummary, TypeRates, dropped_read
@@ -33,82 +33,6 @@ def _ppl(value) -> str:
     if value is None or math.isnan(value):
         return "n/a"
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
-
-
-PANELS = [("perplexity", "perplexity (held-out teacher answers, 95% CI)", True),
-          ("pass_rate", "adherence pass rate (strict, 95% CI) and degenerate share", False),
-          ("tokens_per_sec", "tokens/s (batch 1, greedy; one timing per model)", False),
-          ("train_seconds", "training time (s)", False)]
-
-
-
-
-def error_bars(key: str, ms: list[dict]):
-    """matplotlib's yerr (below, above) from the models' interval keys; None where a model has none."""
-    ci = f"{key}_ci"
-    if key not in METRICS or not METRICS[key].interval or not all(f"{ci}_low" in m for m in ms):
-        return None
-    return [[max(m[key] - m[f"{ci}_low"], 0.0) for m in ms], [max(m[f"{ci}_high"] - m[key], 0.0) for m in ms]]
-
-
-def draw_panel(ax, key: str, students: dict[int, dict], teacher: dict, replicas: dict, x_zero: float) -> None:
-    sizes = sorted(n for n in students if n > 0)
-    zero, ms = students.get(0), [students[n] for n in sizes]
-    # Timings of one architecture differ by noise alone: points, not a line that suggests a trend.
-    ax.errorbar(sizes, [m[key] for m in ms], yerr=error_bars(key, ms), marker="o", capsize=4, label="students",
-                linestyle="none" if key == "tokens_per_sec" else "-")
-    others = sorted(replicas.items())
-    if others and key in ("perplexity", "pass_rate"):
-        ax.plot([n for (n, _), _ in others], [m[key] for _, m in others], marker="o", markerfacecolor="none",
-                color="C0", linestyle="none", label="other seeds")
-    if zero is not None and key in zero:
-        ax.errorbar([x_zero], [zero[key]], yerr=error_bars(key, [zero]), marker="s", color="C3", capsize=4,
-                    linestyle="none", label="untrained (n=0)")
-    if key == "pass_rate":
-        ax.plot(sizes, [m.get("degenerate_share", float("nan")) for m in ms], marker="x", color="C2",
-                label="degenerate share")
-        if zero is not None and "degenerate_share" in zero:
-            ax.plot([x_zero], [zero["degenerate_share"]], marker="x", color="C3", linestyle="none")
-    if key == "tokens_per_sec":
-        timed = ms + ([zero] if zero is not None else [])
-        if len({m.get("architecture") for m in timed}) == 1:
-            ax.axhline(float(np.median([m[key] for m in timed])), color="C0", linestyle=":",
-                       label="students' median (the score's speed term)")
-        ax.set_ylim(bottom=0)
-    if key in teacher:
-        ax.axhline(teacher[key], color="gray", linestyle="--", label="teacher")
-    ax.set_xscale("log")
-    ticks = ([x_zero] if zero is not None else []) + sizes
-    ax.set_xticks(ticks, (["0"] if zero is not None else []) + [str(n) for n in sizes])
-    ax.minorticks_off()
-
-
-def draw_curves(students: dict[int, dict], teacher: dict, out,
-                replicas: dict[tuple[int, int], dict] | None = None) -> None:
-    """Four panels against samples on a log axis; the untrained student (n = 0) is drawn apart, as a
-    square at the left edge labelled "0", not joined to the curve. Replicate seeds are hollow points
-    beside the study's own seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = sorted(n for n in students if n > 0)
-    x_zero = (min(sizes) if sizes else 1) / 2.5  # left of the smallest size, on the log axis
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    for ax, (key, title, log_y) in zip(axes.flat, PANELS):
-        draw_panel(ax, key, students, teacher, replicas or {}, x_zero)
-        if log_y:
-            ax.set_yscale("log")
-        ax.set_xlabel("training samples (teacher answers)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("kdscale: student quality and cost against teacher-written data")
-    fig.tight_layout()
-    with atomic_open(out, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
 
 
 def side_by_side(teacher_samples: list[dict], student_samples: dict[int, list[dict]]) -> list[str]:
