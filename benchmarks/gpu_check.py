@@ -230,7 +230,7 @@ def vllm_rate(project: Path, teacher: dict, n: int) -> float | None:
     from kdscale.jsonl import read_jsonl
     from kdscale.models import load_tokenizer
     from kdscale.prompts import build_prompt
-    from kdscale.teacher import decode_params
+    from kdscale.stages.teacher import decode_params
 
     params = parse_params(yaml.safe_load((project / "params.yaml").read_text()))
     tokenizer = load_tokenizer(str(project / "models/teacher"), "teacher.model")

@@ -38,16 +38,16 @@ from kdscale.generation import generate_all
 from kdscale.models import load_model
 from kdscale.prompts import build_prompt
 from kdscale.sources import load_prompts
-from kdscale.teacher import decode_params, generated_topk, progress_row
-from kdscale.teacher_topk import store_for
-from kdscale.train import completion_loss
+from kdscale.stages.teacher import decode_params, generated_topk, progress_row
+from kdscale.stages.teacher_topk import store_for
+from kdscale.stages.train import completion_loss
 
 MAX_TOPK_SHARE = 0.20
 MAX_KD_RATIO = 1.3
 
 
 def student_step(model, optimizer, batch: dict, kd: distill.KDConfig | None) -> float:
-    """One optimizer step with training's loss (kdscale.train.completion_loss: the LM head at answer
+    """One optimizer step with training's loss (kdscale.stages.train.completion_loss: the LM head at answer
     positions only, then the token NLL for sft or distill.answer_loss for kd)."""
     start = time.perf_counter()
     loss, _ = completion_loss(model, batch, kd)

@@ -33,7 +33,7 @@ from kdscale.models import load_model, load_tokenizer
 from kdscale.prompts import build_prompt
 from kdscale.served import Stats, generate_served, make_client, preflight, requests_for
 from kdscale.sources import load_prompts
-from kdscale.teacher import decode_params
+from kdscale.stages.teacher import decode_params
 
 
 def free_port() -> int:

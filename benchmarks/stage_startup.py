@@ -23,13 +23,14 @@ from pathlib import Path
 
 STAGES = ["prepare", "teacher_model", "teacher", "teacher_filter", "teacher_topk", "subsets", "student_init",
           "train", "evaluate", "report", "sync", "compare"]
-PROBE = ("import sys, time; t = time.perf_counter(); import kdscale.{stage}; "
+PROBE = ("import sys, time; t = time.perf_counter(); import {module}; "
          "print(time.perf_counter() - t, 'torch' in sys.modules, 'mlflow' in sys.modules)")
 
 
 def startup(src: Path, stage: str) -> tuple[float, bool, bool] | None:
     """Seconds to import the stage (after the interpreter is up), and whether torch and MLflow came with it."""
-    run = subprocess.run([sys.executable, "-c", PROBE.format(stage=stage)], capture_output=True, text=True,
+    module = f"kdscale.stages.{stage}" if (src / "kdscale/stages" / f"{stage}.py").is_file() else f"kdscale.{stage}"
+    run = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], capture_output=True, text=True,
                          env={"PYTHONPATH": str(src), "PATH": "", "OMP_NUM_THREADS": "1"})
     if run.returncode != 0:
         return None  # the stage does not exist at that revision

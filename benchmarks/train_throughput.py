@@ -2,12 +2,12 @@
 the project's batching (length-grouped batches, each padded to its own longest example).
 
 Both runs train the study's student (the student before training, models/student-init, prepared
-as kdscale.train prepares it) on the kept teacher answers of
+as kdscale.stages.train prepares it) on the kept teacher answers of
 data/teacher/pool.jsonl, with the same seed, initial weights, batch size, learning-rate
-schedule and number of optimizer steps, through kdscale.train's Trainer and arguments:
+schedule and number of optimizer steps, through kdscale.stages.train's Trainer and arguments:
 
   padded   random batch order, every batch padded to the longest example of the dataset
-  project  kdscale.train exactly: train_sampling_strategy="group_by_length" (its
+  project  kdscale.stages.train exactly: train_sampling_strategy="group_by_length" (its
            LengthGroupedSampler) and CompletionCollator (each batch padded to its longest example)
 
 Tokens are real (non-pad) tokens of the batches the optimizer stepped on; the padding
@@ -40,7 +40,7 @@ from kdscale.config import load_params
 from kdscale.examples import CompletionCollator, tokenize_records
 from kdscale.jsonl import read_jsonl
 from kdscale.models import count_parameters, load_model, max_context
-from kdscale.train import StudentTrainer, freeze_embeddings, training_arguments
+from kdscale.stages.train import StudentTrainer, freeze_embeddings, training_arguments
 
 MIN_SPEEDUP = 1.5
 MAX_PADDING = 0.15
@@ -87,7 +87,7 @@ class Clock(TrainerCallback):
 
 
 def train_once(name: str, params, student: Path, examples: list[dict], collator, steps: int, **overrides):
-    """Train a fresh student with kdscale.train's Trainer and arguments, changed by `overrides`."""
+    """Train a fresh student with kdscale.stages.train's Trainer and arguments, changed by `overrides`."""
     model, _ = load_model(str(student), "student")  # the same initial weights each time
     freeze_embeddings(model, params)
     recorder, clock = Recorder(collator), Clock()

@@ -26,13 +26,13 @@ from datasets import Dataset
 from kdscale import paths, tracking
 from kdscale.adherence import load_adherence
 from kdscale.config import load_params
-from kdscale.evaluate import adherence, perplexity
+from kdscale.stages.evaluate import adherence, perplexity
 from kdscale.examples import CompletionCollator, tokenize_records
 from kdscale.jsonl import read_jsonl
 from kdscale.models import max_context
-from kdscale.student_init import calibration_texts, initial_student
-from kdscale.subsets import nested_order
-from kdscale.train import StudentTrainer, freeze_embeddings, optimizer_steps, training_arguments
+from kdscale.stages.student_init import calibration_texts, initial_student
+from kdscale.stages.subsets import nested_order
+from kdscale.stages.train import StudentTrainer, freeze_embeddings, optimizer_steps, training_arguments
 
 
 def parse_config(text: str) -> tuple[dict, float]:

@@ -8,11 +8,11 @@ import yaml
 from transformers import TrainingArguments
 
 from conftest import REPO
-from kdscale import train
 from kdscale.config import parse_params
 from kdscale.errors import UserError
 from kdscale.models import load_model, resolve_device
 from kdscale.profile import profile_params
+from kdscale.stages import train
 
 
 def embedded(**top) -> dict:
@@ -66,7 +66,7 @@ def test_training_precision_follows_device_and_dtype(monkeypatch):
 def test_plain_train_on_a_multi_gpu_host_uses_one_gpu(monkeypatch, capsys):
     world_size, note = train.process_count(4, env={})
     assert world_size == 1
-    assert "4 GPUs visible but no launcher" in note and "torchrun --nproc_per_node=4 -m kdscale.train" in note
+    assert "4 GPUs visible but no launcher" in note and "torchrun --nproc_per_node=4 -m kdscale.stages.train" in note
     # Under torchrun / accelerate launch, every process is one of WORLD_SIZE, silently.
     assert train.process_count(4, env={"WORLD_SIZE": "4", "RANK": "0"}) == (4, None)
     assert train.process_count(1, env={}) == (1, None)

@@ -17,7 +17,7 @@ from kdscale.distill import (KDCollator, KDConfig, TopkStore, answer_labels, bui
 from kdscale.errors import UserError
 from kdscale.examples import CompletionCollator, tokenize_records
 from kdscale.prompts import build_prompt
-from kdscale.teacher_topk import store_for
+from kdscale.stages.teacher_topk import store_for
 from test_train import in_project, record, runs_of, train_project, training_log, varied_records
 
 
@@ -85,7 +85,7 @@ def test_teacher_topk_reuses_what_generation_kept_and_passes_the_rest(store_and_
     generating (test_generation checks that those are the forward pass's); the others take the
     forward pass, and the teacher is loaded only for them. A generation that kept fewer than k
     serves no answer."""
-    from kdscale.teacher import generated_topk
+    from kdscale.stages.teacher import generated_topk
 
     store, model, tokenizer, records = store_and_model
     wide, _ = store_for(records, tokenizer, "chat", 8, 4, load_teacher=lambda: model)
@@ -234,7 +234,7 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
     pool = root / "data" / "teacher" / "pool.jsonl"  # train_project wrote the kept answers; add a dropped one
     pool.write_text("".join(json.dumps(r) + "\n" for r in records + [{**record(99, "x", "y"), "dropped": True}]))
     with in_project(root):
-        from kdscale import teacher_topk as stage, train
+        from kdscale.stages import teacher_topk as stage, train
 
         loads = []
         real_load = stage.load_model
@@ -253,7 +253,7 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
 
 
 def test_topk_stage_under_sft_skips_the_teacher_and_kd_then_names_the_stage(tmp_path, tiny_gpt2_dir, monkeypatch):
-    from kdscale import teacher_topk as stage, train
+    from kdscale.stages import teacher_topk as stage, train
 
     def no_teacher(*args, **kwargs):
         raise AssertionError("an sft study must not run the teacher's forward pass")
@@ -277,7 +277,7 @@ def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):
     root = train_project(tmp_path, tiny_gpt2_dir, {8: varied_records(8)},
                          train={"schedule": "steps", "max_steps": 1, "objective": "kd"})
     with in_project(root), pytest.raises(UserError, match="dvc repro teacher_topk"):
-        from kdscale import train
+        from kdscale.stages import train
 
         train.main(["--size", "8"])
 
@@ -292,7 +292,7 @@ def test_kd_from_a_served_teacher_without_logprobs_or_weights_says_what_to_do(tm
     for weights in (root / "models" / "teacher").glob("*.safetensors"):
         weights.unlink()  # a big served teacher: only its tokenizer and config are here
     with in_project(root), pytest.raises(UserError, match="served teacher returned none.*vLLM or SGLang"):
-        from kdscale import teacher_topk as stage
+        from kdscale.stages import teacher_topk as stage
 
         stage.main([])
     assert not (root / "data/topk/pool.safetensors").exists()

@@ -14,12 +14,13 @@ import pytest
 import yaml
 
 from conftest import REPO
+from kdscale.cli import STAGES as STAGE_NAMES
 
 SRC = REPO / "src"
 PACKAGE = SRC / "kdscale"
 # The dispatcher behind the `kdscale` command: it imports the stage's module by name and only
 # reaches a stage module's code through it, so it does not change what a stage computes.
-NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale"}
+NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale", "kdscale.stages"}
 # Params a stage reads that change no output of it: how often the loss is logged, the MLflow
 # registry name. Everything else of a stage's own section must be listed in its `params`.
 NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name",
@@ -77,10 +78,10 @@ def import_closure(module: str) -> set[str]:
 
 
 def stage_module(cmd: str) -> str:
-    """`kdscale train --size 8` -> kdscale.train; `python -m kdscale.report` -> kdscale.report."""
+    """`kdscale train --size 8` -> kdscale.stages.train; `python -m kdscale.stages.report` -> kdscale.stages.report."""
     words = cmd.split()
     if words[0] == "kdscale":
-        return f"kdscale.{words[1]}"
+        return f"kdscale.stages.{words[1]}" if words[1] in STAGE_NAMES else f"kdscale.{words[1]}"
     if "-m" in words:
         return words[words.index("-m") + 1]
     raise AssertionError(f"dvc.yaml: cannot tell which kdscale module runs `{cmd}`")
@@ -131,7 +132,7 @@ def test_stage_deps_list_every_module_and_data_file_it_reads(name):
 
 def test_imports_are_followed_transitively():
     """The test's own walk: train reaches models.py (and hub.py, imported inside a function)."""
-    closure = import_closure("kdscale.train")
+    closure = import_closure("kdscale.stages.train")
     assert {"kdscale.models", "kdscale.hub", "kdscale.examples", "kdscale.prompts", "kdscale.errors"} <= closure
     assert "kdscale.cli" not in closure
     assert "src/kdscale/assets/builtin_prompts.jsonl" in expected_deps("kdscale prepare")
@@ -168,3 +169,18 @@ def test_reference_pipeline_is_the_root_one_a_folder_down():
                  for line in (REPO / "dvc.yaml").read_text().splitlines()]
     generated = (REPO / "studies/reference/dvc.yaml").read_text().splitlines()
     assert generated == expected, "studies/reference/dvc.yaml is stale: run `make studies/reference/dvc.yaml`"
+
+
+def test_the_layout_shows_the_pipeline_stages_above_shared_pieces():
+    """kdscale/stages/ holds exactly dvc.yaml's stage modules; a stage imports shared pieces and no other
+    stage, and no shared piece imports a stage."""
+    stage_files = {p.stem for p in (PACKAGE / "stages").glob("*.py")} - {"__init__"}
+    assert stage_files == {stage_module(s["cmd"] if isinstance(s["cmd"], str) else s["cmd"][0]).split(".")[-1]
+                           for s in STAGES.values()} == STAGE_NAMES
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        stages = {m for m in kdscale_imports(path) if m.startswith("kdscale.stages.")} - {module}
+        if module.startswith("kdscale.stages."):
+            assert not stages, f"{module} imports another stage: {stages}"
+        else:
+            assert not stages, f"the shared piece {module} imports a stage: {stages}"

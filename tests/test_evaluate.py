@@ -9,11 +9,11 @@ import os
 import pytest
 import torch
 
-import kdscale.evaluate as ev_mod
 from kdscale.adherence import load_adherence
 from kdscale.config import EvalParams
 from kdscale.generation import Completion, DecodeParams, generate_batch
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
+import kdscale.stages.evaluate as ev_mod
 
 RECORDS = [
     {"instruction": "Describe the sea.", "input": "", "response": "The sea is wide and blue."},

@@ -317,7 +317,7 @@ def test_hub_teacher_without_network_fails_fast(project, fails, no_hub):
 def test_hub_student_without_network_fails_fast(no_hub, tmp_path):
     """What `kdscale student_init` calls to build the student (before it writes anything)."""
     from kdscale.config import StudentParams
-    from kdscale.student_init import initial_student
+    from kdscale.stages.student_init import initial_student
 
     start = time.perf_counter()
     with pytest.raises(UserError) as e:
@@ -500,7 +500,7 @@ def test_the_split_is_scikit_learns_train_test_split(n, heldout, seed):
     """Every study so far was split by train_test_split; the stage draws the same prompts without it."""
     from sklearn.model_selection import train_test_split
 
-    from kdscale.prepare import split_prompts
+    from kdscale.stages.prepare import split_prompts
 
     records = [{"id": str(i)} for i in range(n)]
     rest, expected_heldout = train_test_split(records, test_size=heldout, random_state=seed, shuffle=True)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from kdscale import figures, report, stats, summary
+from kdscale import figures, stats, summary
 from kdscale.config import parse_params
 from kdscale.profile import profile_params
 from kdscale.records import StudySummary
+from kdscale.stages import report
 from conftest import REPO
 
 SIZES = [0, 25, 50, 100, 200, 400]  # 0: the untrained student

@@ -35,7 +35,7 @@ from kdscale.generation import DecodeParams
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS
 from kdscale.sources import load_prompts
-from kdscale.teacher import fingerprint, read_progress, run_generation
+from kdscale.stages.teacher import fingerprint, read_progress, run_generation
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 KEY = "sk-test-secret-123"
@@ -305,7 +305,7 @@ def test_serving_keys_leave_the_local_fingerprint_alone(tiny_gpt2_dir):
 
 
 def test_served_fingerprint_covers_server_and_decoding_but_not_the_key_or_manners():
-    from kdscale.teacher import served_fingerprint
+    from kdscale.stages.teacher import served_fingerprint
 
     teacher = served_params("http://h:1/v1", "m")
     entry = {"id": "m", "object": "model", "created": 1, "owned_by": "vllm", "root": "/w/llama-70b"}

@@ -9,7 +9,7 @@ import torch
 from kdscale.config import StudentParams
 from kdscale.errors import UserError
 from kdscale.models import load_tokenizer
-from kdscale.student_init import block_influence, decoder_layers, prune_layers, pruned_student
+from kdscale.stages.student_init import block_influence, decoder_layers, prune_layers, pruned_student
 
 
 def randomise_norms(model) -> None:

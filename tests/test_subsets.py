@@ -11,7 +11,7 @@ from conftest import REPO
 from kdscale import paths
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl
-from kdscale.subsets import main, nested_order
+from kdscale.stages.subsets import main, nested_order
 
 
 def pool(dropped: set[int]) -> list[dict]:

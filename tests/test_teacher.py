@@ -19,7 +19,6 @@ import torch
 from conftest import make_project, project_env, run
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-from kdscale import teacher as teacher_stage
 from kdscale.config import FilterParams, TeacherParams
 from kdscale.distill import TopkStore
 from kdscale.generation import (Completion, DecodeParams, finish, generate, generate_batch, plan_batches,
@@ -27,8 +26,9 @@ from kdscale.generation import (Completion, DecodeParams, finish, generate, gene
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
 from kdscale.sources import load_prompts
-from kdscale.teacher import fingerprint, read_progress, run_generation
-from kdscale.teacher_filter import answer_records, generation_metrics
+from kdscale.stages import teacher as teacher_stage
+from kdscale.stages.teacher import fingerprint, read_progress, run_generation
+from kdscale.stages.teacher_filter import answer_records, generation_metrics
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -429,7 +429,7 @@ def test_a_larger_pool_generates_only_the_new_prompts(tiny_gpt2_dir, tmp_path):
 
 
 def test_too_few_kept_answers_fail_every_subsets_stage_naming_the_pool():
-    from kdscale import subsets
+    from kdscale.stages import subsets
     from kdscale.errors import UserError
 
     subsets.check_enough(kept=15000, answered=16000, largest=15000)  # enough: no error

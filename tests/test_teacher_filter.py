@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from kdscale.config import FilterParams
-from kdscale.teacher_filter import answer_records, drop_reason, has_template_leak, is_echo, is_empty
+from kdscale.stages.teacher_filter import answer_records, drop_reason, has_template_leak, is_echo, is_empty
 from kdscale.text import is_repetitive
 
 # ----------------------------------------------------------------------------- filters
@@ -84,6 +84,6 @@ def test_answer_records_mark_instead_of_delete():
 
 def test_the_stage_imports_no_torch():
     """The filter stage reruns whenever a filter changes; torch and transformers would add seconds to each run."""
-    code = "import sys, kdscale.teacher_filter; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import sys, kdscale.stages.teacher_filter; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -26,7 +26,7 @@ from kdscale.config import parse_params
 from kdscale.examples import CompletionCollator, tokenize_example, tokenize_records
 from kdscale.models import load_model, load_tokenizer
 from kdscale.prompts import alpaca_prompt
-from kdscale.train import LengthGroupedSampler, last_checkpoint, optimizer_steps
+from kdscale.stages.train import LengthGroupedSampler, last_checkpoint, optimizer_steps
 
 # Three answers a tiny student learns by heart.
 MEMORISE = [("Name a colour.", "Blue."), ("Describe the sea.", "The sea is wide and deep."),
@@ -61,7 +61,7 @@ def train_project(tmp_path: Path, teacher: Path, subsets: dict[int, list[dict]],
     pool.parent.mkdir(parents=True, exist_ok=True)
     pool.write_text("".join(json.dumps(r) + "\n" for r in subsets[max(subsets)]))
     with in_project(root):
-        from kdscale import student_init
+        from kdscale.stages import student_init
 
         student_init.main([])
     return root
@@ -278,7 +278,7 @@ def test_last_checkpoint_skips_one_killed_while_saving(tmp_path):
 
 @pytest.fixture(scope="module")
 def memorised(tmp_path_factory, tiny_gpt2_dir):
-    """`kdscale.train.main` in-process on 3 examples: 120 steps at lr 3e-3 in a tiny project."""
+    """`kdscale.stages.train.main` in-process on 3 examples: 120 steps at lr 3e-3 in a tiny project."""
     tmp = tmp_path_factory.mktemp("memorise")
     records = [record(i, q, a) for i, (q, a) in enumerate(MEMORISE)]
     root = train_project(tmp, tiny_gpt2_dir, {3: records, 16: varied_records(16)},
@@ -287,7 +287,7 @@ def memorised(tmp_path_factory, tiny_gpt2_dir):
                          train={"schedule": "steps", "max_steps": 120, "batch_size": 3, "learning_rate": 3e-3,
                                 "warmup_ratio": 0.0, "logging_steps": 10, "save_steps": 1000})
     with in_project(root):
-        from kdscale import train
+        from kdscale.stages import train
 
         train.main(["--size", "3"])
         assert mlflow.active_run() is None
@@ -311,7 +311,7 @@ def test_tiny_student_memorises_and_stops_at_eos(memorised):
 def test_size_zero_is_the_untrained_student(tmp_path, tiny_gpt2_dir):
     root = train_project(tmp_path, tiny_gpt2_dir, {0: [], 8: varied_records(8)})
     with in_project(root):
-        from kdscale import train
+        from kdscale.stages import train
 
         train.main(["--size", "0"])
     summary = training_log(root, 0)["summary"]
@@ -329,7 +329,7 @@ def test_frozen_embeddings_stay_and_the_layers_learn(tmp_path, tiny_gpt2_dir):
                          train={"schedule": "steps", "max_steps": 3, "batch_size": 4, "learning_rate": 1e-2,
                                 "save_steps": 1000})
     with in_project(root):
-        from kdscale import train
+        from kdscale.stages import train
 
         train.main(["--size", "8"])
     init, _ = load_model(str(root / "models" / "student-init"), "student")
@@ -339,7 +339,7 @@ def test_frozen_embeddings_stay_and_the_layers_learn(tmp_path, tiny_gpt2_dir):
 
 
 def test_answer_only_head_gives_the_models_own_loss(tiny_model, tokenizer):
-    from kdscale.train import completion_loss
+    from kdscale.stages.train import completion_loss
 
     model, _ = tiny_model
     examples, _ = tokenize_records(tokenizer, varied_records(4), 128)
@@ -378,7 +378,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, tiny_gpt2_dir):
     root = train_project(tmp_path, tiny_gpt2_dir, {16: varied_records(16)},
                          train={"schedule": "epochs", "epochs": 2, "batch_size": 4, "save_steps": 1000})
     run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "kdscale.train", "--size", "16"], root, timeout=300)
+         "-m", "kdscale.stages.train", "--size", "16"], root, timeout=300)
     out = root / "models" / "student-n16"
     assert {"model.safetensors", "config.json", "tokenizer.json", "training_log.json", "mlflow_run.json"} \
         <= {p.name for p in out.iterdir()}
@@ -419,7 +419,7 @@ def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
     assert 0 < killed_at < steps
 
     with in_project(root):
-        from kdscale import train
+        from kdscale.stages import train
 
         train.main(["--size", "8"])  # in-process: one interpreter start less
     resumed = [line for line in capsys.readouterr().out.splitlines() if "resuming from" in line]
@@ -439,7 +439,7 @@ def test_logged_tokens_per_sec_is_never_the_summary_s_zero(monkeypatch):
     tokens trained since the last step) gets none, so the MLflow curve does not end at 0."""
     from types import SimpleNamespace
 
-    from kdscale import train
+    from kdscale.stages import train
 
     logged = []
     monkeypatch.setattr(train.tracking, "log_metrics", lambda metrics, step: logged.append((step, metrics)))
@@ -460,7 +460,7 @@ def test_checkpoints_fall_on_logging_steps(tmp_path):
     """A run resumed from a checkpoint logs the loss curve a straight run logs: Trainer averages the
     loss since the last log, so a checkpoint between two logs would shorten the first log after it."""
     from kdscale.config import Params, TrainParams
-    from kdscale.train import training_arguments
+    from kdscale.stages.train import training_arguments
 
     params = Params(train=TrainParams(save_steps=25, logging_steps=2))
     assert training_arguments(params, tmp_path, 100).save_steps == 26

@@ -17,7 +17,7 @@ The teacher also keeps its top-k log-probs (`teacher_topk.k`) at every token it 
 second pass of the teacher (stage `teacher_topk`).
 
 The raw answers go to data/teacher/raw.jsonl; stage `teacher_filter`
-(src/kdscale/teacher_filter.py) marks bad ones with a reason instead of deleting them,
+(src/kdscale/stages/teacher_filter.py) marks bad ones with a reason instead of deleting them,
 so editing `teacher.filters` re-filters without regenerating.
 
 Pool slack: `data.pool_size` must cover the largest size after the filters. Set it to

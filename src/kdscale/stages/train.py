@@ -4,7 +4,7 @@ Loss counts response tokens only (prompt and padding labels are -100) and the EO
 that ends each answer, so the student learns to stop. Batches group examples of
 similar length and pad to the longest in the batch. Training goes through
 transformers' Trainer, so it also runs under `torchrun --nproc_per_node=K -m
-kdscale.train --size N`; checkpoints outside DVC's outputs let a killed run resume.
+kdscale.stages.train --size N`; checkpoints outside DVC's outputs let a killed run resume.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def process_count(device_count: int, env=os.environ) -> tuple[int, str | None]:
     if world_size > 1 or device_count <= 1:
         return world_size, None
     return 1, (f"train: {device_count} GPUs visible but no launcher: training on one GPU; to train on all, "
-               f"run torchrun --nproc_per_node={device_count} -m kdscale.train --size N")
+               f"run torchrun --nproc_per_node={device_count} -m kdscale.stages.train --size N")
 
 
 def one_process_one_gpu(args: TrainingArguments) -> TrainingArguments:
