@@ -226,7 +226,7 @@ def vllm_rate(project: Path, teacher: dict, n: int) -> float | None:
     except ImportError:
         return None
     from kdscale.config import parse_params
-    from kdscale.generation import generate_vllm
+    from kdscale.engines.generation import generate_vllm
     from kdscale.jsonl import read_jsonl
     from kdscale.models import load_tokenizer
     from kdscale.prompts import build_prompt

@@ -1,6 +1,6 @@
 """The cost of white-box KD, measured side by side in one run:
 
-  teacher   the teacher answers N pool prompts (kdscale.generation, the teacher stage's decoding)
+  teacher   the teacher answers N pool prompts (kdscale.engines.generation, the teacher stage's decoding)
             without and with keeping its top-k log-probs at each generated token (alternating,
             --repeats times each), then the teacher_topk stage builds the store of those answers:
             reused where training's label tokens are the generated ids, a forward pass elsewhere.
@@ -34,7 +34,7 @@ import torch
 from kdscale import distill, paths
 from kdscale.config import load_params
 from kdscale.examples import CompletionCollator
-from kdscale.generation import generate_all
+from kdscale.engines.generation import generate_all
 from kdscale.models import load_model
 from kdscale.prompts import build_prompt
 from kdscale.sources import load_prompts

@@ -1,8 +1,8 @@
 """The in-process teacher engine against the same teacher behind `transformers serve`, side by side:
 
-  in-process  kdscale.generation (the teacher stage's engine: batches of --batch-size, KV cache,
+  in-process  kdscale.engines.generation (the teacher stage's engine: batches of --batch-size, KV cache,
               rows leave and waiting prompts join) on N pool prompts, greedy
-  served      the same prompts through teacher.backend openai (kdscale.served, --concurrency requests
+  served      the same prompts through teacher.backend openai (kdscale.engines.served, --concurrency requests
               in flight) against `transformers serve --continuous-batching` on 127.0.0.1
   prints      tokens/s of each (the answers' own tokens over wall time), their ratio, and how many
               answers are identical; where they differ, the first differing pair
@@ -28,10 +28,10 @@ import urllib.request
 from pathlib import Path
 
 from kdscale.config import load_params
-from kdscale.generation import generate_all
+from kdscale.engines.generation import generate_all
 from kdscale.models import load_model, load_tokenizer
 from kdscale.prompts import build_prompt
-from kdscale.served import Stats, generate_served, make_client, preflight, requests_for
+from kdscale.engines.served import Stats, generate_served, make_client, preflight, requests_for
 from kdscale.sources import load_prompts
 from kdscale.stages.teacher import decode_params
 

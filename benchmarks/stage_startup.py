@@ -29,7 +29,9 @@ PROBE = ("import sys, time; t = time.perf_counter(); import {module}; "
 
 def startup(src: Path, stage: str) -> tuple[float, bool, bool] | None:
     """Seconds to import the stage (after the interpreter is up), and whether torch and MLflow came with it."""
-    module = f"kdscale.stages.{stage}" if (src / "kdscale/stages" / f"{stage}.py").is_file() else f"kdscale.{stage}"
+    places = [f"kdscale.{package}.{stage}" for package in ("stages", "tracking")
+              if (src / "kdscale" / package / f"{stage}.py").is_file()]
+    module = places[0] if places else f"kdscale.{stage}"  # where the module is at that revision
     run = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], capture_output=True, text=True,
                          env={"PYTHONPATH": str(src), "PATH": "", "OMP_NUM_THREADS": "1"})
     if run.returncode != 0:

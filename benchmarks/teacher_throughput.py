@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from kdscale import paths
-from kdscale.generation import DecodeParams, finish, generate_all, plan_batches
+from kdscale.engines.generation import DecodeParams, finish, generate_all, plan_batches
 from kdscale.models import count_parameters, load_model, materialize
 from kdscale.prompts import build_prompt
 from kdscale.sources import load_prompts

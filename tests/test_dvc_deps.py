@@ -20,7 +20,8 @@ SRC = REPO / "src"
 PACKAGE = SRC / "kdscale"
 # The dispatcher behind the `kdscale` command: it imports the stage's module by name and only
 # reaches a stage module's code through it, so it does not change what a stage computes.
-NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale", "kdscale.stages"}
+# the packages' docstrings (stages/, engines/) hold no code a stage runs
+NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale", "kdscale.stages", "kdscale.engines"}
 # Params a stage reads that change no output of it: how often the loss is logged, the MLflow
 # registry name. Everything else of a stage's own section must be listed in its `params`.
 NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name",
@@ -61,8 +62,9 @@ def kdscale_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == "kdscale":  # from kdscale import paths, tracking
                 found |= {f"kdscale.{a.name}" for a in node.names if module_file(f"kdscale.{a.name}")}
-            elif node.module.startswith("kdscale."):
-                found.add(node.module)
+            elif node.module.startswith("kdscale."):  # from kdscale.engines import served: the submodule too
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names
+                                          if module_file(f"{node.module}.{a.name}")}
     return found - NOT_STAGE_CODE
 
 

@@ -11,7 +11,7 @@ import torch
 
 from kdscale.adherence import load_adherence
 from kdscale.config import EvalParams
-from kdscale.generation import Completion, DecodeParams, generate_batch
+from kdscale.engines.generation import Completion, DecodeParams, generate_batch
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
 import kdscale.stages.evaluate as ev_mod
 

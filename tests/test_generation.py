@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from kdscale.generation import DecodeParams, GrowingLayer, decode, finish, generate, generate_all, plan_batches
+from kdscale.engines.generation import DecodeParams, GrowingLayer, decode, finish, generate, generate_all, plan_batches
 from kdscale.prompts import alpaca_prompt
 from kdscale.sources import load_prompts
 

@@ -28,10 +28,10 @@ from openai.types import Completion as OpenAICompletion
 from openai.types.chat import ChatCompletion
 from transformers import AutoTokenizer
 
-from kdscale import served
+from kdscale.engines import served
 from kdscale.config import TeacherParams, parse_params
 from kdscale.errors import UserError
-from kdscale.generation import DecodeParams
+from kdscale.engines.generation import DecodeParams
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS
 from kdscale.sources import load_prompts

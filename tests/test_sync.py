@@ -17,7 +17,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import tiny_params
-from kdscale import paths, sync, tracking
+from kdscale import paths, tracking
+from kdscale.tracking import sync
 from kdscale.jsonl import write_json, write_jsonl
 from kdscale.records import StudySummary
 from kdscale.topk import build_store

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from kdscale.config import FilterParams, TeacherParams
 from kdscale.distill import TopkStore
-from kdscale.generation import (Completion, DecodeParams, finish, generate, generate_batch, plan_batches,
+from kdscale.engines.generation import (Completion, DecodeParams, finish, generate, generate_batch, plan_batches,
                                  run_batches, vllm_completion)
 from kdscale.jsonl import read_jsonl
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt

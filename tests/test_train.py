@@ -295,7 +295,7 @@ def memorised(tmp_path_factory, tiny_gpt2_dir):
 
 
 def test_tiny_student_memorises_and_stops_at_eos(memorised):
-    from kdscale.generation import DecodeParams, generate_all
+    from kdscale.engines.generation import DecodeParams, generate_all
 
     root, records = memorised
     log = training_log(root, 3)["summary"]

@@ -308,7 +308,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_ui_serves_on_localhost_and_stops_cleanly(reproduced, tmp_path):
-    from kdscale import ui
+    from kdscale.tracking import ui
 
     project = copy_project(reproduced[0], tmp_path / "project", fresh_store=False)
     port = free_port()

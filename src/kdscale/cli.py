@@ -11,7 +11,8 @@ import sys
 from kdscale.errors import UserError
 
 STAGES = {"prepare", "teacher_model", "teacher", "teacher_filter", "teacher_topk", "subsets", "student_init", "train",
-          "evaluate", "report"}  # kdscale.stages.<name>; the other commands are kdscale.<name>
+          "evaluate", "report"}  # kdscale.stages.<name>
+TRACKING_COMMANDS = {"sync": "tracking.sync", "ui": "tracking.ui"}  # the MLflow view; the rest are kdscale.<name>
 COMMANDS = {
     "prepare": "split the prompt source into a pool and a held-out set",
     "teacher_model": "materialise the teacher as a safetensors folder",
@@ -51,7 +52,8 @@ def main(argv=None) -> None:
         print("usage: kdscale <command> [options]\n\ncommands:\n" + "\n".join(lines),
               file=sys.stdout if argv and argv[0] in {"-h", "--help"} else sys.stderr)
         sys.exit(0 if argv and argv[0] in {"-h", "--help"} else 2)
-    module = importlib.import_module(f"kdscale.stages.{argv[0]}" if argv[0] in STAGES else f"kdscale.{argv[0]}")
+    module = importlib.import_module(f"kdscale.stages.{argv[0]}" if argv[0] in STAGES else
+                                     f"kdscale.{TRACKING_COMMANDS.get(argv[0], argv[0])}")
     run(module.main, argv[1:])
 
 

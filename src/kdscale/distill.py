@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kdscale import generation
+from kdscale.engines import generation
 from kdscale.errors import UserError
 from kdscale.examples import CompletionCollator, tokenize_records
 from kdscale.topk import TopkStore, answer_labels, build_store  # noqa: F401 (the store, as distillation uses it)

@@ -25,7 +25,7 @@ from kdscale.adherence import evaluate_response, load_adherence, type_counts
 from kdscale.config import check_replicate, EvalParams, load_params
 from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
-from kdscale.generation import DecodeParams, generate_all, generate_batch
+from kdscale.engines.generation import DecodeParams, generate_all, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.metrics import headline_keys
 from kdscale.models import count_parameters, load_model, max_context, model_size_mb

@@ -463,7 +463,7 @@ def main(argv=None) -> None:
 
     print(f"report: {paths.REPORT}; {best_student_line(summary)}")
     # The pipeline's last step fills the MLflow view from the files the stages wrote (one writer for it).
-    from kdscale import sync
+    from kdscale.tracking import sync
 
     sync.main([])
 

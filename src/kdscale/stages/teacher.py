@@ -6,7 +6,7 @@ with its top-k, in a file named by a fingerprint of the teacher and the generati
 Each append is whole or not there: a kill midway through writing one drops all its lines.
 A run killed at any point resumes where it stopped and never decodes an answer on file again.
 Batches are planned over all prompts up front, and the HF engine decodes them in runs that
-share no step (kdscale.generation.generate), so the rest repeat the uninterrupted run's
+share no step (kdscale.engines.generation.generate), so the rest repeat the uninterrupted run's
 arithmetic: raw.jsonl and topk.safetensors come out byte-identical. (vLLM and a server decide
 their own batches: their answers on file are kept, the rest are as deterministic as they are.)
 The file is kept after the stage ends, so a larger `data.pool_size` generates only the new
@@ -40,10 +40,11 @@ from typing import Callable, Iterator
 import torch
 from tqdm import tqdm
 
-from kdscale import paths, served
+from kdscale import paths
+from kdscale.engines import served
 from kdscale.digest import data_md5
 from kdscale.config import SERVING_KEYS, TeacherParams, load_params, to_dict
-from kdscale.generation import DecodeParams, generate, generate_vllm
+from kdscale.engines.generation import DecodeParams, generate, generate_vllm
 from kdscale.jsonl import read_jsonl, write_json, write_jsonl
 from kdscale.models import load_model, load_tokenizer, resolve_device
 from kdscale.prompts import build_prompt, stop_strings

@@ -15,7 +15,7 @@ class StudentModel(mlflow.pyfunc.PythonModel):
         self.model, self.tokenizer = load_model(context.artifacts["checkpoint"], "checkpoint")
 
     def predict(self, context, model_input: list[str], params: dict | None = None) -> list[str]:
-        from kdscale.generation import DecodeParams, generate_all
+        from kdscale.engines.generation import DecodeParams, generate_all
         from kdscale.prompts import alpaca_prompt
 
         params = params or {}

@@ -34,7 +34,7 @@ import torch
 
 from kdscale.config import TeacherParams
 from kdscale.errors import UserError
-from kdscale.generation import Completion, DecodeParams, stop_cut
+from kdscale.engines.generation import Completion, DecodeParams, stop_cut
 from kdscale.prompts import user_turn
 
 PREFLIGHT_TIMEOUT_S = 10.0
