@@ -392,7 +392,7 @@ def test_replicate_seeds_run_only_their_stages_and_reach_the_report(reproduced, 
     assert summary["seeds"] == {"8": 1, "16": 2}
     assert summary["diminishing_returns"]["steps"]["perplexity"][0]["seeds"] == [1, 2]
     report = (project / paths.REPORTS_DIR / "report.md").read_text()
-    assert "| 16 | 2 |" in report and "The rule: more data stops paying at" in report
+    assert "| 16 | 2 |" in report and "## The answer" in report and "The rule: a step in data pays when" in report
     client = mlflow_client(project / "mlflow.db")
     runs = {r.info.run_name: r for r in all_runs(client)}
     assert runs["student-n16-seed1"].data.tags["kdscale.replicate_seed"] == "1"
