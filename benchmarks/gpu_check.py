@@ -206,13 +206,13 @@ def check_params(paper: dict, source: Path, tiny: bool, n_pool: int, n_heldout: 
     return params
 
 
-def run_stage(module: str, *args: str) -> float:
+def run_stage(stage: str, *args: str) -> float:
     import importlib
 
     import torch
 
     start = time.perf_counter()
-    importlib.import_module(f"kdscale.{module}").main(list(args))
+    importlib.import_module(f"kdscale.stages.{stage}").main(list(args))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.empty_cache()

@@ -327,7 +327,7 @@ def test_student_pyfunc_round_trip(tmp_path):
 
     # The package travels with the model (code_paths), so it loads where kdscale is not installed.
     local = Path(mlflow.artifacts.download_artifacts("models:/kdscale-student@n5"))
-    assert (local / "code" / "kdscale" / "tracking.py").is_file()
+    assert (local / "code" / "kdscale" / "tracking" / "serving.py").is_file()
     assert not list(local.rglob("__pycache__"))
     script = ("import importlib.util, os, sys; "  # hide kdscale however it is installed (PYTHONPATH, .pth)
               "sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or '.', 'kdscale'))]; "
