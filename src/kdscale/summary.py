@@ -27,7 +27,6 @@ from kdscale.records import StudySummary
 from kdscale.stats import (SCORE_RESAMPLES, Evidence, Resampled, doubling_threshold, fit_saturating, identifiable,
                            interval95, resampled_axes, separated)
 
-
 OTHER_WEIGHTINGS = {  # (perplexity, pass rate, speed)
     "quality_only": (0.5, 0.5, 0.0),
     "adherence_only": (0.0, 1.0, 0.0),
