@@ -144,7 +144,7 @@ class Rule:
 
     def verdict(self, step: dict) -> tuple[str, str]:
         """("pays" | "stops" | "unresolved", why in words)."""
-        rel, (rel_low, rel_high) = _relative(step)
+        rel, (_, rel_high) = _relative(step)
         t = f"{self.threshold:.0%}"
         if rel_high < self.threshold:
             return "stops", f"its whole interval lies below a {t} gain"

@@ -37,7 +37,6 @@ from kdscale.paths import TRAINING_LOG
 
 BOOTSTRAP_RESAMPLES = 2000
 WARMUP_TOKENS = 16  # the warm-up only has to touch every code path once
-# The numbers `dvc metrics show` and `dvc exp show` print; every other key goes to the details file.
 
 
 # -----------------------------------------------------------------------------

@@ -151,8 +151,9 @@ DESCRIPTION = """A kdscale study: students distilled from a teacher's answers at
   charts: the training loss per step (`Training/loss`, first), the gradient norm, learning rate and
   tokens/s per step (`Training steps/...`), its evaluation (`eval/perplexity` on the held-out
   teacher answers, `eval/pass_rate` on the adherence prompts, with 95% intervals, speed and size), and
-  the training summary (final loss, steps, seconds, tokens/s, padding). The per-type pass rates are the artifact `adherence_by_type.json`, every number the details file, every
-  answer the samples file. Its model is registered with the alias nN.
+  the training summary (final loss, steps, seconds, tokens/s, padding). The per-type pass rates are the
+  artifact `adherence_by_type.json`, every number the details file, every answer the samples file. Its
+  model is registered with the alias nN.
 - **teacher-generation**: the teacher answering the prompts (throughput, tokens).
 - **teacher-filter**: the filters that keep or drop those answers (counts by reason).
 - **teacher-eval**: the teacher scored as the students are.

@@ -22,7 +22,7 @@ class StudentModel(mlflow.pyfunc.PythonModel):
         prompts = [alpaca_prompt(instruction) for instruction in model_input]
         if not prompts:
             return []
-        decode = DecodeParams(**({"max_new_tokens": int(params["max_new_tokens"])} if "max_new_tokens" in params else {}))
+        decode = DecodeParams(max_new_tokens=int(params.get("max_new_tokens", DecodeParams.max_new_tokens)))
         answers = generate_all(self.model, self.tokenizer, prompts, decode, int(params.get("batch_size", 8)))
         return [a.text for a in answers]
 
