@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # Stage commands in dvc.yaml call `kdscale`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup lock run test ui paper reference clean-venv
+.PHONY: setup lock run test ui paper reference sweep clean-venv
 
 setup: $(STAMP)
 
@@ -50,9 +50,15 @@ test: setup
 reference: setup studies/reference/dvc.yaml
 	cd studies/reference && dvc repro && kdscale sync
 
-# Its stages are the root pipeline's, run one folder down: only the paths to the code differ.
-studies/reference/dvc.yaml: dvc.yaml
-	{ echo "# Generated from the root dvc.yaml by \`make studies/reference/dvc.yaml\`: edit that one."; \
+# The embedded study grown by `kdscale sweep` until more teacher data stops paying (docs/sweep.md): its own
+# DVC project, hours on 2 cores, resumable: run it again after a stop or a kill and it continues.
+sweep: setup studies/embedded-sweep/dvc.yaml
+	cd studies/embedded-sweep && kdscale sweep
+
+# A study's stages are the root pipeline's, run one folder down: only the paths to the code differ.
+studies/%/dvc.yaml: dvc.yaml
+	mkdir -p $(@D)
+	{ echo "# Generated from the root dvc.yaml by \`make $@\`: edit that one."; \
 	  sed -e 's#^\(      - \)src/#\1../../src/#' dvc.yaml; } > $@.tmp && mv $@.tmp $@
 
 ui: setup

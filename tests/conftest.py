@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kdscale import paths
 from kdscale.profile import profile_params
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -134,8 +135,9 @@ def make_project(dest: Path, teacher_dir: Path, **overrides) -> Path:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
-        # The repository's own study results (lock, metrics, plots) belong to its params, not the tiny ones.
-        if name == "dvc.lock" or name.startswith(STUDY_OUTPUTS):
+        # The study's results (lock, metrics, plots) belong to its params, not the tiny ones; the empty sweep
+        # record is an input (the report reads it).
+        if name == "dvc.lock" or (name.startswith(STUDY_OUTPUTS) and name != str(paths.SWEEP)):
             continue
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)

@@ -216,3 +216,33 @@ def test_each_pipeline_compares_its_own_students():
     groups = compare.group([reference])
     text = compare.markdown([reference], groups, {m: compare.table(groups, m) for m in compare.COMPARED})
     assert "`baseline` has a single seed outside its replicate sizes: no interval there." in text
+
+
+def test_a_sweeps_rounds_are_one_recipe_and_two_sweeps_of_other_recipes_are_two():
+    """Rounds of `kdscale sweep --exp` differ in sizes, pool and nothing else a size is trained by."""
+    def round_params(sizes, pool, objective="sft"):
+        p = params(objective=objective)
+        p["scaling"]["sizes"], p["data"], p["sweep"] = sizes, {"pool_size": pool}, {"max_size": 0}
+        return p
+
+    ran = {20: student(100, 0.4), 40: student(50, 0.2)}
+    rounds = [(f"{name}-r{i}", rev(f"{name}-r{i}", round_params([20, 40, 80][:2 + i], 50 + 40 * i, objective),
+                                   ran, f"{name}{i}")) for name, objective in (("a", "sft"), ("b", "kd")) for i in (0, 1)]
+    experiments = compare.read_experiments(show(rev(None, round_params([20, 40], 50), ran, "workspace"),
+                                                rev("main", round_params([20, 40], 50), ran, "abc1234"), rounds))
+    assert compare.recipe_keys(experiments) == ["train.objective"]
+    groups = {label: sorted(e.name for e in exps) for label, exps in compare.group(experiments).items()}
+    assert sorted(groups.values())[-1] == ["b-r0", "b-r1"] and len(groups) == 2, groups
+
+
+def test_a_study_that_is_its_own_dvc_project_reads_its_files_without_a_folder_prefix(tmp_path, monkeypatch):
+    """`dvc exp show` names a DVC project's files from its own root: a study made with `dvc init --subdir`
+    (studies/embedded-sweep) reads `metrics/...`, a pipeline folder inside the root project `studies/x/metrics/...`."""
+    from kdscale.checkout import dvc_folder
+
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "studies/own/.dvc").mkdir(parents=True)
+    (tmp_path / "studies/inside").mkdir()
+    for folder, expected in (("", ""), ("studies/own", ""), ("studies/inside", "studies/inside/")):
+        monkeypatch.chdir(tmp_path / folder)
+        assert dvc_folder() == expected

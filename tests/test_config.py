@@ -156,6 +156,7 @@ CHOICE_KEYS = {
     "train.objective": ["kd", "mixed", "sft"],
     "train.overlong": ["drop", "truncate"],
     "train.schedule": ["epochs", "steps"],
+    "sweep.metric": ["degenerate_share", "pass_rate", "perplexity"],
 }
 POSITIVE_KEYS = [
     "data.heldout_size", "data.pool_size", "eval.batch_size", "eval.max_new_tokens", "eval.speed_new_tokens",

@@ -30,7 +30,7 @@ NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name",
                      "teacher.max_total_retries"}
 # The params.yaml sections a stage owns, beside the one named like the stage.
 OWNED_SECTIONS = {"prepare": ["data"], "train": ["train", "student"], "evaluate": ["eval"],
-                  "train_replicate": ["train", "student"], "evaluate_replicate": ["eval"], "subsets_replicate": []}
+                  "train_replicate": ["train", "student"], "evaluate_replicate": ["eval"]}
 
 
 def dvc_stages() -> dict:
@@ -164,13 +164,25 @@ def test_stage_params_cover_its_own_sections(name):
         name, "\n".join(f"  - {m}" for m in missing))
 
 
-def test_reference_pipeline_is_the_root_one_a_folder_down():
-    """studies/reference/dvc.yaml is generated (make): the same stages, with the code one folder up."""
-    expected = ["# Generated from the root dvc.yaml by `make studies/reference/dvc.yaml`: edit that one."]
+STUDIES = sorted(p.parent.name for p in (REPO / "studies").glob("*/dvc.yaml"))
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_a_study_pipeline_is_the_root_one_a_folder_down(study):
+    """studies/*/dvc.yaml is generated (make): the same stages, with the code one folder up."""
+    target = f"studies/{study}/dvc.yaml"
+    expected = [f"# Generated from the root dvc.yaml by `make {target}`: edit that one."]
     expected += [line.replace("      - src/", "      - ../../src/", 1) if line.startswith("      - src/") else line
                  for line in (REPO / "dvc.yaml").read_text().splitlines()]
-    generated = (REPO / "studies/reference/dvc.yaml").read_text().splitlines()
-    assert generated == expected, "studies/reference/dvc.yaml is stale: run `make studies/reference/dvc.yaml`"
+    assert (REPO / target).read_text().splitlines() == expected, f"{target} is stale: run `make {target}`"
+
+
+def test_each_study_is_a_dvc_project_of_its_own():
+    """So that `dvc status`, `dvc pull` and `dvc metrics show` at the root concern the default study alone."""
+    assert {"embedded-sweep", "reference"} <= set(STUDIES)
+    for study in STUDIES:
+        assert (REPO / "studies" / study / ".dvc/config").is_file(), f"studies/{study}: run `dvc init --subdir` there"
+        assert (REPO / "studies" / study / "reports/sweep.json").is_file(), study
 
 
 def test_the_layout_shows_the_pipeline_stages_above_shared_pieces():

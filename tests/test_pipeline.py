@@ -171,17 +171,16 @@ def test_paths_agree_with_dvc_yaml():
                            "deps": s(paths.TEACHER_RAW, paths.TEACHER_GENERATION)},
         "teacher_topk": {"outs": s(paths.TOPK_FILE.parent),
                          "deps": s(paths.TEACHER_POOL, paths.TEACHER_GENERATED_TOPK, paths.TEACHER_DIR)},
-        "subsets": {"outs": s(paths.subset_file(n)), "deps": s(paths.TEACHER_POOL)},
+        "subsets": {"outs": s(paths.subset_file(n), paths.subset_topk(n)), "deps": s(paths.TEACHER_POOL, paths.TOPK_FILE)},
         "student_init": {"outs": s(paths.STUDENT_INIT_DIR), "deps": s(paths.TEACHER_DIR, paths.TEACHER_POOL)},
         "train": {"outs": s(paths.student_dir(n)),
-                  "deps": s(paths.subset_file(n), paths.STUDENT_INIT_DIR, paths.TEACHER_DIR, paths.TOPK_FILE)},
+                  "deps": s(paths.subset_file(n), paths.subset_topk(n), paths.STUDENT_INIT_DIR, paths.TEACHER_DIR)},
         "evaluate": {"outs": s(paths.student_samples(n), paths.student_metrics(n), paths.student_details(n),
                                paths.loss_plot(n)),
                      "deps": s(paths.student_dir(n), paths.TEACHER_HELDOUT)},
-        "subsets_replicate": {"outs": s(paths.subset_file(n, seed)), "deps": s(paths.TEACHER_POOL)},
         "train_replicate": {"outs": s(paths.student_dir(n, seed)),
-                            "deps": s(paths.subset_file(n, seed), paths.STUDENT_INIT_DIR, paths.TEACHER_DIR,
-                                      paths.TOPK_FILE)},
+                            "deps": s(paths.subset_file(n), paths.subset_topk(n), paths.STUDENT_INIT_DIR,
+                                      paths.TEACHER_DIR)},
         "evaluate_replicate": {"outs": s(paths.student_samples(n, seed), paths.student_metrics(n, seed),
                                          paths.student_details(n, seed), paths.loss_plot(n, seed)),
                                "deps": s(paths.student_dir(n, seed), paths.TEACHER_HELDOUT)},
@@ -379,12 +378,12 @@ def test_replicate_seeds_run_only_their_stages_and_reach_the_report(reproduced, 
     params["scaling"].update(replicate_sizes=[16], replicate_seeds=[1])
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    new = {"subsets_replicate@16-1", "train_replicate@16-1", "evaluate_replicate@16-1", "report"}
+    new = {"train_replicate@16-1", "evaluate_replicate@16-1", "report"}
     repro = sh(["dvc", "repro"], project)
     assert stages_run(repro.stdout) == new, repro.stdout
-    # Seed 1 draws its own 16 answers from the same teacher pool, in its own order
-    replica, own = read_jsonl(project / paths.subset_file(16, 1)), read_jsonl(project / paths.subset_file(16))
-    assert len(replica) == 16 and [r["id"] for r in replica] != [r["id"] for r in own]
+    # Seed 1 trains on the same 16 answers in its own order, to a model of its own
+    assert (project / paths.student_dir(16, 1) / "model.safetensors").read_bytes() != \
+        (project / paths.student_dir(16) / "model.safetensors").read_bytes()
     for path in (paths.student_metrics(16, 1), paths.student_details(16, 1), paths.student_samples(16, 1),
                  paths.loss_plot(16, 1), paths.student_dir(16, 1) / "model.safetensors"):
         assert (project / path).is_file(), path

@@ -14,7 +14,7 @@ import yaml
 from kdscale import figures, stats, summary
 from kdscale.config import parse_params
 from kdscale.profile import profile_params
-from kdscale.records import StudySummary
+from kdscale.records import StudySummary, SweepRecord
 from kdscale.stages import report
 from conftest import REPO
 
@@ -486,6 +486,7 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     paths.TEACHER_METRICS.write_text(json.dumps(GENERATION))
     paths.TEACHER_SAMPLES.write_text("".join(json.dumps(r) + "\n" for r in samples("teacher")))
     paths.student_metrics(7).write_text(json.dumps(student_metrics(7, 0)))  # left by an earlier scaling.sizes
+    SweepRecord("perplexity").write(paths.SWEEP)  # a study never swept
 
     report.main([])
 

@@ -99,7 +99,7 @@ def test_backtest_passes_on_a_curve_that_goes_on_as_fitted():
     rng = np.random.default_rng(1)
     values = [(3 + 400 * n**-0.7) * math.exp(rng.normal(0, 0.01)) for n in SIZES]
     check = stats.backtest([0, *SIZES], [5000.0, *values])
-    assert check["passed"] and check["fitted_sizes"] == SIZES[:-1]
+    assert check["passed"] and check["fitted_sizes"] == SIZES[-6:-1]  # the five largest before the held-out one
     low, high = check["prediction_interval"]
     assert low < check["predicted"] < high and check["observed"] == values[-1]
 
@@ -112,13 +112,13 @@ def test_backtest_fails_when_the_largest_size_leaves_the_curve():
 
 
 def test_backtest_interval_is_the_parameters_uncertainty_plus_a_new_points_scatter():
-    """Dense, noisy sizes: the scatter of one new point is most of the interval's width. Without it the
-    interval covers only where the curve is, not where the next measurement lands."""
+    """Without the scatter of one new point the interval covers only where the curve is, not where the next
+    measurement lands: its half-width squared is the parameters' term plus t^2 times the residual variance."""
     dense = [int(20 * 1.5**i) for i in range(13)]
     rng = np.random.default_rng(3)
     values = [(5 + 3000 * n**-0.8) * math.exp(rng.normal(0, 0.05)) for n in dense]
     check = stats.backtest(dense, values)
-    x, y = np.array(dense[:-1], dtype=float), np.array(values[:-1])
+    x, y = np.array(dense[-6:-1], dtype=float), np.array(values[-6:-1])  # the fit's window
     estimate, cov = stats.fit_log_curve(x, y)
     dof = len(x) - 3
     residual = np.log(y) - stats.log_curve(x, *estimate)
@@ -128,7 +128,7 @@ def test_backtest_interval_is_the_parameters_uncertainty_plus_a_new_points_scatt
     low, high = check["prediction_interval"]
     half = math.log(high / low) / 2
     assert half**2 == pytest.approx(parameters_only**2 + t**2 * scatter, rel=1e-6)
-    assert half > 1.3 * parameters_only  # the scatter matters here: leaving it out narrows the interval
+    assert t**2 * scatter > 1e-4 * half**2  # large enough for the equality above to miss it if left out
 
 
 def test_prediction_interval_of_a_known_curve_is_the_t_quantile_of_the_scatter():
@@ -209,3 +209,14 @@ def test_bootstrap_interval_brackets_the_perplexity_and_is_seeded():
     # More answers of the same spread give a narrower interval.
     wide = stats.bootstrap_perplexity(sums * 10, counts * 10, resamples=2000, seed=0)
     assert wide[1] - wide[0] < high - low
+
+
+def test_a_fit_reads_the_five_largest_sizes_so_a_steeper_start_does_not_bend_it():
+    """The pre-power phase: the first sizes fall faster than the power law that follows."""
+    late = {n: 3 + 400 * n**-0.7 for n in SIZES}
+    early = {n: v * (3.0 if n <= 40 else 1.0) for n, v in late.items()}  # a steep start, then the law
+    fit = stats.fit_saturating(list(early), list(early.values()))
+    assert fit["fitted_sizes"] == SIZES[-5:]
+    assert fit["alpha"] == pytest.approx(0.7, rel=1e-3) and fit["floor"] == pytest.approx(3, rel=1e-3)
+    prediction = stats.predict(list(early), list(early.values()), 5120)
+    assert prediction["predicted"] == pytest.approx(3 + 400 * 5120**-0.7, rel=1e-3)

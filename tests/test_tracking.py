@@ -98,6 +98,21 @@ def test_a_pipeline_in_a_subfolder_gets_its_own_experiment_in_the_same_store(tmp
     assert root_id != study_id and MlflowClient().get_experiment(root_id).name == "kdscale"
 
 
+def test_a_study_that_is_a_dvc_project_of_its_own_keeps_its_own_store(tmp_path, monkeypatch):
+    """studies/embedded-sweep (`dvc init --subdir`): `kdscale ui` and `kdscale sync` run there by hand find the store
+    its stages wrote under DVC (DVC_ROOT is the study's folder), not the repository's."""
+    (tmp_path / ".dvc").mkdir()
+    study = tmp_path / "studies" / "sweep"
+    (study / ".dvc").mkdir(parents=True)
+    (study / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(study)
+    by_hand = tracking.tracking_uri()
+    monkeypatch.setenv("DVC_ROOT", str(study))
+    assert by_hand == tracking.tracking_uri() and str(study / "mlflow.db") in by_hand
+
+
 def test_a_queued_experiments_copy_names_the_pipeline_as_its_checkout_has_it(tmp_path, monkeypatch):
     """`dvc queue` runs an experiment in a checkout of its own under .dvc/tmp/exps/, with DVC_ROOT at the
     real repository: its runs go to the pipeline's experiment, not to one named after the copy's folder."""

@@ -18,11 +18,16 @@ def git(*args: str, cwd: Path) -> str | None:
 
 
 def project_root() -> Path:
-    """The repository root: DVC_ROOT in a queued experiment's temporary copy (DVC points it at the real one),
-    else git's top level, else the working directory."""
+    """The DVC project's root (where the MLflow store lives): DVC_ROOT under DVC (in a queued experiment's temporary
+    copy DVC points it at the real one), else the nearest folder up from here that holds .dvc/ (a study made with
+    `dvc init --subdir` is a project of its own), else git's top level, else the working directory."""
     if os.environ.get("DVC_ROOT"):
         return Path(os.environ["DVC_ROOT"]).expanduser().resolve()
-    return toplevel(Path.cwd()) or Path.cwd().resolve()
+    return dvc_root(Path.cwd().resolve()) or toplevel(Path.cwd()) or Path.cwd().resolve()
+
+
+def dvc_root(cwd: Path) -> Path | None:
+    return next((folder for folder in [cwd, *cwd.parents] if (folder / ".dvc").is_dir()), None)
 
 
 def toplevel(cwd: Path) -> Path | None:
@@ -41,3 +46,15 @@ def pipeline_folder() -> str:
     except ValueError:
         return ""
     return "" if folder == "." or not (cwd / "dvc.yaml").is_file() else folder + "/"
+
+
+def dvc_folder() -> str:
+    """The pipeline's folder relative to its DVC project (the nearest folder up from here that holds .dvc/), with a
+    trailing slash: how `dvc exp show` names its files. "" at the root and in a study that is a DVC project of its
+    own (studies/embedded-sweep); "studies/x/" for a pipeline folder inside the root project."""
+    cwd = Path.cwd().resolve()
+    root = dvc_root(cwd)
+    if root is None:
+        return pipeline_folder()
+    inside = cwd.relative_to(root).as_posix()
+    return "" if inside == "." else inside + "/"

@@ -6,12 +6,16 @@ Input problems (UserError) print one line and exit 2, without a traceback.
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
+import time
 
 from kdscale.errors import UserError
 
 STAGES = {"prepare", "teacher_model", "teacher", "teacher_filter", "teacher_topk", "subsets", "student_init", "train",
           "evaluate", "report"}  # kdscale.stages.<name>
+TIMINGS_ENV = "KDSCALE_TIMINGS"  # a file each command appends its seconds to: `kdscale sweep` splits work from overhead
 TRACKING_COMMANDS = {"sync": "tracking.sync", "ui": "tracking.ui"}  # the MLflow view; the rest are kdscale.<name>
 COMMANDS = {
     "prepare": "split the prompt source into a pool and a held-out set",
@@ -24,6 +28,7 @@ COMMANDS = {
     "train": "fine-tune one student: kdscale train --size N",
     "evaluate": "evaluate a student (--size N) or the teacher (--teacher)",
     "report": "summary, scaling curves and the report",
+    "sweep": "grow the study round by round until more teacher data stops paying",
     "compare": "compare recipes across DVC experiments: reports/compare.md and compare.png",
     "sync": "fill MLflow from what DVC versions (after dvc pull, a run-cache restore, a crash)",
     "profile": "switch params.yaml to a profile: kdscale profile paper|embedded",
@@ -54,7 +59,11 @@ def main(argv=None) -> None:
         sys.exit(0 if argv and argv[0] in {"-h", "--help"} else 2)
     module = importlib.import_module(f"kdscale.stages.{argv[0]}" if argv[0] in STAGES else
                                      f"kdscale.{TRACKING_COMMANDS.get(argv[0], argv[0])}")
+    start = time.perf_counter()
     run(module.main, argv[1:])
+    if os.environ.get(TIMINGS_ENV):
+        with open(os.environ[TIMINGS_ENV], "a", encoding="utf-8") as f:
+            f.write(json.dumps({"command": argv[0], "seconds": time.perf_counter() - start}) + "\n")
 
 
 if __name__ == "__main__":

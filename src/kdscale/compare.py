@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdscale import paths
-from kdscale.checkout import pipeline_folder
+from kdscale.checkout import dvc_folder
 from kdscale.config import flatten
 from kdscale.errors import UserError
 from kdscale.jsonl import atomic_open
@@ -30,7 +30,10 @@ from kdscale.metrics import METRICS, compared
 from kdscale.stats import t_interval
 
 REPLICATE = "seed"
-NOT_RECIPE = {REPLICATE, "scaling.sizes"}  # sizes are compared one by one, whatever list ran them
+# Sizes are compared one by one, whatever list ran them; a larger pool changes no size's subset (the pool only
+# grows at its end); the sweep's own settings change what it runs next, not how a size is trained.
+NOT_RECIPE = {REPLICATE, "scaling.sizes", "data.pool_size"}
+NOT_RECIPE_SECTIONS = ("sweep.",)
 # the registry's compared metrics, each with its title
 COMPARED = {m.name: f"{m.label}, {'geometric ' if m.log_scale else ''}mean over seeds" for m in compared()}
 SKIPPED_STATES = {"queued", "running", "failed"}
@@ -150,8 +153,9 @@ def _value(v) -> str:
 
 
 def recipe_keys(experiments: list[Experiment]) -> list[str]:
-    """The params that differ between experiments, seed and sizes aside."""
-    keys = sorted({k for e in experiments for k in e.params} - NOT_RECIPE)
+    """The params that differ between experiments, seed, sizes, pool and sweep settings aside."""
+    keys = sorted(k for k in {k for e in experiments for k in e.params} - NOT_RECIPE
+                  if not k.startswith(NOT_RECIPE_SECTIONS))
     return [k for k in keys if len({_value(e.params.get(k)) for e in experiments}) > 1]
 
 
@@ -324,7 +328,7 @@ def main(argv=None) -> None:
                 from None
     else:
         show = dvc_exp_show(args.rev)
-    experiments = read_experiments(show, args.names, pipeline_folder())
+    experiments = read_experiments(show, args.names, dvc_folder())
     if not experiments:
         raise UserError("compare: no experiment has student metrics yet; run `dvc repro` or `dvc exp run` first")
     groups = group(experiments)

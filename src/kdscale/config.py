@@ -7,6 +7,7 @@ value stops the stage before it writes anything, with one line naming the key.
 from __future__ import annotations
 
 import difflib
+import math
 import typing
 from pathlib import Path
 from typing import Annotated, Literal
@@ -51,7 +52,7 @@ class DataParams(Section):
     heldout_size: PositiveInt = Field(
         40, description="prompts never trained on; their teacher answers score perplexity")
     max_source_records: int = Field(0, description="0 = all")
-    split_seed: int = 0  # fixes the pool/held-out split, so sweeping `seed` never regenerates teacher data
+    split_seed: int = 0  # fixes the pool/held-out split and the subsets' nested order (the pool's)
 
 
 class FilterParams(Section):
@@ -129,12 +130,12 @@ class TeacherTopkParams(Section):
 class ScalingParams(Section):
     sizes: list[int] = Field(
         default_factory=lambda: [0, 20, 40, 80, 160, 320], description="0: the untrained student")
-    # Replicates: these sizes trained again with each of these seeds (besides `seed`), each seed with its own
-    # nested subsets and data order, so the report can tell a step in data from seed-to-seed noise.
+    # Replicates: these sizes trained again with each of these seeds (besides `seed`), on the same subsets
+    # in each seed's own data order, so the report can tell a step in data from seed-to-seed noise.
     replicate_sizes: list[int] = Field(
         default_factory=list, description="these sizes trained again with each replicate seed (besides `seed`)")
     replicate_seeds: list[int] = Field(
-        default_factory=list, description="their own subsets and data order: the report's seed-to-seed spread")
+        default_factory=list, description="same subsets, own data order: the report's seed-to-seed spread")
 
 
 class TrainParams(Section):
@@ -179,8 +180,25 @@ class ReportParams(Section):
     doubling_gain_threshold: float = 0.05  # relative perplexity gain below which more data "stops paying"
 
 
+class SweepParams(Section):
+    """`kdscale sweep`: how the study grows, and when it stops (0 = no such limit)."""
+    metric: Literal["perplexity", "pass_rate", "degenerate_share"] = Field(
+        "perplexity", description="the metric the rule reads: perplexity | pass_rate | degenerate_share")
+    growth: float = Field(2.0, description="the next size: the largest times this")
+    confirm_seeds: list[int] = Field(
+        default_factory=list, description="replicates at the last two sizes before the rule's stop stands")
+    target: float = Field(0.0, description="stop once the metric reaches it (at or below; a rate: at or above)")
+    floor_share: float = Field(0.0, description="perplexity: stop within this share above the fitted floor")
+    max_size: int = Field(0, description="budget: the largest training set")
+    max_teacher_tokens: int = Field(0, description="budget: teacher tokens generated over the whole study")
+    max_hours: float = Field(0.0, description="budget: wall hours over all rounds")
+    price_per_million_tokens: float = Field(0.0, description="a hosted teacher's price, for the cost line")
+    stop_on_prediction: bool = Field(
+        True, description="stop unspent when the fit's best case for the next size gains under the threshold")
+
+
 class Params(Section):
-    seed: int = Field(0, description="replicate seed: subset order, student init, data order")
+    seed: int = Field(0, description="replicate seed: data order, a scratch student's init (not the subsets)")
     # Where every model runs (teacher generation, training, evaluation), chosen once:
     # auto = CUDA + bfloat16 where a GPU is visible, CPU + float32 otherwise.
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -196,6 +214,7 @@ class Params(Section):
     train: TrainParams = Field(default_factory=TrainParams)
     eval: EvalParams = Field(default_factory=EvalParams)
     report: ReportParams = Field(default_factory=ReportParams)
+    sweep: SweepParams = Field(default_factory=SweepParams)
 
 
 
@@ -283,6 +302,7 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
         )
     _validate_replicates(params.scaling, params.seed, where)
     _validate_served(params.teacher, where)
+    _validate_sweep(params, where)
     if params.device == "cpu" and params.dtype == "float16":
         raise UserError(f"{where}: 'dtype: float16' does not run on the CPU; use 'dtype: auto' or float32")
     if params.train.schedule == "steps" and params.train.max_steps <= 0:
@@ -318,6 +338,21 @@ def _validate_replicates(scaling: ScalingParams, seed: int, where: str) -> None:
                         "replicate seeds are the extra ones")
 
 
+def _validate_sweep(params: Params, where: str) -> None:
+    sweep = params.sweep
+    if sweep.growth <= 1:
+        raise UserError(f"{where}: 'sweep.growth' must be above 1 (2 doubles the largest size), got {sweep.growth}")
+    for key in ("target", "floor_share", "max_size", "max_teacher_tokens", "max_hours", "price_per_million_tokens"):
+        if getattr(sweep, key) < 0:
+            raise UserError(f"{where}: 'sweep.{key}' must be 0 (none) or positive, got {getattr(sweep, key)}")
+    if sweep.metric != "perplexity" and (sweep.target > 1 or sweep.floor_share):
+        raise UserError(f"{where}: 'sweep.metric: {sweep.metric}' is a rate: its 'sweep.target' lies in 0..1 and it "
+                        "has no fitted floor ('sweep.floor_share' is for perplexity)")
+    if params.seed in sweep.confirm_seeds or len(set(sweep.confirm_seeds)) < len(sweep.confirm_seeds):
+        raise UserError(f"{where}: 'sweep.confirm_seeds' must list extra seeds once each, not the study's 'seed' "
+                        f"{params.seed}; got {sweep.confirm_seeds}")
+
+
 def _validate_served(teacher: TeacherParams, where: str) -> None:
     if teacher.backend != "openai":
         return
@@ -329,6 +364,11 @@ def _validate_served(teacher: TeacherParams, where: str) -> None:
         raise UserError(f"{where}: 'teacher.base_url' must start with http:// or https://, got {teacher.base_url!r}")
     if teacher.max_retries < 0:
         raise UserError(f"{where}: 'teacher.max_retries' must be 0 or more, got {teacher.max_retries}")
+
+
+def suggested_pool_size(largest: int, kept: int, answered: int, margin: float = 1.1) -> int:
+    """The data.pool_size that leaves `largest` answers after the measured drop rate, with 10% to spare."""
+    return math.ceil(largest / max(kept / answered, 1e-3) * margin)
 
 
 def check_size(params: Params, size: int) -> int:

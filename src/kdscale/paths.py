@@ -36,6 +36,7 @@ ANSWERS = REPORTS_DIR / "answers.md"  # every adherence prompt answered by every
 SCALING_FIGURE = REPORTS_DIR / "scaling.png"
 SUMMARY = REPORTS_DIR / "summary.json"  # the study's headline numbers (a DVC metric)
 SUMMARY_DETAILS = REPORTS_DIR / "summary_details.json"  # everything else the report computes
+SWEEP = REPORTS_DIR / "sweep.json"  # `kdscale sweep`'s rounds, predictions and decisions: the report's input
 # Resume state lives outside DVC's outputs, so `dvc repro` does not delete it before a rerun.
 PROGRESS_DIR = Path(".kdscale/progress")
 CHECKPOINTS_DIR = Path(".kdscale/checkpoints")
@@ -60,8 +61,14 @@ def parse_student_name(name: str) -> tuple[int, int | None] | None:
     return None if match is None else (int(match[1]), None if match[2] is None else int(match[2]))
 
 
-def subset_file(size: int, seed: int | None = None) -> Path:
-    return SUBSETS_DIR / f"{student_tag(size, seed)}.jsonl"
+def subset_file(size: int) -> Path:
+    """The first `size` kept answers: every seed of a size trains on this one file (kdscale.stages.subsets)."""
+    return SUBSETS_DIR / f"n{size}.jsonl"
+
+
+def subset_topk(size: int) -> Path:
+    """The teacher's top-k log-probs of that subset's answers (empty under train.objective sft)."""
+    return SUBSETS_DIR / f"n{size}.topk.safetensors"
 
 
 def student_dir(size: int, seed: int | None = None) -> Path:

@@ -10,6 +10,7 @@ setting, and git shows exactly what changed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from importlib import resources
 
@@ -85,14 +86,30 @@ def _field_lines(name: str, info, value, indent: str) -> list[str]:
 
 
 def render(name: str) -> str:
-    """params.yaml for profile `name`: its header, then every key with its description, a blank line
-    before each section."""
+    """params.yaml for profile `name`."""
     header, _ = _overlay(name)
-    values = profile_params(name)
+    return render_values(header, profile_params(name))
+
+
+def render_values(header: list[str], values: dict) -> str:
+    """params.yaml holding `values` (every key of Params): the header's comment lines, then every key with its
+    description, a blank line before each section."""
     lines = list(header)
     for field, info in Params.model_fields.items():
         lines += ([""] if _is_section(info) else []) + _field_lines(field, info, values[field], "")
     return "\n".join(lines) + "\n"
+
+
+def rewrite_params(changes: dict, path: str = PARAMS_FILE) -> None:
+    """Set these keys ({section: {key: value}}) in a params file, keeping its header, validated before it is
+    replaced: how `kdscale sweep` grows a study."""
+    text = open(path, encoding="utf-8").read()
+    header = list(itertools.takewhile(lambda line: line.startswith("#"), text.splitlines()))
+    values = _merge(to_dict(parse_params(yaml.safe_load(text), path)), changes)
+    out = render_values(header, values)
+    parse_params(yaml.safe_load(out), path)
+    with atomic_open(path) as f:
+        f.write(out)
 
 
 def main(argv=None) -> None:

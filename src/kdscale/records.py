@@ -97,3 +97,40 @@ class StudySummary:
             raise UserError(f"{path}: not the summary this kdscale writes; rebuild it with `dvc repro report`")
         data["seeds"] = {int(n): count for n, count in data["seeds"].items()}  # JSON keys are strings
         return cls(**data)
+
+
+@dataclass
+class SweepRound:
+    """One round of `kdscale sweep`: what it added, what the fit and the measured costs said before it ran, and
+    what it measured. Round 0 is the study as the sweep found it (no size added, nothing predicted)."""
+    round: int
+    kind: str                 # start | grow | confirm (replicate seeds at the last two sizes)
+    size: int | None          # the size it adds (None: round 0 and confirm rounds)
+    pool_size: int            # data.pool_size it runs with
+    prediction: dict | None   # stats.predict at `size`: predicted, prediction_interval [95%], fitted_sizes
+    predicted_cost: dict      # teacher_answers, teacher_tokens, teacher_seconds, train_seconds, eval_seconds, money
+    observed: dict | None = None  # the metric at `size` after the round: value, ci, inside (its prediction interval)
+    measured: dict | None = None  # wall, work and overhead seconds, teacher answers and tokens added, train, eval
+
+
+@dataclass
+class SweepRecord:
+    """reports/sweep.json: the sweep's rounds and why it stopped (None while it runs, or before any sweep)."""
+    metric: str
+    rounds: list[SweepRound] = field(default_factory=list)
+    stop: dict | None = None  # reason (rule | target | budget | source | prediction), why, and the next size's forecast
+
+    def write(self, path: Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def read(cls, path: Path) -> SweepRecord:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: not found; a study that was never swept keeps an empty record there (the "
+                            f"report reads it): echo '{{\"metric\": \"perplexity\", \"rounds\": []}}' > {path}")
+        data = read_json(path)
+        try:
+            return cls(data["metric"], [SweepRound(**r) for r in data["rounds"]], data.get("stop"))
+        except (KeyError, TypeError) as e:
+            raise UserError(f"{path}: not a sweep record this kdscale writes ({e}); move it aside and run "
+                            "`kdscale sweep` again") from None

@@ -39,6 +39,14 @@ class TopkStore:
         start = int(self.offsets[self.row[record_id]])
         return slice(start, start + n)
 
+    def subset(self, ids: list[str]) -> TopkStore:
+        """The rows of these answers (those the store holds), in this order."""
+        ids = [i for i in ids if i in self.row]
+        parts = [slice(int(self.offsets[self.row[i]]), int(self.offsets[self.row[i] + 1])) for i in ids]
+        lengths = torch.tensor([0] + [p.stop - p.start for p in parts], dtype=torch.int64)
+        take = torch.cat([torch.arange(p.start, p.stop) for p in parts]) if parts else torch.zeros(0, dtype=torch.int64)
+        return TopkStore(ids, lengths.cumsum(0), self.labels[take], self.indices[take], self.logprobs[take])
+
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
 

@@ -17,7 +17,7 @@ from kdscale.config import ReportParams, load_params, replicates
 from kdscale.figures import draw_curves
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
 from kdscale.metrics import METRICS, scaling_keys
-from kdscale.records import StudySummary, TypeRates, dropped_read
+from kdscale.records import StudySummary, SweepRecord, TypeRates, dropped_read
 from kdscale.stats import FIT_PARAMS, MIN_FIT_POINTS, identifiable, paired_evidence
 from kdscale.summary import OTHER_WEIGHTINGS, RULED, by_name, summarize
 
@@ -233,8 +233,9 @@ def fit_lines(fit: dict | None, threshold: float, at: float | None, failed_backt
                 "`scaling.sizes`."]
     if not fit["converged"]:
         return [f"The fit did not converge on these {fit['points']} points."]
-    lines = [f"Fit of perplexity(N) = floor + b x N^-alpha on the {fit['points']} sizes > 0 (a size's geometric "
-             "mean over its seeds where it has replicates; least squares on "
+    lines = [f"Fit of perplexity(N) = floor + b x N^-alpha on n = {', '.join(f'{n:,}' for n in fit['fitted_sizes'])} "
+             f"(the largest {stats.FIT_WINDOW} sizes > 0: smaller ones sit in the pre-power phase a power law "
+             "misfits; a size's geometric mean over its seeds where it has replicates; least squares on "
              "log perplexity, floor in [0, lowest perplexity), b > 0, alpha in (0, 3]; n = 0 is not fitted), "
              f"residual RMS {fit['rmse_log']:.3f} in log perplexity:", "",
              "| parameter | estimate | standard error | |", "|---|---|---|---|"]
@@ -360,6 +361,68 @@ def returns_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
     return lines
 
 
+def _minutes(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def sweep_answer(record: SweepRecord) -> list[str]:
+    """The sweep's stop in one line for the answer section; nothing for a study that was never swept."""
+    if not record.rounds:
+        return []
+    if record.stop is None:
+        return [f"- **The sweep** is in round {record.rounds[-1].round} (`kdscale sweep` continues it).", ""]
+    return [f"- **The sweep** stopped after {len(record.rounds) - 1} round(s) ({record.stop['reason']}): "
+            f"{record.stop['why']}.", ""]
+
+
+def sweep_lines(record: SweepRecord, summary: StudySummary) -> list[str]:
+    """Every round of `kdscale sweep`: the prediction before it, what it measured, its cost and overhead."""
+    if not record.rounds:
+        return []
+    metric = record.metric
+    per_size = (summary.diminishing_returns or {}).get("per_size", {})
+    lines = ["", "## The sweep", "",
+             f"Each round added a size, predicted before it was spent: the fit of {metric} on the largest five sizes "
+             "(95% prediction interval) and the cost at the rates earlier rounds measured. Observed: the size's "
+             "value with its 95% interval over the held-out items and seeds.", "",
+             "| round | adds | pool | predicted [95% PI] | observed [95% CI] | inside | teacher answers (pred. / "
+             "meas.) | minutes (pred. / meas.) | overhead |", "|---|---|---|---|---|---|---|---|---|"]
+    inside = []
+    for r in record.rounds:
+        adds = f"n={r.size:,}" if r.kind == "grow" else (
+            "the study as found" if r.kind == "start" else f"seeds at n={r.predicted_cost['sizes']}")
+        pred, obs, hit = "-", "-", "-"
+        if r.prediction and r.prediction.get("converged"):
+            low, high = r.prediction["prediction_interval"]
+            pred = f"{r.prediction['predicted']:.4g} [{low:.4g}, {high:.4g}]"
+        level = per_size.get(str(r.size)) if r.size is not None else None
+        if level:
+            value, (low_o, high_o) = level[metric]["value"], level[metric]["ci"]
+            obs = f"{value:.4g} [{low_o:.4g}, {high_o:.4g}]"
+            if pred != "-":
+                inside.append(low <= value <= high)
+                hit = "yes" if inside[-1] else "no"
+        m = r.measured or {}
+        answers = f"{r.predicted_cost.get('teacher_answers', '-')} / {m.get('teacher_answers', '-')}"
+        minutes = f"{_minutes(r.predicted_cost.get('seconds'))} / {_minutes(m.get('wall_seconds'))}"
+        overhead = f"{m['overhead_share']:.0%}" if m else "-"
+        lines.append(f"| {r.round} | {adds} | {r.pool_size:,} | {pred} | {obs} | {hit} | {answers} | {minutes} | "
+                     f"{overhead} |")
+    lines += ["", f"Coverage: {sum(inside)} of {len(inside)} observed values fell inside their 95% prediction "
+              "interval." if inside else "Coverage: no round has both a prediction and an observation yet.",
+              "Minutes measured: the round's `dvc repro` wall time; overhead: its share outside the stages' own work "
+              "(DVC, process starts, the report and the MLflow sync)."]
+    stop = record.stop
+    if stop:
+        lines += ["", f"Stopped ({stop['reason']}): {stop['why']}."]
+        forecast = stop.get("prediction")
+        if forecast and forecast.get("converged"):
+            low, high = forecast["prediction_interval"]
+            lines.append(f"The fit's forecast for the next size, n={stop['next_size']:,}: {metric} "
+                         f"{forecast['predicted']:.4g} [{low:.4g}, {high:.4g}] (95% prediction interval; not measured).")
+    return lines
+
+
 def cost_lines(students: dict[int, dict], teacher: dict, generation: dict) -> list[str]:
     """Seconds per stage and what the filters dropped."""
     sizes = sorted(students)
@@ -391,15 +454,20 @@ def type_lines(students: dict[int, dict], teacher: dict) -> list[str]:
     return lines
 
 
-def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: StudySummary) -> str:
-    """reports/report.md: the answer first, then the tables behind it."""
+def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: StudySummary,
+                 sweep: SweepRecord | None = None) -> str:
+    """reports/report.md: the answer first, then the tables behind it (and the sweep's rounds, where it had some)."""
+    sweep = sweep or SweepRecord(params.sweep.metric)
     header = ["# kdscale report", "",
               f"Teacher `{params.teacher.model}` ({params.teacher.prompt_format} prompts), student "
               f"`{params.student.model}`, prompts from `{params.data.source}`, sizes {sorted(students)}, "
               f"seed {params.seed}.", ""]
-    lines = (header + answer_lines(params, teacher, summary) + results_lines(params, students, teacher, summary)
+    answer = answer_lines(params, teacher, summary)
+    answer[-2:-2] = sweep_answer(sweep)  # before the link to the answers
+    lines = (header + answer + results_lines(params, students, teacher, summary)
              + ranking_lines(params, students, summary) + vs_teacher_lines(students, summary)
-             + returns_lines(params, teacher, summary) + cost_lines(students, teacher, generation)
+             + returns_lines(params, teacher, summary) + sweep_lines(sweep, summary)
+             + cost_lines(students, teacher, generation)
              + type_lines(students, teacher))
     return "\n".join(lines) + "\n"
 
@@ -454,7 +522,7 @@ def main(argv=None) -> None:
                                  for n in sizes for row in read_json(paths.loss_plot(n))])
     paths.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
     draw_curves(students, teacher, paths.SCALING_FIGURE, replica_details)
-    report = build_report(params, students, teacher, generation, summary)
+    report = build_report(params, students, teacher, generation, summary, SweepRecord.read(paths.SWEEP))
     with atomic_open(paths.REPORT) as f:
         f.write(report)
     with atomic_open(paths.ANSWERS) as f:

@@ -1,34 +1,27 @@
-"""Stage `subsets@N`: the first N kept teacher answers, in an order fixed by `seed`.
+"""Stage `subsets@N`: the first N kept teacher answers, in the pool's order, and their top-k log-probs.
 
-Every size reads the same seeded order, so each smaller subset is a prefix of the
-larger ones (nested), and sweeping `seed` draws new nested subsets without
-regenerating the teacher's answers. `--seed S` writes a replicate's subset (`nN-seedS.jsonl`),
-nested within that seed's own order.
+The pool's order is prepare's seeded split (data.split_seed), and growing data.pool_size only
+appends to it: each smaller subset is a prefix of the larger ones (nested), and a study that grows
+(`kdscale sweep`) keeps every existing subset byte-identical, so no trained size reruns. A replicate
+seed (scaling.replicate_seeds) trains on the same subset: it varies the data order and, for a
+scratch student, the initial weights; not which answers are drawn.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import random
 
 from kdscale import paths
-from kdscale.config import check_replicate, load_params
+from kdscale.config import check_size, load_params, suggested_pool_size
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_jsonl
+from kdscale.topk import TopkStore
 
 
-def nested_order(answers: list[dict], seed: int) -> list[dict]:
-    """The kept answers in an order drawn over the whole pool, so that a change of teacher.filters
-    moves only the answers it drops or restores; every other answer keeps its place in every subset."""
-    order = list(answers)
-    random.Random(seed).shuffle(order)
-    return [a for a in order if not a["dropped"]]
-
-
-def suggested_pool_size(largest: int, kept: int, answered: int, margin: float = 1.1) -> int:
-    """The pool that leaves `largest` answers after the measured drop rate, with 10% to spare."""
-    return math.ceil(largest / max(kept / answered, 1e-3) * margin)
+def nested_order(answers: list[dict]) -> list[dict]:
+    """The kept answers in pool order: a change of teacher.filters moves only the answers it drops or
+    restores, and a larger pool only adds answers after the existing ones."""
+    return [a for a in answers if not a["dropped"]]
 
 
 def check_enough(kept: int, answered: int, largest: int) -> None:
@@ -45,16 +38,17 @@ def check_enough(kept: int, answered: int, largest: int) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale subsets", description=__doc__)
     parser.add_argument("--size", type=int, required=True)
-    parser.add_argument("--seed", type=int, help="a replicate seed (scaling.replicate_seeds) instead of `seed`")
-    args = parser.parse_args(argv)
-    size = args.size
-    params = check_replicate(load_params(), size, args.seed)
+    size = parser.parse_args(argv).size
+    params = load_params()
+    check_size(params, size)
     answers = read_jsonl(paths.TEACHER_POOL)
-    kept = nested_order(answers, params.seed)
+    kept = nested_order(answers)
     check_enough(len(kept), len(answers), max(params.scaling.sizes))
-    out = paths.subset_file(size, args.seed)
-    write_jsonl(out, kept[:size])
-    print(f"subsets: {out} with {size} of {len(kept)} kept answers")
+    subset = kept[:size]
+    write_jsonl(paths.subset_file(size), subset)
+    # Training reads only its own answers' top-k, so a grown pool (a longer store) retrains nothing.
+    TopkStore.load(paths.TOPK_FILE).subset([a["id"] for a in subset]).save(paths.subset_topk(size))
+    print(f"subsets: {paths.subset_file(size)} with {size} of {len(kept)} kept answers")
 
 
 if __name__ == "__main__":

@@ -233,12 +233,13 @@ def last_checkpoint(folder: Path) -> str | None:
 def run_fingerprint(params: Params, size: int, seed: int | None = None) -> str:
     """Names the checkpoint folder: a changed recipe or subset never resumes an old run."""
     key = {"student": to_dict(params.student), "train": to_dict(params.train), "seed": params.seed, "size": size,
-           "subset": data_md5([paths.subset_file(size, seed)])}
+           "subset": data_md5([paths.subset_file(size)])}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def training_data(params: Params, model, tokenizer, records: list[dict], name: str):
-    """The tokenized examples, their counts, the collator and (kd | mixed) the KD settings."""
+def training_data(params: Params, model, tokenizer, size: int, name: str):
+    """The subset's tokenized examples, their counts, the collator and (kd | mixed) the KD settings."""
+    records = read_jsonl(paths.subset_file(size))
     max_length = min(params.train.max_length, max_context(model, tokenizer))
     if params.train.objective == "sft":
         examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
@@ -247,7 +248,7 @@ def training_data(params: Params, model, tokenizer, records: list[dict], name: s
         teacher_tokenizer = load_tokenizer(str(paths.TEACHER_DIR), "teacher.model")
         distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.student.model)
         examples, counts = distill.tokenize_with_ids(tokenizer, records, max_length, params.train.overlong)
-        store = distill.TopkStore.load(paths.TOPK_FILE)
+        store = distill.TopkStore.load(paths.subset_topk(size))
         store.check(examples, f"train {name}")
         kd = distill.KDConfig(params.train.objective, params.train.kd_temperature, params.train.kd_weight)
         collator = distill.KDCollator(tokenizer.pad_token_id, store=store)
@@ -261,7 +262,7 @@ def open_run(params: Params, size: int, replicate: int | None, checkpoints: Path
     if not is_main:
         return contextlib.nullcontext()
     tracking.setup()
-    tags = tracking.common_tags("train", size, [paths.subset_file(size, replicate)], replicate)
+    tags = tracking.common_tags("train", size, [paths.subset_file(size)], replicate)
     tags.update(tracking.recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
     return tracking.start_run("train", paths.student_name(size, replicate), tags,
                               run_id=tracking.read_run_id(checkpoints),
@@ -302,13 +303,12 @@ def main(argv=None) -> None:
         print(note)
     is_main = int(os.environ.get("RANK", "0")) == 0
 
-    records = read_jsonl(paths.subset_file(size, replicate))
     model, tokenizer = load_model(str(paths.STUDENT_INIT_DIR), "student.model",
                                   trust_remote_code=params.student.trust_remote_code)
     if size == 0:
         return save_untrained(params, model, tokenizer)
     freeze_embeddings(model, params)
-    examples, counts, collator, kd = training_data(params, model, tokenizer, records, name)
+    examples, counts, collator, kd = training_data(params, model, tokenizer, size, name)
     steps = optimizer_steps(params, len(examples), world_size)
     checkpoints = paths.CHECKPOINTS_DIR / f"{name}-{run_fingerprint(params, size, replicate)}"
     args = one_process_one_gpu(training_arguments(params, checkpoints, steps))
@@ -320,7 +320,7 @@ def main(argv=None) -> None:
         if is_main:
             checkpoints.mkdir(parents=True, exist_ok=True)
             tracking.write_run_id(checkpoints, active.info.run_id)
-            tracking.log_dataset(paths.subset_file(size, replicate), "training")
+            tracking.log_dataset(paths.subset_file(size), "training")
             tracking.log_params({"size": size, "seed": params.seed, "student": to_dict(params.student),
                                  "train": to_dict(params.train), "optimizer_steps": steps,
                                  "world_size": world_size, "parameters": count_parameters(model)})

@@ -32,7 +32,7 @@ from kdscale.config import load_params, to_dict
 from kdscale.jsonl import read_json
 from kdscale.paths import TRAINING_LOG
 from kdscale.metrics import for_mlflow
-from kdscale.records import StudySummary, TypeRates
+from kdscale.records import StudySummary, SweepRecord, TypeRates
 
 SYNC_TAG = "kdscale.synced"  # set on runs that sync created, so the UI tells them from live ones
 
@@ -93,7 +93,7 @@ def open_run(client, experiment_id, stage, size, outputs, run_id=None, seed=None
 def sync_student(client, experiment_id: str, params, size: int, registered_name: str,
                  seed: int | None = None) -> list[str]:
     """Complete (or create) the run of models/student-nN (or a replicate's, -seedS); returns what was added."""
-    model_dir, subset, name = paths.student_dir(size, seed), paths.subset_file(size, seed), paths.student_name(size, seed)
+    model_dir, subset, name = paths.student_dir(size, seed), paths.subset_file(size), paths.student_name(size, seed)
     key, run = open_run(client, experiment_id, "train", size, [model_dir], tracking.read_run_id(model_dir), seed)
     if run is not None and run.info.status == "RUNNING":
         return []  # a live stage holds it (setup() closed those whose process died)
@@ -133,7 +133,7 @@ def complete_student_run(client, run_id: str, size: int, seed: int | None) -> li
     """What the run lacks of the training curve and summary, the evaluation's numbers, answers and details,
     and the subset and held-out set as dataset inputs."""
     log = read_json(paths.student_dir(size, seed) / TRAINING_LOG)
-    details, subset = paths.student_details(size, seed), paths.subset_file(size, seed)
+    details, subset = paths.student_details(size, seed), paths.subset_file(size)
     eval_metrics = read_json(details) if details.is_file() else {}  # every number; metrics/ holds the headline
     added = []
     if not tracking.retry(client.get_metric_history, run_id, tracking.CURVES["loss"]):
@@ -177,8 +177,10 @@ def register_student(client, run_id: str, name: str, registered_name: str, size:
 
 
 def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: list[Path], params: dict,
-                metrics: dict, artifacts: list[Path], datasets: list[tuple[Path, str]] = ()) -> list[str]:
-    """A run of its own (teacher generation, teacher eval, report): made whole once, then found by key."""
+                metrics: dict, artifacts: list[Path], datasets: list[tuple[Path, str]] = (),
+                history: list[dict] = ()) -> list[str]:
+    """A run of its own (teacher generation, teacher eval, report, sweep): made whole once, then found by key.
+    `history`: metrics logged at steps 0, 1, ... (the sweep's rounds)."""
     if not all(p.exists() for p in outputs):
         return []
     key, run = open_run(client, experiment_id, stage, None, outputs)
@@ -193,6 +195,9 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
     new = missing_metrics(client, run_id, metrics)
     if new:
         tracking.retry(client.log_batch, run_id, metrics=[Metric(k, v, now_ms(), 0) for k, v in new.items()])
+    steps = [Metric(k, v, now_ms(), step) for step, row in enumerate(history) for k, v in row.items()]
+    if steps:
+        tracking.retry(client.log_batch, run_id, metrics=steps)
     for path in artifacts:
         if path.is_file():
             tracking.retry(client.log_artifact, run_id, str(path))
@@ -208,6 +213,22 @@ def report_metrics(summary: StudySummary) -> dict:
     return {**{f"combined_score.{k}": v for k, v in summary.combined_score.items()},
             **{f"combined_score_seed.{k}": v for k, v in summary.combined_score_seed.items()},
             **{f"fit.{k}": v for k, v in (summary.perplexity_fit or {}).items()}}
+
+
+def sweep_rounds(record: SweepRecord) -> list[dict]:
+    """Each round's numbers as MLflow metrics (step = round): its size, the prediction and what it measured."""
+    rows = []
+    for r in record.rounds:
+        row = {"size": r.size} if r.size else {}
+        if r.prediction and r.prediction.get("converged"):
+            row |= {"predicted": r.prediction["predicted"], "predicted_low": r.prediction["prediction_interval"][0],
+                    "predicted_high": r.prediction["prediction_interval"][1]}
+        if r.observed:
+            row |= {"observed": r.observed["value"], "observed_low": r.observed["ci"][0],
+                    "observed_high": r.observed["ci"][1]}
+        row |= {k: v for k, v in (r.measured or {}).items() if not k.endswith("_total")}
+        rows.append(row)
+    return rows
 
 
 def trained_students() -> list[tuple[int, int | None]]:
@@ -263,6 +284,11 @@ def _sync() -> dict[str, list[str]]:
             client, experiment_id, "report", "report", written,
             {"report": to_dict(params.report), "sizes": params.scaling.sizes}, report_metrics(summary),
             [paths.SCALING_FIGURE, paths.REPORT, paths.ANSWERS, paths.SUMMARY, paths.SUMMARY_DETAILS])
+    if paths.SWEEP.is_file() and (record := SweepRecord.read(paths.SWEEP)).rounds:
+        done["sweep"] = sync_simple(
+            client, experiment_id, "sweep", "sweep", [paths.SWEEP], {"sweep": to_dict(params.sweep)},
+            {"rounds": len(record.rounds) - 1, "stopped": float(record.stop is not None)}, [paths.SWEEP],
+            history=sweep_rounds(record))
     return done
 
 

@@ -1,0 +1,389 @@
+"""`kdscale sweep`: grow the study round by round until more teacher data stops paying.
+
+A round runs the pipeline (`dvc repro`, or `dvc exp run` with --exp, so finished stages never
+rerun), reads the report's summary, and either stops, naming why, or plans the next size: the
+largest times sweep.growth, with the fit's prediction of sweep.metric there (95% prediction
+interval) and the round's cost from what earlier rounds measured. It then grows params.yaml
+(data.pool_size first, so the teacher answers only the new prompts; then scaling.sizes) and
+runs again. Existing subsets and students stay byte-identical: the subsets follow the pool's order.
+
+It stops when
+  rule        sweep.metric's step stops paying (kdscale.stats.Rule), after sweep.confirm_seeds
+              replicates at the step's two sizes when given;
+  target      sweep.metric reaches sweep.target, or perplexity lies within sweep.floor_share of the
+              fitted floor;
+  budget      the next size would pass sweep.max_size, max_teacher_tokens or max_hours;
+  source      the prompt source cannot supply the next size;
+  prediction  the fit's most optimistic value for the next size gains under the threshold
+              (sweep.stop_on_prediction): stopped without spending that round.
+
+reports/sweep.json records every round; the report renders it and `kdscale sync` logs it to
+MLflow. Killed at any point, `kdscale sweep` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdscale import paths, stats
+from kdscale.cli import TIMINGS_ENV
+from kdscale.config import Params, load_params, suggested_pool_size
+from kdscale.errors import UserError
+from kdscale.jsonl import read_json
+from kdscale.profile import rewrite_params
+from kdscale.records import StudySummary, SweepRecord, SweepRound
+
+TIMINGS_DIR = Path(".kdscale/sweep")  # each round's command timings, outside DVC's outputs
+OVERHEAD_COMMANDS = {"report", "sync"}  # not the work a round buys: counted as its overhead with DVC's own time
+SOURCE_MARGIN = 1.02  # the pool a size needs at the measured keep rate, when the source is nearly spent
+
+
+# ----------------------------------------------------------------------------- what the study says now
+
+@dataclass
+class Study:
+    params: Params
+    summary: StudySummary
+    generation: dict  # metrics/teacher_generation.json: answers, kept, generated tokens, seconds
+    available: int    # prompts the source can put in the pool (its distinct prompts less the held-out ones)
+
+    @property
+    def levels(self) -> dict[int, dict]:
+        """size -> the metric's seed-mean value and 95% interval (the report's per-size table)."""
+        per_size = self.summary.diminishing_returns["per_size"]
+        return {int(n): per_size[n][self.params.sweep.metric] for n in per_size}
+
+    @property
+    def largest(self) -> int:
+        return max(self.params.scaling.sizes)
+
+    def details(self, size: int, seed: int | None = None) -> dict:
+        return read_json(paths.student_details(size, seed))
+
+
+def read_study() -> Study:
+    params = load_params()
+    prepared = read_json(paths.PREPARE_STATS)
+    return Study(params, StudySummary.read(paths.SUMMARY_DETAILS), read_json(paths.TEACHER_METRICS),
+                 prepared["distinct_prompts"] - prepared["heldout"])
+
+
+def prediction_at(study: Study, size: int) -> dict | None:
+    """The fit's prediction of the metric at `size`; perplexity only (the fitted form is a saturating power law)."""
+    if study.params.sweep.metric != "perplexity":
+        return None
+    levels = study.levels
+    sizes = sorted(n for n in levels if n > 0)
+    return stats.predict(sizes, [levels[n]["value"] for n in sizes], size)
+
+
+# ----------------------------------------------------------------------------- when to stop
+
+def rule_stop(study: Study, record: SweepRecord) -> dict | None:
+    """The rule's stop on sweep.metric, or a confirm round's plan (kind "confirm") while its seeds are missing."""
+    metric, sweep = study.params.sweep.metric, study.params.sweep
+    step = study.summary.diminishing_returns["stops_at"].get(metric)
+    if step is None or (step["verdict"] != "stops" and step.get("then_stops_at") is None):
+        return None
+    if step["verdict"] != "stops":  # an unresolved step, then one that stops
+        step = next(s for s in study.summary.diminishing_returns["steps"][metric] if s["from"] == step["then_stops_at"])
+    pair = [step["from"], step["to"]]
+    seeds = [study.summary.seeds.get(n, 1) for n in pair]
+    if sweep.confirm_seeds and min(seeds) < 1 + len(sweep.confirm_seeds):
+        return {"confirm": pair}
+    rel = step.get("relative_gain")
+    gain = f"{rel:.1%} [{step['relative_gain_ci'][0]:.1%}, {step['relative_gain_ci'][1]:.1%}]" if rel is not None else \
+        f"{step['gain']:.3g}"
+    return {"reason": "rule", "why": f"{metric} from n={pair[0]:,} to n={pair[1]:,} gains {gain} over {min(seeds)} "
+            f"seed(s): its whole interval lies below a {study.params.report.doubling_gain_threshold:.0%} gain"}
+
+
+def target_stop(study: Study) -> dict | None:
+    sweep, metric = study.params.sweep, study.params.sweep.metric
+    level = study.levels[study.largest]
+    value, (low, high) = level["value"], level["ci"]
+    reached = value <= sweep.target if metric != "pass_rate" else value >= sweep.target
+    if sweep.target and reached:
+        return {"reason": "target", "why": f"{metric} at n={study.largest:,} is {value:.4g} [{low:.4g}, {high:.4g}], "
+                f"at or {'above' if metric == 'pass_rate' else 'below'} sweep.target {sweep.target:g}"}
+    fit = study.summary.perplexity_fit
+    if sweep.floor_share and stats.identifiable(fit) and value <= fit["floor"] * (1 + sweep.floor_share):
+        return {"reason": "target", "why": f"perplexity at n={study.largest:,} is {value:.4g}, within "
+                f"{sweep.floor_share:.0%} of the fitted floor {fit['floor']:.4g} (+- {fit['floor_se']:.2g})"}
+    return None
+
+
+# ----------------------------------------------------------------------------- the next round
+
+def cost_of(study: Study, size: int | None, pool_size: int, seeds: int = 1) -> dict:
+    """A round's cost from what the study measured: teacher answers for the new prompts at the measured tokens and
+    seconds per answer; training at the largest size's seconds per sample; evaluation at the students' mean."""
+    gen, sweep = study.generation, study.params.sweep
+    answers = max(pool_size - study.params.data.pool_size, 0)
+    tokens = answers * gen["generated_tokens"] / gen["answers"]
+    largest = study.largest
+    per_sample = study.details(largest)["train_seconds"] / largest if largest else 0.0
+    eval_seconds = [study.details(n)["eval_seconds"] for n in study.params.scaling.sizes]
+    trained = [size] * seeds if size else []
+    cost = {"teacher_answers": answers, "teacher_tokens": round(tokens),
+            "teacher_seconds": answers * gen["generation_seconds"] / gen["answers"],
+            "train_seconds": per_sample * sum(trained) if size else 0.0,
+            "eval_seconds": sum(eval_seconds) / len(eval_seconds) * max(len(trained), 1),
+            "money": tokens / 1e6 * sweep.price_per_million_tokens}
+    cost["seconds"] = cost["teacher_seconds"] + cost["train_seconds"] + cost["eval_seconds"]
+    return cost
+
+
+def plan_next(study: Study, record: SweepRecord) -> SweepRound | dict:
+    """The next round, or why there is none (a stop: budget, source or prediction)."""
+    sweep, largest = study.params.sweep, study.largest
+    size = max(round(largest * sweep.growth), largest + 1)
+    if sweep.max_size:
+        if largest >= sweep.max_size:
+            return {"reason": "budget", "why": f"n={largest:,} reached sweep.max_size {sweep.max_size:,}"}
+        size = min(size, sweep.max_size)
+    prediction = prediction_at(study, size)
+    forecast = {"next_size": size, "prediction": prediction}
+    gen = study.generation
+    keep = gen["kept"] / gen["answers"]
+    if size / keep * SOURCE_MARGIN > study.available:
+        return forecast | {"reason": "source", "why": (
+            f"n={size:,} needs about {math.ceil(size / keep):,} prompts at the measured keep rate ({keep:.1%}); "
+            f"the source ({study.params.data.source}) holds {study.available:,} outside the held-out set: add "
+            "prompts to data.source to go on")}
+    pool = max(study.params.data.pool_size, min(study.available, suggested_pool_size(size, gen["kept"], gen["answers"])))
+    if prediction and prediction["converged"] and sweep.stop_on_prediction:
+        now = study.levels[largest]["value"]
+        best_gain = 1 - prediction["prediction_interval"][0] / now
+        threshold = study.params.report.doubling_gain_threshold
+        if best_gain < threshold * math.log2(size / largest):  # the threshold is per doubling
+            return forecast | {"reason": "prediction", "why": (
+                f"the fit's 95% prediction interval at n={size:,} gains at most {best_gain:.1%} over n={largest:,}, "
+                f"under the {threshold:.0%} threshold; this round was not spent (a forecast, not a measurement)")}
+    cost = cost_of(study, size, pool)
+    if sweep.max_teacher_tokens and gen["generated_tokens"] + cost["teacher_tokens"] > sweep.max_teacher_tokens:
+        return forecast | {"reason": "budget", "why": (
+            f"n={size:,} would bring the teacher's tokens to about {gen['generated_tokens'] + cost['teacher_tokens']:,}, "
+            f"over sweep.max_teacher_tokens {sweep.max_teacher_tokens:,}")}
+    spent = sum(r.measured["wall_seconds"] for r in record.rounds if r.measured)
+    if sweep.max_hours and spent + cost["seconds"] > sweep.max_hours * 3600:
+        return forecast | {"reason": "budget", "why": (
+            f"{spent / 3600:.2f} h spent and n={size:,} would take about {cost['seconds'] / 3600:.2f} h more, over "
+            f"sweep.max_hours {sweep.max_hours:g}")}
+    return SweepRound(len(record.rounds), "grow", size, pool, prediction, cost)
+
+
+def plan_confirm(study: Study, record: SweepRecord, pair: list[int]) -> SweepRound:
+    seeds = len(study.params.sweep.confirm_seeds)
+    cost = cost_of(study, None, study.params.data.pool_size)
+    per_sample = study.details(study.largest)["train_seconds"] / study.largest
+    cost["train_seconds"] = per_sample * sum(pair) * seeds
+    cost["eval_seconds"] *= 2 * seeds
+    cost["seconds"] = cost["train_seconds"] + cost["eval_seconds"]
+    return SweepRound(len(record.rounds), "confirm", None, study.params.data.pool_size, None, cost | {"sizes": pair})
+
+
+def round_changes(params: Params, plan: SweepRound) -> dict:
+    """The params.yaml keys a round sets (idempotent: a resumed round applies them again)."""
+    if plan.kind == "grow":
+        return {"data": {"pool_size": plan.pool_size},
+                "scaling": {"sizes": sorted(set(params.scaling.sizes) | {plan.size})}}
+    if plan.kind == "confirm":
+        sweep, scaling = params.sweep, params.scaling
+        return {"scaling": {"replicate_sizes": sorted(set(scaling.replicate_sizes) | set(plan.predicted_cost["sizes"])),
+                            "replicate_seeds": sorted(set(scaling.replicate_seeds) | set(sweep.confirm_seeds))}}
+    return {}
+
+
+# ----------------------------------------------------------------------------- running a round
+
+def run_dvc(command: list[str], timings: Path) -> float:
+    """Run a DVC command with its output shown; the seconds it took. A failure stops the sweep, resumable."""
+    start = time.perf_counter()
+    env = os.environ | {TIMINGS_ENV: str(timings.resolve())}
+    if subprocess.run(command, env=env).returncode:
+        raise UserError(f"sweep: `{' '.join(command)}` failed (its output is above); fix the cause and run "
+                        "`kdscale sweep` again: it continues this round")
+    seconds = time.perf_counter() - start
+    with open(timings, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"command": "dvc", "seconds": seconds}) + "\n")
+    return seconds
+
+
+def pipeline(exp: str | None, name: str) -> list[str]:
+    if exp is None:
+        return ["dvc", "repro"]
+    listed = subprocess.run(["dvc", "exp", "list", "--name-only"], capture_output=True, text=True).stdout.split()
+    # A round killed after DVC saved its experiment is finished: bring the workspace up to date without a new one.
+    return ["dvc", "repro"] if name in listed else ["dvc", "exp", "run", "--name", name]
+
+
+def answer_new_prompts(plan: SweepRound, timings: Path) -> int | None:
+    """Grow the pool first and have the teacher answer it; the kept answers, or None when the pool cannot hold
+    the round's size (then the sweep stops: the source is spent)."""
+    while True:
+        rewrite_params({"data": {"pool_size": plan.pool_size}})
+        run_dvc(["dvc", "repro", "teacher_filter"], timings)
+        generation = read_json(paths.TEACHER_METRICS)
+        if generation["kept"] >= plan.size:
+            return generation["kept"]
+        prepared = read_json(paths.PREPARE_STATS)
+        available = prepared["distinct_prompts"] - prepared["heldout"]
+        if plan.pool_size >= available:
+            return None
+        plan.pool_size = min(available, suggested_pool_size(plan.size, generation["kept"], generation["answers"]))
+
+
+def run_round(plan: SweepRound, exp: str | None, record: SweepRecord) -> bool:
+    """Run one round to its end; False when the source could not supply its size."""
+    TIMINGS_DIR.mkdir(parents=True, exist_ok=True)
+    timings = TIMINGS_DIR / f"round-{plan.round}.jsonl"
+    with open(timings, "a", encoding="utf-8") as f:  # a resumed round measures its last attempt alone
+        f.write(json.dumps({"command": "attempt", "seconds": 0.0}) + "\n")
+    if plan.kind == "grow" and answer_new_prompts(plan, timings) is None:
+        return False
+    changes = round_changes(load_params(), plan)
+    if changes:
+        rewrite_params(changes)
+    run_dvc(pipeline(exp, f"{exp}-r{plan.round}"), timings)
+    return True
+
+
+def measure(plan: SweepRound, study: Study, record: SweepRecord) -> None:
+    """Fill in what the round measured: the metric at its size against the prediction, its costs and its overhead."""
+    lines = [json.loads(line) for line in (TIMINGS_DIR / f"round-{plan.round}.jsonl").read_text().splitlines()]
+    lines = lines[max(i for i, t in enumerate(lines) if t["command"] == "attempt"):]
+    wall = sum(t["seconds"] for t in lines if t["command"] == "dvc")
+    work = sum(t["seconds"] for t in lines if t["command"] not in OVERHEAD_COMMANDS | {"dvc"})
+    before = next((r.measured for r in reversed(record.rounds[:plan.round]) if r.measured), None)
+    gen = study.generation
+    trained = [(plan.size, None)] if plan.kind == "grow" else []
+    if plan.kind == "confirm":
+        trained = [(n, s) for n in plan.predicted_cost["sizes"] for s in study.params.sweep.confirm_seeds]
+    if plan.kind == "start":
+        trained = [(n, None) for n in study.params.scaling.sizes]
+    details = [study.details(n, s) for n, s in trained]
+    plan.measured = {
+        "wall_seconds": wall, "work_seconds": work, "overhead_seconds": max(wall - work, 0.0),
+        "overhead_share": max(wall - work, 0.0) / wall if wall else 0.0,
+        "teacher_answers_total": gen["answers"], "teacher_tokens_total": gen["generated_tokens"],
+        "teacher_answers": gen["answers"] - (before["teacher_answers_total"] if before else 0),
+        "teacher_tokens": gen["generated_tokens"] - (before["teacher_tokens_total"] if before else 0),
+        "train_seconds": sum(d.get("train_seconds", 0.0) for d in details),
+        "eval_seconds": sum(d.get("eval_seconds", 0.0) for d in details)}
+    if plan.size is not None:
+        level = study.levels[plan.size]
+        interval = (plan.prediction or {}).get("prediction_interval")
+        plan.observed = {"value": level["value"], "ci": level["ci"],
+                         "inside": None if interval is None else interval[0] <= level["value"] <= interval[1]}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def say_plan(plan: SweepRound, metric: str) -> str:
+    cost, what = plan.predicted_cost, f"n={plan.size:,}" if plan.size else f"seeds at n={plan.predicted_cost['sizes']}"
+    forecast = "no forecast"
+    if plan.prediction and plan.prediction.get("converged"):
+        low, high = plan.prediction["prediction_interval"]
+        forecast = f"predicted {metric} {plan.prediction['predicted']:.4g} [{low:.4g}, {high:.4g}]"
+    money = f", ${cost['money']:.2f}" if cost["money"] else ""
+    return (f"sweep: round {plan.round} ({plan.kind}): {what}, pool {plan.pool_size:,}: {forecast}; cost about "
+            f"{cost['teacher_answers']:,} teacher answers ({cost['teacher_tokens']:,} tokens, "
+            f"{cost['teacher_seconds'] / 60:.1f} min{money}), training {cost['train_seconds'] / 60:.1f} min, "
+            f"evaluation {cost['eval_seconds'] / 60:.1f} min")
+
+
+def say_measured(plan: SweepRound, metric: str) -> str:
+    m, line = plan.measured, f"sweep: round {plan.round} done in {plan.measured['wall_seconds'] / 60:.1f} min"
+    if plan.observed:
+        o = plan.observed
+        inside = {True: "inside its prediction interval", False: "outside its prediction interval",
+                  None: "no prediction"}[o["inside"]]
+        line += f": {metric} {o['value']:.4g} [{o['ci'][0]:.4g}, {o['ci'][1]:.4g}], {inside}"
+    return line + f" (overhead {m['overhead_share']:.0%})"
+
+
+def check_can_grow(params: Params) -> None:
+    """A fresh sweep with nothing to grow is an input error, not a finished sweep."""
+    sweep, largest = params.sweep, max(params.scaling.sizes)
+    if sweep.max_size and sweep.max_size <= largest:
+        raise UserError(f"sweep: sweep.max_size {sweep.max_size:,} is not above the largest size {largest:,}: nothing "
+                        "left to grow; raise sweep.max_size or set it to 0 (no limit)")
+    if paths.TEACHER_METRICS.is_file() and sweep.max_teacher_tokens and \
+            read_json(paths.TEACHER_METRICS)["generated_tokens"] >= sweep.max_teacher_tokens:
+        raise UserError(f"sweep: the teacher has already generated sweep.max_teacher_tokens "
+                        f"({sweep.max_teacher_tokens:,}); raise it or set it to 0 (no limit)")
+
+
+def open_record(params: Params) -> SweepRecord:
+    if not paths.SWEEP.is_file():
+        return SweepRecord(params.sweep.metric)
+    record = SweepRecord.read(paths.SWEEP)
+    if record.rounds and record.metric != params.sweep.metric:
+        raise UserError(f"sweep: {paths.SWEEP} records a sweep on {record.metric}, params.yaml asks for "
+                        f"{params.sweep.metric}; set sweep.metric back, or move the record aside to start anew")
+    record.metric = params.sweep.metric
+    return record
+
+
+def finish(record: SweepRecord, stop: dict, exp: str | None) -> None:
+    """Record the stop and rebuild the report around it (only the report stage reruns)."""
+    record.stop = stop
+    record.write(paths.SWEEP)
+    timings = TIMINGS_DIR / "final.jsonl"
+    TIMINGS_DIR.mkdir(parents=True, exist_ok=True)
+    run_dvc(pipeline(exp, f"{exp}-final"), timings)
+    print(f"sweep: stopped ({stop['reason']}): {stop['why']}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="kdscale sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp", metavar="NAME",
+                        help="run each round as a DVC experiment NAME-rK (dvc exp show lists them)")
+    args = parser.parse_args(argv)
+    params = load_params()
+    record = open_record(params)
+    if not record.rounds:
+        check_can_grow(params)
+        record.rounds.append(SweepRound(0, "start", None, params.data.pool_size, None, {}))
+    record.stop = None
+    while True:
+        plan = record.rounds[-1]
+        if plan.measured is None:
+            record.write(paths.SWEEP)
+            if not run_round(plan, args.exp, record):
+                record.rounds.pop()
+                study = read_study()
+                return finish(record, {"reason": "source", "why": (
+                    f"the whole source ({study.available:,} prompts) keeps {study.generation['kept']:,} answers, "
+                    f"short of n={plan.size:,}; add prompts to data.source to go on")}, args.exp)
+            study = read_study()
+            measure(plan, study, record)
+            record.write(paths.SWEEP)
+            print(say_measured(plan, record.metric), flush=True)
+        study = read_study()
+        stop = rule_stop(study, record) or target_stop(study)
+        if stop and "confirm" in stop:
+            plan = plan_confirm(study, record, stop["confirm"])
+        elif stop:
+            return finish(record, stop, args.exp)
+        else:
+            plan = plan_next(study, record)
+            if isinstance(plan, dict):
+                return finish(record, plan, args.exp)
+        print(say_plan(plan, record.metric), flush=True)
+        record.rounds.append(plan)
+
+
+if __name__ == "__main__":
+    from kdscale.cli import run
+
+    run(main)
