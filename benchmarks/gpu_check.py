@@ -288,6 +288,7 @@ def main(argv=None) -> None:
         seconds["teacher"] = run_stage("teacher")
         seconds["teacher_filter"] = run_stage("teacher_filter")
         size = str(args.pool)
+        seconds["teacher_topk"] = run_stage("teacher_topk")  # sft: an empty store, which subsets slices
         seconds["subsets"] = run_stage("subsets", "--size", size)
         seconds["student_init"] = run_stage("student_init")  # train starts from models/student-init
         seconds["train"] = run_stage("train", "--size", size)

@@ -76,7 +76,7 @@ def test_store_saves_and_loads(store_and_model, tmp_path):
     loaded = TopkStore.load(tmp_path / "topk.safetensors")
     assert loaded.ids == store.ids and torch.equal(loaded.logprobs, store.logprobs)
     assert torch.equal(loaded.indices, store.indices) and torch.equal(loaded.offsets, store.offsets)
-    with pytest.raises(UserError, match="dvc repro teacher_topk"):
+    with pytest.raises(UserError, match=r"not found.*run `dvc repro`"):
         TopkStore.load(tmp_path / "missing.safetensors")
 
 
@@ -222,7 +222,7 @@ def test_build_store_of_no_answers_is_empty():
 
 # ----------------------------------------------------------------------------- end to end
 
-def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypatch):
+def test_kd_training_runs_from_the_topk_stage_through_its_subsets_share(tmp_path, tiny_gpt2_dir, monkeypatch):
     from kdscale import tracking
 
     monkeypatch.setattr(tracking, "log_student_model", lambda *a, **k: None)  # test_train covers it; slow
@@ -234,7 +234,7 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
     pool = root / "data" / "teacher" / "pool.jsonl"  # train_project wrote the kept answers; add a dropped one
     pool.write_text("".join(json.dumps(r) + "\n" for r in records + [{**record(99, "x", "y"), "dropped": True}]))
     with in_project(root):
-        from kdscale.stages import teacher_topk as stage, train
+        from kdscale.stages import subsets, teacher_topk as stage, train
 
         loads = []
         real_load = stage.load_model
@@ -243,6 +243,8 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
         assert TopkStore.load(root / "data/topk/pool.safetensors").ids == [r["id"] for r in records]
         params = yaml.safe_load((root / "params.yaml").read_text())  # the teacher runs where params say
         assert [(k["device"], k["dtype"]) for k in loads] == [(params.get("device", "auto"), params.get("dtype", "auto"))]
+        subsets.main(["--size", "8"])
+        assert TopkStore.load(root / "data/subsets/n8.topk.safetensors").ids == [r["id"] for r in records]
         train.main(["--size", "8"])
     summary = training_log(root, 8)["summary"]
     assert summary["optimizer_steps"] == 3 and 0 < summary["train_loss"] < 100
@@ -253,7 +255,7 @@ def test_kd_training_runs_from_the_topk_stage(tmp_path, tiny_gpt2_dir, monkeypat
 
 
 def test_topk_stage_under_sft_skips_the_teacher_and_kd_then_names_the_stage(tmp_path, tiny_gpt2_dir, monkeypatch):
-    from kdscale.stages import teacher_topk as stage, train
+    from kdscale.stages import subsets, teacher_topk as stage, train
 
     def no_teacher(*args, **kwargs):
         raise AssertionError("an sft study must not run the teacher's forward pass")
@@ -263,6 +265,7 @@ def test_topk_stage_under_sft_skips_the_teacher_and_kd_then_names_the_stage(tmp_
                          train={"schedule": "steps", "max_steps": 1, "objective": "sft"})
     with in_project(root):
         stage.main([])
+        subsets.main(["--size", "8"])
         assert TopkStore.load(root / "data/topk/pool.safetensors").ids == []
         assert json.loads((root / "data/topk/stats.json").read_text())["objective"] == "sft"
         # the store of an sft study, read by kd training: the error says which stage to rerun
@@ -276,7 +279,7 @@ def test_topk_stage_under_sft_skips_the_teacher_and_kd_then_names_the_stage(tmp_
 def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):
     root = train_project(tmp_path, tiny_gpt2_dir, {8: varied_records(8)},
                          train={"schedule": "steps", "max_steps": 1, "objective": "kd"})
-    with in_project(root), pytest.raises(UserError, match="dvc repro teacher_topk"):
+    with in_project(root), pytest.raises(UserError, match=r"n8.topk.safetensors: not found.*run `dvc repro`"):
         from kdscale.stages import train
 
         train.main(["--size", "8"])

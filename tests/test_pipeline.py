@@ -188,7 +188,7 @@ def test_paths_agree_with_dvc_yaml():
                              "deps": s(paths.TEACHER_DIR, paths.TEACHER_HELDOUT)},
         "report": {"outs": s(paths.REPORT, paths.ANSWERS, paths.SCALING_FIGURE, paths.SUMMARY,
                              paths.SUMMARY_DETAILS, paths.PLOTS_DIR / "scaling.json", paths.LOSS_PLOT),
-                   "deps": s(paths.METRICS_DIR, paths.SAMPLES_DIR, paths.LOSS_PLOTS_DIR)},
+                   "deps": s(paths.METRICS_DIR, paths.SAMPLES_DIR, paths.LOSS_PLOTS_DIR, paths.SWEEP)},
     }
     assert declared(n, seed) == expected
     # A replicate's files sit beside the study's own, told apart by the seed in their names

@@ -637,3 +637,33 @@ def test_a_fit_that_fails_its_backtest_makes_no_extrapolation(study):
     assert s.fit_backtest["passed"] is False and s.doubling_gain_below_threshold_at is None
     text = report.build_report(params, bent, TEACHER, GENERATION, s)
     assert "the fit fails its backtest and the report makes no extrapolation from it" in text
+
+
+def test_a_swept_study_reports_each_round_against_its_prediction_and_why_it_stopped(study):
+    """Each round's prediction beside what the report observed at its size and what the round measured, the
+    coverage, and the stop in the answer."""
+    from kdscale.records import SweepRound
+
+    params, students = study
+    student_samples, teacher_samples = study_samples(students)
+    models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
+    evidence = stats.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
+                                     | {"teacher": teacher_samples})
+    s = summary.summarize(params, students, TEACHER, GENERATION, evidence)
+    seen = s.diminishing_returns["per_size"][400]["perplexity"]["value"]
+    rounds = [SweepRound(0, "start", None, 300, None, {}, measured={"wall_seconds": 60.0, "overhead_share": 1.0}),
+              SweepRound(1, "grow", 400, 450, {"converged": True, "predicted": seen, "prediction_interval":
+                                               [seen * 0.9, seen * 1.1], "fitted_sizes": SIZES[1:-1]},
+                         {"teacher_answers": 150, "seconds": 600.0},
+                         measured={"wall_seconds": 660.0, "teacher_answers": 150, "overhead_share": 0.05})]
+    stop = {"reason": "source", "why": "the source ran out", "next_size": 800,
+            "prediction": {"converged": True, "predicted": 3.0, "prediction_interval": [2.0, 4.5]}}
+    text = report.build_report(params, students, TEACHER, GENERATION, s, SweepRecord("perplexity", rounds, stop))
+    row = next(line for line in text.splitlines() if line.startswith("| 1 | n=400 |"))
+    assert f"| {seen:.4g} [" in row and "| yes |" in row and "| 150 / 150 | 10.0 / 11.0 | 5% |" in row
+    assert "Coverage: 1 of 1 observed values fell inside their 95% prediction interval." in text
+    answer = text[text.index("## The answer"):text.index("## Results")]
+    assert "- **The sweep** stopped after 1 round(s) (source): the source ran out.\n\nEvery model" in answer
+    assert "n=800: perplexity 3 [2, 4.5]" in text
+    plain = report.build_report(params, students, TEACHER, GENERATION, s)
+    assert "## The sweep" not in plain and "**The sweep**" not in plain

@@ -204,8 +204,30 @@ def round_changes(params: Params, plan: SweepRound) -> dict:
 
 # ----------------------------------------------------------------------------- running a round
 
+def clear_dead_dvc_lock(lock: Path = Path(".dvc/tmp/rwlock")) -> None:
+    """A sweep killed while DVC ran leaves DVC's read-write lock naming dead processes (zombies where nothing reaps
+    them), and DVC refuses to run until the file is removed: remove it when none of the processes it names lives."""
+    import psutil
+
+    try:
+        held = json.loads(lock.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    holders = [*held.get("write", {}).values(), *(h for readers in held.get("read", {}).values() for h in readers)]
+
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    if holders and not any(alive(h["pid"]) for h in holders):
+        lock.unlink(missing_ok=True)
+
+
 def run_dvc(command: list[str], timings: Path) -> float:
     """Run a DVC command with its output shown; the seconds it took. A failure stops the sweep, resumable."""
+    clear_dead_dvc_lock()
     start = time.perf_counter()
     env = os.environ | {TIMINGS_ENV: str(timings.resolve())}
     if subprocess.run(command, env=env).returncode:
@@ -238,6 +260,10 @@ def answer_new_prompts(plan: SweepRound, timings: Path) -> int | None:
         available = prepared["distinct_prompts"] - prepared["heldout"]
         if plan.pool_size >= available:
             return None
+        if prepared["pool"] != plan.pool_size:
+            raise UserError(f"sweep: data.pool_size is {plan.pool_size:,} but {paths.PREPARE_STATS} holds a pool of "
+                            f"{prepared['pool']:,}: `dvc repro teacher_filter` did not rerun prepare; check `dvc status "
+                            "prepare` (a lock committed with other params) and run `kdscale sweep` again")
         plan.pool_size = min(available, suggested_pool_size(plan.size, generation["kept"], generation["answers"]))
 
 

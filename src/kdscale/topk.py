@@ -60,7 +60,7 @@ class TopkStore:
 
         if not Path(path).exists():
             raise UserError(f"{path}: not found; train.objective kd | mixed needs the teacher's top-k "
-                            f"log-probs: run `dvc repro teacher_topk` (or `kdscale teacher_topk`)")
+                            f"log-probs: run `dvc repro` (stage teacher_topk writes them, stage subsets each size's)")
         with safe_open(str(path), "pt") as f:
             ids = json.loads(f.metadata()["ids"])
             tensors = {name: f.get_tensor(name) for name in ("offsets", "labels", "indices", "logprobs")}

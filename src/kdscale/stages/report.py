@@ -370,9 +370,9 @@ def sweep_answer(record: SweepRecord) -> list[str]:
     if not record.rounds:
         return []
     if record.stop is None:
-        return [f"- **The sweep** is in round {record.rounds[-1].round} (`kdscale sweep` continues it).", ""]
+        return [f"- **The sweep** is in round {record.rounds[-1].round} (`kdscale sweep` continues it)."]
     return [f"- **The sweep** stopped after {len(record.rounds) - 1} round(s) ({record.stop['reason']}): "
-            f"{record.stop['why']}.", ""]
+            f"{record.stop['why']}."]
 
 
 def sweep_lines(record: SweepRecord, summary: StudySummary) -> list[str]:
@@ -380,7 +380,8 @@ def sweep_lines(record: SweepRecord, summary: StudySummary) -> list[str]:
     if not record.rounds:
         return []
     metric = record.metric
-    per_size = (summary.diminishing_returns or {}).get("per_size", {})
+    # keyed by int in the summary the report computes, by str once read back from JSON
+    per_size = {int(n): level for n, level in (summary.diminishing_returns or {}).get("per_size", {}).items()}
     lines = ["", "## The sweep", "",
              f"Each round added a size, predicted before it was spent: the fit of {metric} on the largest five sizes "
              "(95% prediction interval) and the cost at the rates earlier rounds measured. Observed: the size's "
@@ -395,7 +396,7 @@ def sweep_lines(record: SweepRecord, summary: StudySummary) -> list[str]:
         if r.prediction and r.prediction.get("converged"):
             low, high = r.prediction["prediction_interval"]
             pred = f"{r.prediction['predicted']:.4g} [{low:.4g}, {high:.4g}]"
-        level = per_size.get(str(r.size)) if r.size is not None else None
+        level = per_size.get(r.size)
         if level:
             value, (low_o, high_o) = level[metric]["value"], level[metric]["ci"]
             obs = f"{value:.4g} [{low_o:.4g}, {high_o:.4g}]"
@@ -463,7 +464,7 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
               f"`{params.student.model}`, prompts from `{params.data.source}`, sizes {sorted(students)}, "
               f"seed {params.seed}.", ""]
     answer = answer_lines(params, teacher, summary)
-    answer[-2:-2] = sweep_answer(sweep)  # before the link to the answers
+    answer[-3:-3] = sweep_answer(sweep)  # after the fit's sentence, before the link to the answers
     lines = (header + answer + results_lines(params, students, teacher, summary)
              + ranking_lines(params, students, summary) + vs_teacher_lines(students, summary)
              + returns_lines(params, teacher, summary) + sweep_lines(sweep, summary)
