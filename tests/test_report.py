@@ -245,13 +245,18 @@ def study_samples(students: dict[int, dict]) -> tuple[dict[int, list[dict]], lis
     return {n: answers(m) for n, m in students.items()}, answers(TEACHER)
 
 
-def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_out(study):
-    params, students = study
+def summarized(params, students: dict[int, dict]) -> StudySummary:
+    """The summary of one seed's students and the teacher, with per-item evidence for the paired bootstrap."""
     student_samples, teacher_samples = study_samples(students)
     models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
     evidence = stats.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
-                                      | {"teacher": teacher_samples})
-    s = summary.summarize(params, students, TEACHER, GENERATION, evidence)
+                                     | {"teacher": teacher_samples})
+    return summary.summarize(params, students, TEACHER, GENERATION, evidence)
+
+
+def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_out(study):
+    params, students = study
+    s = summarized(params, students)
     for name, (low, high) in s.combined_score_ci.items():
         assert low <= s.combined_score[name] <= high
     for name, text in s.rankings_with_ties.items():
@@ -645,11 +650,7 @@ def test_a_swept_study_reports_each_round_against_its_prediction_and_why_it_stop
     from kdscale.records import SweepRound
 
     params, students = study
-    student_samples, teacher_samples = study_samples(students)
-    models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
-    evidence = stats.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
-                                     | {"teacher": teacher_samples})
-    s = summary.summarize(params, students, TEACHER, GENERATION, evidence)
+    s = summarized(params, students)
     seen = s.diminishing_returns["per_size"][400]["perplexity"]["value"]
     rounds = [SweepRound(0, "start", None, 300, None, {}, measured={"wall_seconds": 60.0, "overhead_share": 1.0}),
               SweepRound(1, "grow", 400, 450, {"converged": True, "predicted": seen, "prediction_interval":
