@@ -267,7 +267,7 @@ def answer_new_prompts(plan: SweepRound, timings: Path) -> int | None:
         plan.pool_size = min(available, suggested_pool_size(plan.size, generation["kept"], generation["answers"]))
 
 
-def run_round(plan: SweepRound, exp: str | None, record: SweepRecord) -> bool:
+def run_round(plan: SweepRound, exp: str | None) -> bool:
     """Run one round to its end; False when the source could not supply its size."""
     TIMINGS_DIR.mkdir(parents=True, exist_ok=True)
     timings = TIMINGS_DIR / f"round-{plan.round}.jsonl"
@@ -385,7 +385,7 @@ def main(argv=None) -> None:
         plan = record.rounds[-1]
         if plan.measured is None:
             record.write(paths.SWEEP)
-            if not run_round(plan, args.exp, record):
+            if not run_round(plan, args.exp):
                 record.rounds.pop()
                 study = read_study()
                 return finish(record, {"reason": "source", "why": (
