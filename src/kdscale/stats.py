@@ -218,9 +218,9 @@ def predict_log(estimate, cov, residual_var: float, dof: int, at: float, level: 
 
 def fit_points(sizes: list[int], values: list[float]) -> list[tuple[int, float]]:
     """The points a fit reads: the FIT_WINDOW largest sizes > 0. The smallest sizes sit in a "pre-power" phase
-    that a power law misfits (Lin et al., ICML 2024); on the reference study a fit of the last five sizes
-    predicted each next doubling within 10% where a fit of all of them over-predicted by 12-23%
-    (docs/decisions.md, "The fit reads the largest five sizes")."""
+    that a power law misfits (Lin et al., ICML 2024); on the reference curve, where the two differ, a fit of the
+    largest five predicted the next doubling within 9% and a fit of all sizes 11-12% over (docs/decisions.md,
+    "The fit reads the largest five sizes")."""
     return sorted((n, v) for n, v in zip(sizes, values) if n > 0)[-FIT_WINDOW:]
 
 
