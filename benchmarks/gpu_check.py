@@ -284,23 +284,39 @@ def main(argv=None) -> None:
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         setup_s = time.perf_counter() - started
 
-        seconds = {"prepare": run_stage("prepare")}
-        seconds["teacher"] = run_stage("teacher")
-        seconds["teacher_filter"] = run_stage("teacher_filter")
         size = str(args.pool)
-        seconds["teacher_topk"] = run_stage("teacher_topk")  # sft: an empty store, which subsets slices
-        seconds["subsets"] = run_stage("subsets", "--size", size)
-        seconds["student_init"] = run_stage("student_init")  # train starts from models/student-init
-        seconds["train"] = run_stage("train", "--size", size)
-        seconds["evaluate"] = run_stage("evaluate", "--size", size)
-        seconds["evaluate_teacher"] = run_stage("evaluate", "--teacher")
-
+        seconds = run_pipeline(size)
         generation = json.loads((project / "metrics/teacher_generation.json").read_text())
         training = json.loads((project / f"models/student-n{size}/training_log.json").read_text())["summary"]
         student_eval = json.loads((project / f"metrics/details/student-n{size}.json").read_text())
         teacher_eval = json.loads((project / "metrics/details/teacher.json").read_text())  # eval_seconds
         vllm_tok_s = None if args.tiny else vllm_rate(project, params["teacher"], args.pool)
 
+    figures = measured_figures(paper, params, (teacher_shape, student_shape), vocab, gpu, generation, training,
+                               (student_eval["eval_seconds"], teacher_eval["eval_seconds"]), vllm_tok_s)
+    figures["device"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    figures["stage_seconds"] = {"setup": setup_s, **seconds}
+    figures["wall_seconds"] = time.perf_counter() - started
+    print_figures(figures)
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def run_pipeline(size: str) -> dict[str, float]:
+    """Every stage for one size, in dvc.yaml's order, each timed."""
+    stages = [("prepare",), ("teacher",), ("teacher_filter",),
+              ("teacher_topk",),  # sft: an empty store, which subsets slices
+              ("subsets", "--size", size), ("student_init",),  # train starts from models/student-init
+              ("train", "--size", size), ("evaluate", "--size", size)]
+    seconds = {stage: run_stage(stage, *args) for stage, *args in stages}
+    seconds["evaluate_teacher"] = run_stage("evaluate", "--teacher")
+    return seconds
+
+
+def measured_figures(paper: dict, params: dict, shapes: tuple[str, str], vocab: int, gpu, generation: dict,
+                     training: dict, eval_seconds: tuple[float, float], vllm_tok_s: float | None) -> dict:
+    """Throughput against the hardware's peaks, and the paper study projected from it (HF engine and vLLM)."""
+    teacher_shape, student_shape = shapes
     teacher_cfg = gpt2_config(teacher_shape, vocab)
     student_cfg = gpt2_config(student_shape, vocab)
     teacher_n, student_n = count_parameters(teacher_cfg), count_parameters(student_cfg)
@@ -310,15 +326,12 @@ def main(argv=None) -> None:
     batch = params["teacher"]["batch_size"]
     mean_context = 64 + params["teacher"]["max_new_tokens"] // 2  # an Alpaca prompt is about 64 tokens
     roofline = decode_roofline_tokens_per_sec(teacher_n, teacher_cfg, batch, mean_context, gpu) if gpu else None
-    hf = project_study(paper, teacher_tok_s, train_tok_s, tokens_per_example,
-                       student_eval["eval_seconds"], teacher_eval["eval_seconds"])
+    hf = project_study(paper, teacher_tok_s, train_tok_s, tokens_per_example, *eval_seconds)
     vllm_rate_used = vllm_tok_s or (decode_roofline_tokens_per_sec(teacher_n, teacher_cfg, 256, mean_context, gpu)
                                     if gpu else None)
-    vllm = project_study(paper, vllm_rate_used, train_tok_s, tokens_per_example, student_eval["eval_seconds"],
-                         teacher_eval["eval_seconds"]) if vllm_rate_used else None
-
-    figures = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+    vllm = project_study(paper, vllm_rate_used, train_tok_s, tokens_per_example, *eval_seconds) if vllm_rate_used \
+        else None
+    return {
         "teacher": {"shape": teacher_shape, "parameters": teacher_n, "batch_size": batch,
                     "tokens_per_sec": teacher_tok_s, "device": generation.get("device"), "dtype": generation.get("dtype"),
                     "bf16_peak_share": flops_share(teacher_tok_s, 2 * teacher_n, gpu),
@@ -327,14 +340,9 @@ def main(argv=None) -> None:
         "student": {"shape": student_shape, "parameters": student_n, "tokens_per_sec": train_tok_s,
                     "device": training.get("device"), "dtype": training.get("dtype"),
                     "mfu": flops_share(train_tok_s, 6 * student_n, gpu), "tokens_per_example": tokens_per_example},
-        "stage_seconds": {"setup": setup_s, **seconds},
         "projection_hf": hf,
         "projection_vllm": vllm, "vllm": "measured" if vllm_tok_s else "roofline bound at batch 256 (not installed)",
-        "wall_seconds": time.perf_counter() - started,
     }
-    print_figures(figures)
-    if args.out:
-        args.out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 def _pct(x: float | None) -> str:

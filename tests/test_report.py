@@ -16,7 +16,6 @@ from kdscale.config import parse_params
 from kdscale.profile import profile_params
 from kdscale.records import StudySummary, SweepRecord
 from kdscale.stages import report
-from conftest import REPO
 
 SIZES = [0, 25, 50, 100, 200, 400]  # 0: the untrained student
 TYPES = ["lowercase", "title", "json"]
@@ -471,14 +470,11 @@ def test_curves_draw_the_untrained_student_apart(study, tmp_path):
 MAIN_SIZES = SIZES[1:]  # params.yaml: config.py does not accept size 0 yet
 
 
-def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
-    import mlflow
-
+def write_study_files(tmp_path) -> None:
+    """What the stages before the report leave: every size's details, answers and loss, the teacher's, an
+    empty sweep record, and a size no longer in scaling.sizes."""
     from kdscale import paths
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.delenv("DVC_ROOT", raising=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params(MAIN_SIZES), sort_keys=False))
     for dirname in ["metrics/details", "samples", "plots/loss"]:
         (tmp_path / dirname).mkdir(parents=True)
@@ -492,6 +488,17 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     paths.TEACHER_SAMPLES.write_text("".join(json.dumps(r) + "\n" for r in samples("teacher")))
     paths.student_metrics(7).write_text(json.dumps(student_metrics(7, 0)))  # left by an earlier scaling.sizes
     SweepRecord("perplexity").write(paths.SWEEP)  # a study never swept
+
+
+def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
+    import mlflow
+
+    from kdscale import paths
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    write_study_files(tmp_path)
 
     report.main([])
 
@@ -531,6 +538,16 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
 
     # The report's last step is `kdscale sync`: the MLflow view gets the report run from these files
     assert "sync: report: run" in output.out
+    check_report_run(details)
+    report.main([])  # again: the files describe the same run, so the view gains nothing
+    assert "sync: report: up to date" in capsys.readouterr().out
+    assert len(mlflow.search_runs(experiment_names=["kdscale"], output_format="list")) == 1
+
+
+def check_report_run(details: dict) -> None:
+    """The one report run in MLflow: its scores, the fit and the report's files as artifacts."""
+    import mlflow
+
     runs = mlflow.search_runs(experiment_names=["kdscale"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["kdscale.stage"] == "report"
@@ -544,9 +561,6 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
     answers_md = mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/answers.md")
     assert "- **teacher** (pass, eos): answer of teacher to adh-002" in answers_md
     assert "- **n=400** (fail, eos): answer of n400 to adh-002" in answers_md
-    report.main([])  # again: the files describe the same run, so the view gains nothing
-    assert "sync: report: up to date" in capsys.readouterr().out
-    assert len(mlflow.search_runs(experiment_names=["kdscale"], output_format="list")) == 1
 
 
 def test_a_summary_from_another_version_is_refused_with_the_fix(tmp_path):

@@ -107,13 +107,13 @@ STOPS = {"from": 160, "to": 320, "gain": 0.01, "gain_ci": [0.0, 0.03], "relative
 def test_the_rule_stops_the_sweep_after_its_confirmation_seeds_ran():
     values = curve([0, 20, 40, 80, 160, 320])
     unconfirmed = made_study(values, steps=[STOPS], stops_at=STOPS, confirm_seeds=[1, 2])
-    assert sweep.rule_stop(unconfirmed, SweepRecord("perplexity")) == {"confirm": [160, 320]}
+    assert sweep.rule_stop(unconfirmed) == {"confirm": [160, 320]}
     confirmed = made_study(values, steps=[STOPS], stops_at=STOPS, confirm_seeds=[1, 2],
                            seeds={0: 1, 20: 1, 40: 1, 80: 1, 160: 3, 320: 3})
-    stop = sweep.rule_stop(confirmed, SweepRecord("perplexity"))
+    stop = sweep.rule_stop(confirmed)
     assert stop["reason"] == "rule" and "n=160 to n=320" in stop["why"] and "3 seed(s)" in stop["why"]
     unresolved = made_study(values, steps=[STOPS], stops_at=STOPS | {"verdict": "unresolved", "then_stops_at": None})
-    assert sweep.rule_stop(unresolved, SweepRecord("perplexity")) is None
+    assert sweep.rule_stop(unresolved) is None
 
 
 def test_a_target_reached_stops_the_sweep():

@@ -86,7 +86,7 @@ def prediction_at(study: Study, size: int) -> dict | None:
 
 # ----------------------------------------------------------------------------- when to stop
 
-def rule_stop(study: Study, record: SweepRecord) -> dict | None:
+def rule_stop(study: Study) -> dict | None:
     """The rule's stop on sweep.metric, or a confirm round's plan (kind "confirm") while its seeds are missing."""
     metric, sweep = study.params.sweep.metric, study.params.sweep
     step = study.summary.diminishing_returns["stops_at"].get(metric)
@@ -122,20 +122,19 @@ def target_stop(study: Study) -> dict | None:
 
 # ----------------------------------------------------------------------------- the next round
 
-def cost_of(study: Study, size: int | None, pool_size: int, seeds: int = 1) -> dict:
+def cost_of(study: Study, trained: list[int], pool_size: int) -> dict:
     """A round's cost from what the study measured: teacher answers for the new prompts at the measured tokens and
-    seconds per answer; training at the largest size's seconds per sample; evaluation at the students' mean."""
-    gen, sweep = study.generation, study.params.sweep
+    seconds per answer; training `trained` (one size per student) at the largest size's seconds per sample, and
+    evaluating each at the students' mean."""
+    gen, sweep, largest = study.generation, study.params.sweep, study.largest
     answers = max(pool_size - study.params.data.pool_size, 0)
     tokens = answers * gen["generated_tokens"] / gen["answers"]
-    largest = study.largest
     per_sample = study.details(largest)["train_seconds"] / largest if largest else 0.0
     eval_seconds = [study.details(n)["eval_seconds"] for n in study.params.scaling.sizes]
-    trained = [size] * seeds if size else []
     cost = {"teacher_answers": answers, "teacher_tokens": round(tokens),
             "teacher_seconds": answers * gen["generation_seconds"] / gen["answers"],
-            "train_seconds": per_sample * sum(trained) if size else 0.0,
-            "eval_seconds": sum(eval_seconds) / len(eval_seconds) * max(len(trained), 1),
+            "train_seconds": per_sample * sum(trained),
+            "eval_seconds": sum(eval_seconds) / len(eval_seconds) * len(trained),
             "money": tokens / 1e6 * sweep.price_per_million_tokens}
     cost["seconds"] = cost["teacher_seconds"] + cost["train_seconds"] + cost["eval_seconds"]
     return cost
@@ -158,7 +157,8 @@ def plan_next(study: Study, record: SweepRecord) -> SweepRound | dict:
             f"n={size:,} needs about {math.ceil(size / keep):,} prompts at the measured keep rate ({keep:.1%}); "
             f"the source ({study.params.data.source}) holds {study.available:,} outside the held-out set: add "
             "prompts to data.source to go on")}
-    pool = max(study.params.data.pool_size, min(study.available, suggested_pool_size(size, gen["kept"], gen["answers"])))
+    needed = suggested_pool_size(size, gen["kept"], gen["answers"])
+    pool = max(study.params.data.pool_size, min(study.available, needed))
     if prediction and prediction["converged"] and sweep.stop_on_prediction:
         now = study.levels[largest]["value"]
         best_gain = 1 - prediction["prediction_interval"][0] / now
@@ -167,10 +167,11 @@ def plan_next(study: Study, record: SweepRecord) -> SweepRound | dict:
             return forecast | {"reason": "prediction", "why": (
                 f"the fit's 95% prediction interval at n={size:,} gains at most {best_gain:.1%} over n={largest:,}, "
                 f"under the {threshold:.0%} threshold; this round was not spent (a forecast, not a measurement)")}
-    cost = cost_of(study, size, pool)
-    if sweep.max_teacher_tokens and gen["generated_tokens"] + cost["teacher_tokens"] > sweep.max_teacher_tokens:
+    cost = cost_of(study, [size], pool)
+    tokens = gen["generated_tokens"] + cost["teacher_tokens"]
+    if sweep.max_teacher_tokens and tokens > sweep.max_teacher_tokens:
         return forecast | {"reason": "budget", "why": (
-            f"n={size:,} would bring the teacher's tokens to about {gen['generated_tokens'] + cost['teacher_tokens']:,}, "
+            f"n={size:,} would bring the teacher's tokens to about {tokens:,}, "
             f"over sweep.max_teacher_tokens {sweep.max_teacher_tokens:,}")}
     spent = sum(r.measured["wall_seconds"] for r in record.rounds if r.measured)
     if sweep.max_hours and spent + cost["seconds"] > sweep.max_hours * 3600:
@@ -181,13 +182,9 @@ def plan_next(study: Study, record: SweepRecord) -> SweepRound | dict:
 
 
 def plan_confirm(study: Study, record: SweepRecord, pair: list[int]) -> SweepRound:
-    seeds = len(study.params.sweep.confirm_seeds)
-    cost = cost_of(study, None, study.params.data.pool_size)
-    per_sample = study.details(study.largest)["train_seconds"] / study.largest
-    cost["train_seconds"] = per_sample * sum(pair) * seeds
-    cost["eval_seconds"] *= 2 * seeds
-    cost["seconds"] = cost["train_seconds"] + cost["eval_seconds"]
-    return SweepRound(len(record.rounds), "confirm", None, study.params.data.pool_size, None, cost | {"sizes": pair})
+    pool = study.params.data.pool_size
+    cost = cost_of(study, pair * len(study.params.sweep.confirm_seeds), pool)
+    return SweepRound(len(record.rounds), "confirm", None, pool, None, cost | {"sizes": pair})
 
 
 def round_changes(params: Params, plan: SweepRound) -> dict:
@@ -261,9 +258,9 @@ def answer_new_prompts(plan: SweepRound, timings: Path) -> int | None:
         if plan.pool_size >= available:
             return None
         if prepared["pool"] != plan.pool_size:
-            raise UserError(f"sweep: data.pool_size is {plan.pool_size:,} but {paths.PREPARE_STATS} holds a pool of "
-                            f"{prepared['pool']:,}: `dvc repro teacher_filter` did not rerun prepare; check `dvc status "
-                            "prepare` (a lock committed with other params) and run `kdscale sweep` again")
+            raise UserError(f"sweep: data.pool_size is {plan.pool_size:,} but {paths.PREPARE_STATS} holds a pool "
+                            f"of {prepared['pool']:,}: `dvc repro teacher_filter` did not rerun prepare; check `dvc "
+                            "status prepare` (a lock committed with other params) and run `kdscale sweep` again")
         plan.pool_size = min(available, suggested_pool_size(plan.size, generation["kept"], generation["answers"]))
 
 
@@ -383,20 +380,21 @@ def main(argv=None) -> None:
     record.stop = None
     while True:
         plan = record.rounds[-1]
-        if plan.measured is None:
-            record.write(paths.SWEEP)
+        unspent = plan.measured is None
+        if unspent:
+            record.write(paths.SWEEP)  # the plan first: a kill from here on resumes this round
             if not run_round(plan, args.exp):
                 record.rounds.pop()
                 study = read_study()
                 return finish(record, {"reason": "source", "why": (
                     f"the whole source ({study.available:,} prompts) keeps {study.generation['kept']:,} answers, "
                     f"short of n={plan.size:,}; add prompts to data.source to go on")}, args.exp)
-            study = read_study()
+        study = read_study()
+        if unspent:
             measure(plan, study, record)
             record.write(paths.SWEEP)
             print(say_measured(plan, record.metric), flush=True)
-        study = read_study()
-        stop = rule_stop(study, record) or target_stop(study)
+        stop = rule_stop(study) or target_stop(study)
         if stop and "confirm" in stop:
             plan = plan_confirm(study, record, stop["confirm"])
         elif stop:

@@ -138,8 +138,9 @@ def fit_sentence(summary: StudySummary, threshold: float, largest: int) -> str:
             f"N = {at:,.0f} ({where}, not a measurement).")
 
 
-def answer_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
-    """The report's first screen: per metric, where more data stops paying, or that the data cannot tell."""
+def answer_lines(params, teacher: dict, summary: StudySummary, sweep: SweepRecord) -> list[str]:
+    """The report's first screen: per metric, where more data stops paying, or that the data cannot tell; the
+    fit's extrapolation; why the sweep stopped, where there was one."""
     threshold, returns = params.report.doubling_gain_threshold, summary.diminishing_returns
     lines = ["## The answer", ""]
     link = ["Every model's answers to the adherence prompts, side by side: [answers.md](answers.md).", ""]
@@ -153,7 +154,7 @@ def answer_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
         if returns["steps"][metric]:
             lines.append(answer_line(metric, returns["steps"][metric], returns["stops_at"][metric], items[metric]))
     largest = max(n for n in summary.seeds if n > 0) if any(n > 0 for n in summary.seeds) else 1
-    return lines + [fit_sentence(summary, threshold, largest), ""] + link
+    return lines + [fit_sentence(summary, threshold, largest), *sweep_answer(sweep), ""] + link
 
 
 def gain_table_lines(returns: dict | None) -> list[str]:
@@ -463,9 +464,7 @@ def build_report(params, students: dict[int, dict], teacher: dict, generation: d
               f"Teacher `{params.teacher.model}` ({params.teacher.prompt_format} prompts), student "
               f"`{params.student.model}`, prompts from `{params.data.source}`, sizes {sorted(students)}, "
               f"seed {params.seed}.", ""]
-    answer = answer_lines(params, teacher, summary)
-    answer[-3:-3] = sweep_answer(sweep)  # after the fit's sentence, before the link to the answers
-    lines = (header + answer + results_lines(params, students, teacher, summary)
+    lines = (header + answer_lines(params, teacher, summary, sweep) + results_lines(params, students, teacher, summary)
              + ranking_lines(params, students, summary) + vs_teacher_lines(students, summary)
              + returns_lines(params, teacher, summary) + sweep_lines(sweep, summary)
              + cost_lines(students, teacher, generation)
