@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from kdscale.paths import TRAINING_LOG, Run, student_details, student_dir
 from kdscale.profile import profile_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,6 +190,8 @@ def project_study(paper: dict, teacher_tok_s: float, train_tok_s: float, tokens_
 
 # ----------------------------------------------------------------------------- the run
 
+STUDENT = "gpt2"  # the paper profile's student, at the shape this check builds
+
 def check_params(paper: dict, source: Path, tiny: bool, n_pool: int, n_heldout: int, teacher_batch: int) -> dict:
     """The paper profile, pointed at the local random models and the synthetic source, on a
     pool small enough to finish in minutes, one size, filters off."""
@@ -196,7 +199,8 @@ def check_params(paper: dict, source: Path, tiny: bool, n_pool: int, n_heldout: 
     params["data"].update(source=str(source), pool_size=n_pool, heldout_size=n_heldout)
     params["teacher"].update(model="models/teacher", batch_size=teacher_batch)
     params["teacher"]["filters"].update(empty=False, echo=False, template_leak=False, repetition=False)
-    params["student"].update(model="student-base", registered_name="gpu-check-student")
+    params["students"] = {STUDENT: {**params["students"]["gpt2"], "model": "student-base"}}
+    params["registered_name"] = "gpu-check-student"
     params["scaling"]["sizes"] = [n_pool]
     params["train"].update(logging_steps=10, save_steps=10_000)
     if tiny:
@@ -285,10 +289,11 @@ def main(argv=None) -> None:
         setup_s = time.perf_counter() - started
 
         size = str(args.pool)
-        seconds = run_pipeline(size)
+        seconds = run_pipeline(size, STUDENT)
         generation = json.loads((project / "metrics/teacher_generation.json").read_text())
-        training = json.loads((project / f"models/student-n{size}/training_log.json").read_text())["summary"]
-        student_eval = json.loads((project / f"metrics/details/student-n{size}.json").read_text())
+        run = Run(STUDENT, args.pool, paper["seed"])
+        training = json.loads((project / student_dir(run) / TRAINING_LOG).read_text())["summary"]
+        student_eval = json.loads((project / student_details(run)).read_text())
         teacher_eval = json.loads((project / "metrics/details/teacher.json").read_text())  # eval_seconds
         vllm_tok_s = None if args.tiny else vllm_rate(project, params["teacher"], args.pool)
 
@@ -302,12 +307,12 @@ def main(argv=None) -> None:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def run_pipeline(size: str) -> dict[str, float]:
-    """Every stage for one size, in dvc.yaml's order, each timed."""
+def run_pipeline(size: str, student: str) -> dict[str, float]:
+    """Every stage for one student and size, in dvc.yaml's order, each timed."""
     stages = [("prepare",), ("teacher",), ("teacher_filter",),
               ("teacher_topk",),  # sft: an empty store, which subsets slices
-              ("subsets", "--size", size), ("student_init",),  # train starts from models/student-init
-              ("train", "--size", size), ("evaluate", "--size", size)]
+              ("subsets", "--size", size), ("student_init", "--student", student),  # train starts here
+              ("train", "--student", student, "--size", size), ("evaluate", "--student", student, "--size", size)]
     seconds = {stage: run_stage(stage, *args) for stage, *args in stages}
     seconds["evaluate_teacher"] = run_stage("evaluate", "--teacher")
     return seconds

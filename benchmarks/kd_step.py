@@ -8,7 +8,7 @@
             target  cost / median generation without < 20%
             (also printed: the forward pass over every answer, the stage's cost before it reused
             what generation kept)
-  student   one optimizer step of the initial student (models/student-init, AdamW) on one batch of
+  student   one optimizer step of the initial student (the study's first student, models/STUDENT/init, AdamW) on one batch of
             those answers, with training's SFT loss and its KD loss (both with the LM head at answer
             positions only), alternating, after a warm-up step of each:
             target  median kd step / median sft step < 1.3
@@ -64,8 +64,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed generations of each kind")
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each loss")
     args = parser.parse_args()
-    if not (args.teacher / "config.json").exists() or not (paths.STUDENT_INIT_DIR / "config.json").exists():
-        print(f"kd_step: needs {args.teacher} and {paths.STUDENT_INIT_DIR}; run `dvc repro student_init` first",
+    student_dir = paths.student_init_dir(next(iter(load_params().students)))  # the study's first student
+    if not (args.teacher / "config.json").exists() or not (student_dir / "config.json").exists():
+        print(f"kd_step: needs {args.teacher} and {student_dir}; run `dvc repro student_init` first",
               file=sys.stderr)
         return 2
     params = load_params()
@@ -105,7 +106,7 @@ def main() -> int:
     examples, _ = distill.tokenize_with_ids(tokenizer, answers, 1 << 30)
     del model
 
-    student, student_tokenizer = load_model(str(paths.STUDENT_INIT_DIR), "student.model")
+    student, student_tokenizer = load_model(str(student_dir), "students")
     if params.train.freeze_embeddings:  # as training does
         student.get_input_embeddings().weight.requires_grad_(False)
     student.train()

@@ -1,7 +1,7 @@
 """Student training throughput: padding every batch to the dataset's longest example against
 the project's batching (length-grouped batches, each padded to its own longest example).
 
-Both runs train the study's student (the student before training, models/student-init, prepared
+Both runs train the study's student (the student before training, models/STUDENT/init, prepared
 as kdscale.stages.train prepares it) on the kept teacher answers of
 data/teacher/pool.jsonl, with the same seed, initial weights, batch size, learning-rate
 schedule and number of optimizer steps, through kdscale.stages.train's Trainer and arguments:
@@ -14,7 +14,7 @@ Tokens are real (non-pad) tokens of the batches the optimizer stepped on; the pa
 fraction is the share of pad positions in those batches.
 
     python benchmarks/train_throughput.py [--steps 20] [--data data/teacher/pool.jsonl]
-        [--student models/student-init] [--batch-size 16]
+        [--student models/pruned10/init] [--batch-size 16]
 
 Run from the project root after `dvc repro student_init` (exit 2 when its outputs are missing).
 Exit 1 when the project's batching misses its targets (speedup >= 1.5, padding < 15%).
@@ -112,11 +112,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps of each run")
     parser.add_argument("--data", type=Path, default=paths.TEACHER_POOL, help="teacher answers (kept ones are used)")
-    parser.add_argument("--student", type=Path, default=paths.STUDENT_INIT_DIR, help="the student before training")
+    parser.add_argument("--student", type=Path, help="the student before training (default: the study's first)")
     parser.add_argument("--batch-size", type=int, default=0, help="per-step batch size (default: train.batch_size)")
     args = parser.parse_args(argv)
 
     params = load_params()
+    name = next(iter(params.students))
+    args.student = args.student or paths.student_init_dir(name)
     if args.batch_size:
         params.train.batch_size = args.batch_size
     for path, stage in [(args.student, "student_init"), (args.data, "teacher")]:
@@ -131,7 +133,7 @@ def main(argv=None) -> int:
     examples, counts = tokenize_records(tokenizer, records, max_length, params.train.overlong)
     lengths = [e["length"] for e in examples]
     width = max(lengths)
-    print(f"student: {params.student.model}, {count_parameters(model) / 1e6:.1f}M parameters, "
+    print(f"student: {name} ({params.students[name].model}), {count_parameters(model) / 1e6:.1f}M parameters, "
           f"vocabulary {len(tokenizer)}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     print(f"data: {len(examples)} kept answers of {args.data} (truncated {counts['truncated']}, "

@@ -59,12 +59,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for text in args.config:
         overrides, lr = parse_config(text)
-        student = params.student.model_copy(update={"model": "pruned", **overrides})
-        run_params = params.model_copy(update={"student": student,
-                                               "train": params.train.model_copy(update={"learning_rate": lr})})
+        student = next(iter(params.students.values())).model_copy(update={"model": "pruned", **overrides})
+        run_params = params.model_copy(update={"train": params.train.model_copy(update={"learning_rate": lr})})
         model, tokenizer, source = initial_student(student, paths.TEACHER_DIR, params.seed, calibration)
         before = perplexity(model, tokenizer, heldout, "alpaca", params.eval.batch_size)
-        freeze_embeddings(model, run_params)
+        freeze_embeddings(model, run_params, student)
         examples, _ = tokenize_records(tokenizer, records, min(params.train.max_length, max_context(model, tokenizer)),
                                        params.train.overlong)
         collator = CompletionCollator(tokenizer.pad_token_id)

@@ -107,15 +107,23 @@ def tiny_model(tiny_gpt2_dir):
     return load_model(str(tiny_gpt2_dir), "model")
 
 
+STUDENT = "pruned1"  # the tiny project's student (tiny_params)
+
+
+def run_of(size: int, seed: int = 0, student: str = STUDENT) -> paths.Run:
+    """A run of the tiny project: its student at `size` with `seed` (the project's own seed is 0)."""
+    return paths.Run(student, size, seed)
+
+
 def tiny_params(teacher_dir: Path, **overrides) -> dict:
     """The embedded profile shrunk to seconds: tiny models, 2 sizes, short answers."""
     params = profile_params("embedded")
     params["data"].update(pool_size=24, heldout_size=6)
     params["teacher"].update(model=str(teacher_dir), prompt_format="alpaca", max_new_tokens=12, batch_size=8)
     params["teacher"]["filters"].update(empty=False, repetition=False, echo=False)  # a random teacher babbles
-    # The default student, pruned from the teacher: one of the tiny GPT-2's two layers.
-    params["student"].update(model="pruned", num_layers=1, hidden_size=32, num_heads=2, intermediate_size=64,
-                             max_position_embeddings=512)
+    # One student, pruned from the teacher: one of the tiny GPT-2's two layers.
+    params["students"] = {STUDENT: dict(params["students"]["pruned10"], model="pruned", num_layers=1, hidden_size=32,
+                                        num_heads=2, intermediate_size=64, max_position_embeddings=512)}
     params["scaling"]["sizes"] = [8, 16]
     params["train"].update(max_length=128, logging_steps=1, save_steps=2)
     params["eval"].update(max_new_tokens=8, batch_size=16, speed_runs=1, speed_new_tokens=4)

@@ -12,6 +12,7 @@ import yaml
 from kdscale import config, profile
 from kdscale.cli import main
 from kdscale.config import CHOICES, POSITIVE, Params, check_size, load_params, parse_params, to_dict
+from kdscale.paths import Run
 from kdscale.errors import UserError
 from kdscale.profile import profile_params
 
@@ -23,10 +24,13 @@ def embedded() -> dict:
     return profile_params("embedded")
 
 
+DEFAULT_STUDENT = "pruned10"  # the embedded profile's student: `*` in a key below
+
+
 def with_value(key: str, value) -> dict:
     """The embedded profile with one dotted key set."""
     raw = copy.deepcopy(embedded())
-    *sections, last = key.split(".")
+    *sections, last = key.replace("*", DEFAULT_STUDENT).split(".")
     node = raw
     for section in sections:
         node = node[section]
@@ -87,7 +91,8 @@ def test_a_profile_changes_only_the_keys_it_names():
 def test_paper_profile_is_the_paper_setting():
     params = parse_params(profile_params("paper"))
     assert params.scaling.sizes == [0, 500, 2000, 5000, 10000, 15000]  # and the untrained student
-    assert (params.teacher.model, params.student.model) == ("gpt2-xl", "gpt2")
+    assert params.teacher.model == "gpt2-xl" and list(params.students) == ["gpt2"]  # replaces the embedded one
+    assert params.students["gpt2"].model == "gpt2"
     assert (params.train.epochs, params.train.learning_rate, params.train.batch_size) == (2.0, 5e-5, 16)
     assert params.data.source == "tatsu-lab/alpaca"
 
@@ -160,8 +165,9 @@ CHOICE_KEYS = {
 }
 POSITIVE_KEYS = [
     "data.heldout_size", "data.pool_size", "eval.batch_size", "eval.max_new_tokens", "eval.speed_new_tokens",
-    "eval.speed_runs", "student.hidden_size", "student.intermediate_size", "student.max_position_embeddings",
-    "student.num_heads", "student.num_layers", "teacher.batch_size", "teacher.concurrency",
+    "eval.speed_runs", "students.*.hidden_size", "students.*.intermediate_size",
+    "students.*.max_position_embeddings", "students.*.num_heads", "students.*.num_layers", "teacher.batch_size",
+    "teacher.concurrency",
     "teacher.filters.repetition_ngram", "teacher.max_new_tokens", "teacher.max_total_retries",
     "teacher.request_timeout", "teacher.temperature", "teacher.tensor_parallel_size", "teacher.top_p",
     "teacher_topk.batch_size", "teacher_topk.k", "train.batch_size", "train.epochs", "train.kd_temperature",
@@ -189,7 +195,8 @@ def test_the_models_hold_exactly_the_documented_choices_and_bounds():
 @pytest.mark.parametrize("key", POSITIVE_KEYS)
 @pytest.mark.parametrize("value", [0, -1])
 def test_non_positive_values(key, value):
-    assert f"'{key}' must be positive, got {value}" in error(with_value(key, value))
+    named = key.replace("*", DEFAULT_STUDENT)  # a student's key is named by the student
+    assert f"'{named}' must be positive, got {value}" in error(with_value(key, value))
 
 
 @pytest.mark.parametrize("sizes, expected", [
@@ -230,7 +237,8 @@ def test_weights_summing_to_one_in_floating_point():
 
 def test_cross_field_rules():
     assert "'train.schedule: steps' needs a positive 'train.max_steps'" in error(with_value("train.schedule", "steps"))
-    assert "multiple of 'student.num_heads'" in error(with_value("student.num_heads", 3))
+    assert "'students.pruned10.hidden_size' must be a multiple of its 'num_heads'" in error(
+        with_value("students.*.num_heads", 3))
 
 
 def test_check_size():
@@ -317,12 +325,33 @@ def replicated(sizes, seeds) -> dict:
     return raw
 
 
-def test_replicates_parse_and_name_their_students():
-    params = parse_params(replicated([160, 320], [1, 2]))
-    assert config.replicates(params) == [(160, 1), (160, 2), (320, 1), (320, 2)]
-    replica = config.check_replicate(params, 320, 2)
-    assert replica.seed == 2 and params.seed == 0  # the replicate's params; the study's are untouched
-    assert config.check_replicate(params, 20, None) is params
+def test_runs_are_every_student_at_every_size_then_its_replicates():
+    raw = replicated([160, 320], [1, 2])
+    raw["students"]["scratch4"] = {"model": "scratch", "num_layers": 4}
+    params = parse_params(raw)
+    runs = [r.name for r in config.runs(params)]
+    assert runs[:7] == [f"pruned10-n{n}-seed0" for n in [0, 20, 40, 80, 160, 320]] + ["pruned10-n160-seed1"]
+    assert runs[7:10] == ["pruned10-n160-seed2", "pruned10-n320-seed1", "pruned10-n320-seed2"]
+    assert runs[10:] == [r.replace("pruned10", "scratch4") for r in runs[:10]]
+    run, replica = config.check_run(params, "scratch4", 320, 2)
+    assert run == Run("scratch4", 320, 2) and replica.seed == 2 and params.seed == 0  # the study's are untouched
+    assert config.check_run(params, "pruned10", 20) == (Run("pruned10", 20, 0), params)
+    assert Run.parse(run.name) == run and Run.parse("teacher") is None
+
+
+def test_an_unknown_student_is_refused_with_the_known_ones():
+    with pytest.raises(UserError, match=r"--student pruned3 is not in students \(pruned10\); add it there first"):
+        config.check_run(Params(), "pruned3", 20)
+
+
+@pytest.mark.parametrize("students, expected", [
+    ({}, "'students' is empty; name at least one"),
+    ({"pruned-3": {}}, "student name 'pruned-3' must be letters, digits, _ and . only"),
+    ({"a": {"num_layerz": 3}}, "unknown key 'students.a.num_layerz' (did you mean 'students.a.num_layers'?)"),
+    ({"a": 3}, "'students.a' must be a mapping, got 3"),
+])
+def test_bad_students(students, expected):
+    assert expected in error(with_value("students", students))
 
 
 @pytest.mark.parametrize("sizes, seeds, expected", [
@@ -340,17 +369,17 @@ def test_bad_replicates(sizes, seeds, expected):
 def test_a_seed_that_is_no_replicate_is_refused():
     params = parse_params(replicated([320], [1]))
     with pytest.raises(UserError, match=r"--size 160 --seed 1 is not a replicate: scaling.replicate_sizes is \[320\]"):
-        config.check_replicate(params, 160, 1)
+        config.check_run(params, "pruned10", 160, 1)
     with pytest.raises(UserError, match="--size 30 is not in scaling.sizes"):
-        config.check_replicate(params, 30, 1)
+        config.check_run(params, "pruned10", 30, 1)
 
 
 def test_the_reference_study_params_validate():
     params = load_params(REPO / "studies/reference/params.yaml")
-    assert params.scaling.sizes == [0] + [20 * 2**k for k in range(8)]  # 0 and every doubling 20..2,560
-    assert params.scaling.replicate_sizes == [640, 1280, 2560] and len(params.scaling.replicate_seeds) >= 2
+    assert params.scaling.sizes[:9] == [0] + [20 * 2**k for k in range(8)]  # 0 and every doubling 20..2,560
+    assert [s.num_layers for s in params.students.values()] == [3, 10, 20]  # students that bracket the answer
     assert params.data.pool_size >= 2600 and params.data.source.endswith("alpaca_5000.json")
-    assert params.student.registered_name != Params().student.registered_name  # its own registry entry
+    assert params.registered_name != Params().registered_name  # its own registry entry
 
 
 def test_every_lr_scheduler_choice_builds_and_a_typo_is_refused():

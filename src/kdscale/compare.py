@@ -2,8 +2,9 @@
 
 Reads `dvc exp show --json` (the workspace, the baseline commit and every experiment, or
 only those named), groups the experiments by the params that differ between them (the
-recipe: objective, schedule, learning rate, student, ...), with `seed` as the replicate
-axis (an experiment's own replicate students, scaling.replicate_seeds, count as more seeds), and writes reports/compare.md and reports/compare.png: per size, each recipe's
+recipe: objective, schedule, learning rate, ..., and which of the study's students), with `seed` as
+the replicate axis (an experiment's own replicate students, scaling.replicate_seeds, count as more
+seeds), and writes reports/compare.md and reports/compare.png: per size, each recipe's
 perplexity and pass rate with the mean and a 95% t-interval over seeds. Perplexity is
 averaged on the log scale (a geometric mean): across seeds it varies by factors, not
 by amounts. Offline, seconds.
@@ -62,30 +63,31 @@ class Summary:
 # -----------------------------------------------------------------------------
 # reading `dvc exp show --json`
 
-def _experiment(row: dict, name: str, folder: str = "") -> Experiment | None:
+def _experiments(row: dict, name: str, folder: str = "") -> list[Experiment]:
     """One row of `dvc exp show --json`, seen from the pipeline in `folder` ("" for the root,
-    "studies/reference/" for a pipeline there): its params.yaml and its students' metrics. DVC names
-    files from the repository root, so another pipeline's files are told apart by their folder."""
+    "studies/reference/" for a pipeline there): its params.yaml and its students' metrics, one Experiment per
+    student (its name is a param of the recipe, `student`). DVC names files from the repository root, so another
+    pipeline's files are told apart by their folder."""
     data = row.get("data") or {}
     if row.get("error") or not data:
-        return None
+        return []
     own_params, params = f"{folder}params.yaml", {}
     for file, content in (data.get("params") or {}).items():
         if file != own_params and (file == "params.yaml" or file.endswith("/params.yaml")):
             continue  # another pipeline's params
         prefix = "" if file == own_params else f"{file}:"
         params.update({prefix + k: v for k, v in flatten((content or {}).get("data") or {}).items()})
-    metrics, replicates = {}, {}
+    students: dict[str, Experiment] = {}
     for file, content in (data.get("metrics") or {}).items():
         where, _, stem = file.removesuffix(".json").rpartition("/")
-        student = paths.parse_student_name(stem) if f"{where}/" == f"{folder}metrics/" else None
-        if student and (content or {}).get("data"):
-            size, seed = student
-            if seed is None:
-                metrics[size] = content["data"]
+        run = paths.Run.parse(stem) if f"{where}/" == f"{folder}metrics/" else None
+        if run and (content or {}).get("data"):
+            exp = students.setdefault(run.student, Experiment(name, params | {"student": run.student}))
+            if run.seed == params.get("seed", run.seed):
+                exp.metrics[run.size] = content["data"]
             else:  # scaling.replicate_seeds: another seed of the same recipe, in the same experiment
-                replicates[(size, seed)] = content["data"]
-    return Experiment(name, params, metrics, replicates=replicates) if metrics else None
+                exp.replicates[(run.size, run.seed)] = content["data"]
+    return [exp for exp in students.values() if exp.metrics]
 
 
 def read_experiments(show: list[dict], names: list[str] = (), folder: str = "") -> list[Experiment]:
@@ -97,17 +99,16 @@ def read_experiments(show: list[dict], names: list[str] = (), folder: str = "") 
     found: list[tuple[int, Experiment]] = []
     for row in show:
         name = "workspace" if row.get("rev") == "workspace" else (row.get("name") or row["rev"][:7])
-        found.append((0 if name == "workspace" else 1, _experiment(row, name, folder)))
+        found += [(0 if name == "workspace" else 1, e) for e in _experiments(row, name, folder)]
         for exp in row.get("experiments") or []:
             state = ((exp.get("executor") or {}).get("state") or "").lower()
             if state in SKIPPED_STATES or not exp.get("revs"):
                 continue
             latest = exp["revs"][0]
-            found.append((2, _experiment(latest, exp.get("name") or latest.get("name") or latest["rev"][:7], folder)))
+            found += [(2, e) for e in _experiments(latest, exp.get("name") or latest.get("name") or latest["rev"][:7],
+                                                   folder)]
     unique: dict[str, tuple[int, Experiment]] = {}
     for rank, exp in found:
-        if exp is None:
-            continue
         key = json.dumps([exp.params, exp.metrics], sort_keys=True, default=str)
         if key not in unique:
             unique[key] = (rank, exp)
@@ -221,9 +222,9 @@ def _cell(s: Summary, metric: str, marked: bool) -> str:
 
 def markdown(experiments: list[Experiment], groups: dict[str, list[Experiment]],
              tables: dict[str, dict[int, dict[str, Summary]]]) -> str:
-    keys = recipe_keys(experiments)
+    keys, names = recipe_keys(experiments), list(dict.fromkeys(e.name for e in experiments))
     lines = ["# Recipes compared across DVC experiments", "",
-             f"{len(experiments)} experiments: {', '.join(e.name for e in experiments)}; "
+             f"{len(names)} experiments: {', '.join(names)}; "
              f"`baseline` is the recipe of {experiments[0].name}, the others are named by what they change.",
              f"Recipes differ in: {', '.join(keys) if keys else 'nothing but the seed'}; "
              f"`{REPLICATE}` is the replicate axis.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kdscale.errors import UserError
+from kdscale.paths import Run
 
 PARAMS_FILE = "params.yaml"
 
@@ -104,11 +106,11 @@ SERVING_KEYS = REQUEST_KEYS | {"base_url", "served_model"}
 
 
 class StudentParams(Section):
+    """One student of the study. Every key changes the model, so its stages track the whole section."""
     # pruned (the teacher cut to num_layers of its layers) | scratch (a small random Llama with the
     # teacher's tokenizer) | hub id | folder
     model: str = Field(
         "pruned", description="pruned (teacher layers) | scratch (small random Llama) | hub model id | local folder")
-    registered_name: str = "kdscale-student"  # MLflow model registry name
     revision: str = ""
     trust_remote_code: bool = False
     # pruned: the teacher layers to keep; [] = the num_layers of highest block influence
@@ -127,9 +129,12 @@ class TeacherTopkParams(Section):
     batch_size: PositiveInt = 16
 
 
+STUDENT_NAME = re.compile(r"[A-Za-z0-9_.]+")  # no "-": it joins a run's parts (pruned10-n640-seed0)
+
+
 class ScalingParams(Section):
     sizes: list[int] = Field(
-        default_factory=lambda: [0, 20, 40, 80, 160, 320], description="0: the untrained student")
+        default_factory=lambda: [0, 20, 40, 80, 160, 320], description="every student's; 0: the untrained student")
     # Replicates: these sizes trained again with each of these seeds (besides `seed`), on the same subsets
     # in each seed's own data order, so the report can tell a step in data from seed-to-seed noise.
     replicate_sizes: list[int] = Field(
@@ -205,11 +210,16 @@ class Params(Section):
         "auto", description="auto (CUDA + bfloat16 if a GPU is visible, else CPU + float32) | cpu | cuda")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto | float32 | bfloat16 | float16")
+    registered_name: str = Field(
+        "kdscale-student", description="the MLflow registry entry of the students (alias: a run's name)")
     data: DataParams = Field(default_factory=DataParams)
     teacher: TeacherParams = Field(default_factory=TeacherParams)
     teacher_topk: TeacherTopkParams = Field(
         default_factory=TeacherTopkParams, description="the teacher's top-k log-probs per answer token (for kd | mixed)")
-    student: StudentParams = Field(default_factory=StudentParams)
+    # DVC's matrix runs every student at every size, so adding a student runs only that student's stages
+    students: dict[str, StudentParams] = Field(
+        default_factory=lambda: {"pruned10": StudentParams()},
+        description="the study's students by name (letters, digits, _ and .): each trains at every size")
     scaling: ScalingParams = Field(default_factory=ScalingParams)
     train: TrainParams = Field(default_factory=TrainParams)
     eval: EvalParams = Field(default_factory=EvalParams)
@@ -223,6 +233,8 @@ def _choices_and_bounds(model: type[BaseModel], prefix: str = "") -> tuple[dict[
     choices, positive = {}, set()
     for name, info in model.model_fields.items():
         key, hint = prefix + name, info.annotation
+        if typing.get_origin(hint) is dict:  # students: any name
+            key, hint = key + ".*", typing.get_args(hint)[1]
         if isinstance(hint, type) and issubclass(hint, BaseModel):
             inner = _choices_and_bounds(hint, key + ".")
             choices |= inner[0]
@@ -240,10 +252,15 @@ TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: 
 
 def _field(loc: list[str]):
     """The model class holding the key at `loc` and the key's FieldInfo (None for the file itself)."""
-    model, info = Params, None
+    model, info, mapping = Params, None, None
     for part in loc:
+        if mapping is not None:  # a name in a mapping of sections (students)
+            model, mapping = mapping, None
+            continue
         info = model.model_fields[part]
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+        if typing.get_origin(info.annotation) is dict:
+            mapping = typing.get_args(info.annotation)[1]
+        elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
             model = info.annotation
     return model, info
 
@@ -300,6 +317,7 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
             f"{where}: 'scaling.sizes' asks for {max(sizes)} samples but 'data.pool_size' is "
             f"{params.data.pool_size}; raise data.pool_size or lower the largest size"
         )
+    _validate_students(params, where)
     _validate_replicates(params.scaling, params.seed, where)
     _validate_served(params.teacher, where)
     _validate_sweep(params, where)
@@ -310,8 +328,6 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
     if not 0 <= params.train.kd_weight <= 1:
         raise UserError(f"{where}: 'train.kd_weight' is the KD share of the mixed loss, between 0 and 1; "
                         f"got {params.train.kd_weight!r}")
-    if params.student.hidden_size % params.student.num_heads:
-        raise UserError(f"{where}: 'student.hidden_size' must be a multiple of 'student.num_heads'")
     weights = [params.report.weight_perplexity, params.report.weight_pass_rate, params.report.weight_speed]
     if min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
         raise UserError(
@@ -319,6 +335,17 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
             f"must be non-negative and sum to 1, got {weights}"
         )
     return params
+
+
+def _validate_students(params: Params, where: str) -> None:
+    if not params.students:
+        raise UserError(f"{where}: 'students' is empty; name at least one, e.g. pruned10: {{num_layers: 10}}")
+    for name, student in params.students.items():
+        if not STUDENT_NAME.fullmatch(name):
+            raise UserError(f"{where}: student name {name!r} must be letters, digits, _ and . only "
+                            "(a run's name joins it to its size with -)")
+        if student.hidden_size % student.num_heads:
+            raise UserError(f"{where}: 'students.{name}.hidden_size' must be a multiple of its 'num_heads'")
 
 
 def _validate_replicates(scaling: ScalingParams, seed: int, where: str) -> None:
@@ -378,20 +405,26 @@ def check_size(params: Params, size: int) -> int:
     return size
 
 
-def check_replicate(params: Params, size: int, seed: int | None) -> Params:
-    """A per-size stage's --seed names a replicate; returns the params it runs under (`seed` replaced)."""
+def check_run(params: Params, student: str, size: int, seed: int | None = None) -> tuple[Run, Params]:
+    """A per-model stage's --student/--size/--seed, checked against params.yaml: the run, and the params it runs
+    under (`seed` replaced by a replicate's)."""
+    if student not in params.students:
+        raise UserError(f"--student {student} is not in students ({', '.join(params.students)}); add it there first")
     check_size(params, size)
-    if seed is None:
-        return params
+    if seed is None or seed == params.seed:
+        return Run(student, size, params.seed), params
     if size not in params.scaling.replicate_sizes or seed not in params.scaling.replicate_seeds:
         raise UserError(f"--size {size} --seed {seed} is not a replicate: scaling.replicate_sizes is "
                         f"{params.scaling.replicate_sizes} and scaling.replicate_seeds {params.scaling.replicate_seeds}")
-    return params.model_copy(update={"seed": seed})
+    return Run(student, size, seed), params.model_copy(update={"seed": seed})
 
 
-def replicates(params: Params) -> list[tuple[int, int]]:
-    """(size, seed) of every replicate student, in the order the report lists them."""
-    return [(n, s) for n in sorted(params.scaling.replicate_sizes) for s in params.scaling.replicate_seeds]
+def runs(params: Params) -> list[Run]:
+    """Every student the study trains, in the order the report lists them: each at every size with `seed`,
+    then its replicates."""
+    return [Run(student, n, seed) for student in params.students
+            for n, seed in [(n, params.seed) for n in sorted(params.scaling.sizes)]
+            + [(n, s) for n in sorted(params.scaling.replicate_sizes) for s in params.scaling.replicate_seeds]]
 
 
 def parse_params(raw, where: str = PARAMS_FILE) -> Params:

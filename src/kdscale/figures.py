@@ -23,53 +23,63 @@ def error_bars(key: str, ms: list[dict]):
     return [[max(m[key] - m[f"{ci}_low"], 0.0) for m in ms], [max(m[f"{ci}_high"] - m[key], 0.0) for m in ms]]
 
 
-def draw_panel(ax, key: str, students: dict[int, dict], teacher: dict, replicas: dict, x_zero: float) -> None:
+Curve = tuple[dict[int, dict], dict[tuple[int, int], dict]]  # one student's: size -> details, (size, seed) -> details
+
+
+def draw_student(ax, key: str, name: str, curve: Curve, colour: str, x_zero: float, several: bool) -> None:
+    """One student's curve on one panel: its sizes joined, its other seeds hollow, its untrained start apart."""
+    students, replicas = curve
     sizes = sorted(n for n in students if n > 0)
     zero, ms = students.get(0), [students[n] for n in sizes]
     # Timings of one architecture differ by noise alone: points, not a line that suggests a trend.
-    ax.errorbar(sizes, [m[key] for m in ms], yerr=error_bars(key, ms), marker="o", capsize=4, label="students",
-                linestyle="none" if key == "tokens_per_sec" else "-")
+    ax.errorbar(sizes, [m[key] for m in ms], yerr=error_bars(key, ms), marker="o", capsize=4, color=colour,
+                label=name if several else "students", linestyle="none" if key == "tokens_per_sec" else "-")
     others = sorted(replicas.items())
     if others and key in ("perplexity", "pass_rate"):
         ax.plot([n for (n, _), _ in others], [m[key] for _, m in others], marker="o", markerfacecolor="none",
-                color="C0", linestyle="none", label="other seeds")
+                color=colour, linestyle="none", label=None if several else "other seeds")
     if zero is not None and key in zero:
-        ax.errorbar([x_zero], [zero[key]], yerr=error_bars(key, [zero]), marker="s", color="C3", capsize=4,
-                    linestyle="none", label="untrained (n=0)")
-    if key == "pass_rate":
+        ax.errorbar([x_zero], [zero[key]], yerr=error_bars(key, [zero]), marker="s", capsize=4, linestyle="none",
+                    color=colour if several else "C3", label=None if several else "untrained (n=0)")
+    if key == "pass_rate" and not several:  # with several students the panel stays one line per student
         ax.plot(sizes, [m.get("degenerate_share", float("nan")) for m in ms], marker="x", color="C2",
                 label="degenerate share")
         if zero is not None and "degenerate_share" in zero:
             ax.plot([x_zero], [zero["degenerate_share"]], marker="x", color="C3", linestyle="none")
+    if key == "tokens_per_sec" and len({m.get("architecture") for m in ms + [zero] if m}) == 1 and not several:
+        ax.axhline(float(np.median([m[key] for m in ms + [zero] if m])), color=colour, linestyle=":",
+                   label="students' median (the score's speed term)")
+
+
+def draw_panel(ax, key: str, curves: dict[str, Curve], teacher: dict, x_zero: float) -> None:
+    several = len(curves) > 1
+    for i, (name, curve) in enumerate(curves.items()):
+        draw_student(ax, key, name, curve, f"C{i}" if several else "C0", x_zero, several)
     if key == "tokens_per_sec":
-        timed = ms + ([zero] if zero is not None else [])
-        if len({m.get("architecture") for m in timed}) == 1:
-            ax.axhline(float(np.median([m[key] for m in timed])), color="C0", linestyle=":",
-                       label="students' median (the score's speed term)")
         ax.set_ylim(bottom=0)
     if key in teacher:
         ax.axhline(teacher[key], color="gray", linestyle="--", label="teacher")
     ax.set_xscale("log")
-    ticks = ([x_zero] if zero is not None else []) + sizes
-    ax.set_xticks(ticks, (["0"] if zero is not None else []) + [str(n) for n in sizes])
+    sizes = sorted({n for students, _ in curves.values() for n in students if n > 0})
+    zero = any(0 in students for students, _ in curves.values())
+    ax.set_xticks(([x_zero] if zero else []) + sizes, (["0"] if zero else []) + [str(n) for n in sizes])
     ax.minorticks_off()
 
 
-def draw_curves(students: dict[int, dict], teacher: dict, out,
-                replicas: dict[tuple[int, int], dict] | None = None) -> None:
-    """Four panels against samples on a log axis; the untrained student (n = 0) is drawn apart, as a
-    square at the left edge labelled "0", not joined to the curve. Replicate seeds are hollow points
+def draw_curves(curves: dict[str, Curve], teacher: dict, out) -> None:
+    """Four panels against samples on a log axis, one curve per student; the untrained student (n = 0) is drawn
+    apart, as a square at the left edge labelled "0", not joined to the curve. Replicate seeds are hollow points
     beside the study's own seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = sorted(n for n in students if n > 0)
+    sizes = sorted({n for students, _ in curves.values() for n in students if n > 0})
     x_zero = (min(sizes) if sizes else 1) / 2.5  # left of the smallest size, on the log axis
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     for ax, (key, title, log_y) in zip(axes.flat, PANELS):
-        draw_panel(ax, key, students, teacher, replicas or {}, x_zero)
+        draw_panel(ax, key, curves, teacher, x_zero)
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel("training samples (teacher answers)")

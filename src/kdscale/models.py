@@ -194,6 +194,17 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())  # parameters() already yields tied weights once
 
 
+def count_non_embedding_parameters(model: torch.nn.Module) -> int:
+    """Parameters outside the token and position embeddings and the LM head: the N of scaling laws (Kaplan et al.
+    2020), what a deeper student adds."""
+    import torch
+
+    outside = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    outside |= {id(p) for p in head.parameters()} if head is not None else set()
+    return sum(p.numel() for p in model.parameters() if id(p) not in outside)
+
+
 def max_context(model, tokenizer) -> int:
     n = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     return int(n or tokenizer.model_max_length)

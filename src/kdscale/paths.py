@@ -3,14 +3,16 @@
 dvc.yaml names the same paths; tests/test_pipeline.py checks that the two agree.
 """
 
+from __future__ import annotations
+
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 POOL_PROMPTS = Path("data/prompts/pool.jsonl")
 HELDOUT_PROMPTS = Path("data/prompts/heldout.jsonl")
 PREPARE_STATS = Path("data/prompts/stats.json")
 TEACHER_DIR = Path("models/teacher")
-STUDENT_INIT_DIR = Path("models/student-init")  # the student before training: every size starts here
 TEACHER_RAW = Path("data/teacher/raw.jsonl")  # stage teacher: every answer, unfiltered
 TEACHER_GENERATION = Path("data/teacher/generation.json")  # stage teacher: timing, device, skipped prompts
 # stage teacher: its top-k log-probs at every token it generated (stage teacher_topk reuses them)
@@ -45,24 +47,28 @@ CHECKPOINTS_DIR = Path(".kdscale/checkpoints")
 TRAINING_LOG = "training_log.json"  # in each student's folder: the train summary and per-step log
 
 
-def student_tag(size: int, seed: int | None = None) -> str:
-    """`n640` for the study's own seed; `n640-seed1` for a replicate trained with seed 1
-    (scaling.replicate_seeds)."""
-    return f"n{size}" if seed is None else f"n{size}-seed{seed}"
+@dataclass(frozen=True, order=True)
+class Run:
+    """One trained student: which student (params.yaml `students`), on how many answers, with which seed."""
+    student: str
+    size: int
+    seed: int
 
+    @property
+    def name(self) -> str:
+        """`pruned10-n640-seed0`: its stages' outputs, its MLflow run and its registry alias."""
+        return f"{self.student}-n{self.size}-seed{self.seed}"
 
-def student_name(size: int, seed: int | None = None) -> str:
-    return f"student-{student_tag(size, seed)}"
-
-
-def parse_student_name(name: str) -> tuple[int, int | None] | None:
-    """(size, replicate seed or None) of a name student_name wrote; None for any other name."""
-    match = re.fullmatch(r"student-n(\d+)(?:-seed(\d+))?", name)
-    return None if match is None else (int(match[1]), None if match[2] is None else int(match[2]))
+    @classmethod
+    def parse(cls, name: str) -> Run | None:
+        """The run `name` names, or None for any other name (the teacher's files, say)."""
+        match = re.fullmatch(r"([A-Za-z0-9_.]+)-n(\d+)-seed(\d+)", name)
+        return None if match is None else cls(match[1], int(match[2]), int(match[3]))
 
 
 def subset_file(size: int) -> Path:
-    """The first `size` kept answers: every seed of a size trains on this one file (kdscale.stages.subsets)."""
+    """The first `size` kept answers: every student and seed of a size trains on this one file
+    (kdscale.stages.subsets)."""
     return SUBSETS_DIR / f"n{size}.jsonl"
 
 
@@ -71,24 +77,29 @@ def subset_topk(size: int) -> Path:
     return SUBSETS_DIR / f"n{size}.topk.safetensors"
 
 
-def student_dir(size: int, seed: int | None = None) -> Path:
-    return Path("models") / student_name(size, seed)
+def student_init_dir(student: str) -> Path:
+    """The student before training: each of its runs starts here."""
+    return Path("models") / student / "init"
 
 
-def student_metrics(size: int, seed: int | None = None) -> Path:
-    return METRICS_DIR / f"{student_name(size, seed)}.json"
+def student_dir(run: Run) -> Path:
+    return Path("models") / run.student / f"n{run.size}-seed{run.seed}"
 
 
-def student_details(size: int, seed: int | None = None) -> Path:
-    return DETAILS_DIR / f"{student_name(size, seed)}.json"
+def student_metrics(run: Run) -> Path:
+    return METRICS_DIR / f"{run.name}.json"
 
 
-def student_samples(size: int, seed: int | None = None) -> Path:
-    return SAMPLES_DIR / f"{student_name(size, seed)}.jsonl"
+def student_details(run: Run) -> Path:
+    return DETAILS_DIR / f"{run.name}.json"
 
 
-def loss_plot(size: int, seed: int | None = None) -> Path:
-    return LOSS_PLOTS_DIR / f"{student_tag(size, seed)}.json"
+def student_samples(run: Run) -> Path:
+    return SAMPLES_DIR / f"{run.name}.jsonl"
+
+
+def loss_plot(run: Run) -> Path:
+    return LOSS_PLOTS_DIR / f"{run.name}.json"
 
 
 TEACHER_EVAL_METRICS = METRICS_DIR / "teacher.json"

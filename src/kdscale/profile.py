@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import typing
 from importlib import resources
 
 import yaml
@@ -42,15 +43,18 @@ def _overlay(name: str) -> tuple[list[str], dict]:
     return header, yaml.safe_load(text) or {}
 
 
+REPLACED = {"students"}  # a profile's students replace the defaults' (not merged in beside them)
+
+
 def _merge(base: dict, changes: dict) -> dict:
-    return {k: _merge(v, changes[k]) if isinstance(v, dict) and k in changes else changes.get(k, v)
-            for k, v in base.items()} | {k: v for k, v in changes.items() if k not in base}
+    return {k: _merge(v, changes[k]) if isinstance(v, dict) and k in changes and k not in REPLACED
+            else changes.get(k, v) for k, v in base.items()} | {k: v for k, v in changes.items() if k not in base}
 
 
 def profile_params(name: str) -> dict:
     """The profile's params as params.yaml holds them: the defaults with the profile's changes."""
     _, changes = _overlay(name)
-    return _merge(to_dict(Params()), changes)
+    return to_dict(parse_params(_merge(to_dict(Params()), changes), f"profile {name}"))
 
 
 def _scalar(value) -> str:
@@ -62,19 +66,34 @@ def _scalar(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
+def _section_model(info) -> type[BaseModel] | None:
+    """The model of a section's keys, or of each entry of a mapping of sections (students); None for a value."""
+    hint = info.annotation
+    if typing.get_origin(hint) is dict:
+        hint = typing.get_args(hint)[1]
+    return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
+
+
 def _is_section(info) -> bool:
-    return isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+    return _section_model(info) is not None
+
+
+def _section_lines(model: type[BaseModel], value: dict, indent: str) -> list[str]:
+    return [line for sub, sub_info in model.model_fields.items()
+            for line in _field_lines(sub, sub_info, value[sub], indent)]
 
 
 def _field_lines(name: str, info, value, indent: str) -> list[str]:
     """One key (or a section and its keys) with its description beside it, or above a long value."""
-    note = info.description
-    if _is_section(info):
+    note, model = info.description, _section_model(info)
+    if model is not None:
         head = f"{indent}{name}:"
         lines = [f"{head:<{COMMENT_COLUMN}} # {note}" if note else head]
-        for sub, sub_info in info.annotation.model_fields.items():
-            lines += _field_lines(sub, sub_info, value[sub], indent + "  ")
-        return lines
+        if typing.get_origin(info.annotation) is dict:  # students: each name, then its keys
+            for key, entry in value.items():
+                lines += [f"{indent}  {key}:"] + _section_lines(model, entry, indent + "    ")
+            return lines
+        return lines + _section_lines(model, value, indent + "  ")
     line = f"{indent}{name}: {_scalar(value)}"
     if not note:
         return [line]

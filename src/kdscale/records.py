@@ -46,10 +46,10 @@ def dropped_read(metrics: dict) -> dict[str, int]:
 
 @dataclass
 class StudySummary:
-    """Everything the report computes (reports/summary_details.json); its headline is reports/summary.json.
+    """Everything the report computes about one student of the study (StudyRecord holds one per student).
 
-    Models are named as in the report: student-nN, teacher. Nested entries (a fit, a step) stay dicts:
-    their keys are documented where report computes them."""
+    Its models are named student-nN (student-nN-seedS for a replicate) and teacher. Nested entries (a fit, a
+    step) stay dicts: their keys are documented where report computes them."""
     weights: dict[str, float]  # perplexity, pass_rate, speed
     lowest_perplexity: float
     speed_term: dict[str, float]  # model -> its architecture's median tokens/s
@@ -79,24 +79,43 @@ class StudySummary:
     replicates_missing: list[str] = field(default_factory=list)
 
     def headline(self) -> dict:
-        """The study's answer in two numbers (reports/summary.json): the best student, and the size beyond which
-        the fit's doubling gain is under the threshold (None: no extrapolation). The combined scores are
-        normalised within the study, so they do not compare across experiments: they stay in the details."""
+        """The student's answer in two numbers: its best size, and the size beyond which the fit's doubling gain is
+        under the threshold (None: no extrapolation). The combined scores are normalised within the study, so they
+        do not compare across experiments: they stay in the details."""
         at = self.doubling_gain_below_threshold_at
         return {"best_student": self.best_student_size, "fit_stops_at": None if at is None else round(at)}
+
+    @classmethod
+    def parse(cls, data: dict) -> StudySummary:
+        expected = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not expected >= set(data) >= expected - {"replicates_missing"}:
+            raise ValueError("not a student's summary")
+        data = dict(data, seeds={int(n): count for n, count in data["seeds"].items()})  # JSON keys are strings
+        return cls(**data)
+
+
+@dataclass
+class StudyRecord:
+    """reports/summary_details.json: each student's summary (StudySummary, by the names of params.yaml `students`)
+    and what the report computes across them (the joint fit, the iso-perplexity table; None with one student).
+    Its headline, reports/summary.json, is each student's."""
+    students: dict[str, StudySummary]
+    across: dict | None = None
+
+    def headline(self) -> dict:
+        return {name: summary.headline() for name, summary in self.students.items()}
 
     def write(self, details: Path, headline: Path) -> None:
         write_json(details, asdict(self))
         write_json(headline, self.headline())
 
     @classmethod
-    def read(cls, path: Path) -> StudySummary:
+    def read(cls, path: Path) -> StudyRecord:
         data = read_json(path)
-        expected = {f.name for f in fields(cls)}
-        if not isinstance(data, dict) or not expected >= set(data) >= expected - {"replicates_missing"}:
-            raise UserError(f"{path}: not the summary this kdscale writes; rebuild it with `dvc repro report`")
-        data["seeds"] = {int(n): count for n, count in data["seeds"].items()}  # JSON keys are strings
-        return cls(**data)
+        try:
+            return cls({name: StudySummary.parse(s) for name, s in data["students"].items()}, data.get("across"))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise UserError(f"{path}: not the summary this kdscale writes; rebuild it with `dvc repro report`") from None
 
 
 @dataclass
@@ -107,18 +126,23 @@ class SweepRound:
     kind: str                 # start | grow | confirm (replicate seeds at the last two sizes)
     size: int | None          # the size it adds (None: round 0 and confirm rounds)
     pool_size: int            # data.pool_size it runs with
-    prediction: dict | None   # stats.predict at `size`: predicted, prediction_interval [95%], fitted_sizes
+    prediction: dict | None   # student -> stats.predict at `size`: predicted, prediction_interval [95%], fitted_sizes
     predicted_cost: dict      # teacher_answers, teacher_tokens, teacher_seconds, train_seconds, eval_seconds, money
-    observed: dict | None = None  # the metric at `size` after the round: value, ci, inside (its prediction interval)
+    # student -> the metric at `size` after the round: value, ci, inside (its prediction interval)
+    observed: dict | None = None
     measured: dict | None = None  # wall, work and overhead seconds, teacher answers and tokens added, train, eval
 
 
 @dataclass
 class SweepRecord:
-    """reports/sweep.json: the sweep's rounds and why it stopped (None while it runs, or before any sweep)."""
+    """reports/sweep.json: the sweep's rounds, each student's stop, and why the sweep stopped (None while it runs, or
+    before any sweep)."""
     metric: str
     rounds: list[SweepRound] = field(default_factory=list)
-    stop: dict | None = None  # reason (rule | target | budget | source | prediction), why, and the next size's forecast
+    # reason (budget | source | students: every student stopped), why, and the next size's forecast per student
+    stop: dict | None = None
+    # student -> its stop: reason (rule | target | prediction), why, and the round after which it stopped
+    student_stops: dict[str, dict] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         write_json(path, asdict(self))
@@ -130,7 +154,8 @@ class SweepRecord:
                             f"report reads it): echo '{{\"metric\": \"perplexity\", \"rounds\": []}}' > {path}")
         data = read_json(path)
         try:
-            return cls(data["metric"], [SweepRound(**r) for r in data["rounds"]], data.get("stop"))
+            return cls(data["metric"], [SweepRound(**r) for r in data["rounds"]], data.get("stop"),
+                       data.get("student_stops", {}))
         except (KeyError, TypeError) as e:
             raise UserError(f"{path}: not a sweep record this kdscale writes ({e}); move it aside and run "
                             "`kdscale sweep` again") from None

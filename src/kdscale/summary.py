@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kdscale import metrics, paths, stats
+from kdscale import metrics, stats
 from kdscale.records import StudySummary
 from kdscale.stats import (SCORE_RESAMPLES, Evidence, Resampled, doubling_threshold, fit_saturating, identifiable,
                            interval95, resampled_axes, separated)
@@ -58,9 +58,14 @@ def combined_scores(models: dict[str, dict], weights: tuple[float, float, float]
             for name, m in models.items()}
 
 
+def model_name(size: int, seed: int | None = None) -> str:
+    """A model of one student's summary: student-nN for the study's seed, student-nN-seedS for a replicate."""
+    return f"student-n{size}" if seed is None else f"student-n{size}-seed{seed}"
+
+
 def by_name(students: dict[int, dict | list], teacher: dict | list) -> dict:
     """Per-size student entries and the teacher's, under the names the summary uses."""
-    return {f"student-n{n}": students[n] for n in sorted(students)} | {"teacher": teacher}
+    return {model_name(n): students[n] for n in sorted(students)} | {"teacher": teacher}
 
 
 def combined_scores_seed(models: dict[str, dict], weights: tuple[float, float, float]) -> dict[str, float]:
@@ -136,7 +141,7 @@ def seed_rows(sizes: list[int], replicas: list[tuple[int, int]]) -> dict[int, li
     """Each size's models: the study's seed first, then its replicates."""
     rows = {n: [f"student-n{n}"] for n in sizes}
     for n, seed in replicas:
-        rows[n].append(paths.student_name(n, seed))
+        rows[n].append(model_name(n, seed))
     return rows
 
 
@@ -264,7 +269,7 @@ def summarize(params, students: dict[int, dict], teacher: dict, generation: dict
     """Everything the report says; with `evidence` (paired_evidence, over every model including the
     replicates), intervals, ties, the seeds' spread and the diminishing-returns rule as well."""
     rp, replicas, models = params.report, replicas or {}, by_name(students, teacher)
-    everyone = models | {paths.student_name(n, s): d for (n, s), d in sorted(replicas.items())}
+    everyone = models | {model_name(n, s): d for (n, s), d in sorted(replicas.items())}
     weights = (rp.weight_perplexity, rp.weight_pass_rate, rp.weight_speed)
     speeds = speed_terms(models)
     # The same draws for all (they depend only on how many answers and prompts there are), so the rankings'

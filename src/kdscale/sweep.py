@@ -38,11 +38,12 @@ from kdscale.config import Params, load_params, suggested_pool_size
 from kdscale.errors import UserError
 from kdscale.jsonl import read_json
 from kdscale.profile import rewrite_params
-from kdscale.records import StudySummary, SweepRecord, SweepRound
+from kdscale.records import StudyRecord, SweepRecord, SweepRound
 
 TIMINGS_DIR = Path(".kdscale/sweep")  # each round's command timings, outside DVC's outputs
 OVERHEAD_COMMANDS = {"report", "sync"}  # not the work a round buys: counted as its overhead with DVC's own time
 SOURCE_MARGIN = 1.02  # the pool a size needs at the measured keep rate, when the source is nearly spent
+LAST_STEP = 1.25  # a last step to the source's limit is taken when it grows the largest size by this much
 
 
 # ----------------------------------------------------------------------------- what the study says now
@@ -50,52 +51,52 @@ SOURCE_MARGIN = 1.02  # the pool a size needs at the measured keep rate, when th
 @dataclass
 class Study:
     params: Params
-    summary: StudySummary
+    record: StudyRecord  # the report's summary of each student
     generation: dict  # metrics/teacher_generation.json: answers, kept, generated tokens, seconds
     available: int    # prompts the source can put in the pool (its distinct prompts less the held-out ones)
 
-    @property
-    def levels(self) -> dict[int, dict]:
-        """size -> the metric's seed-mean value and 95% interval (the report's per-size table)."""
-        per_size = self.summary.diminishing_returns["per_size"]
+    def levels(self, student: str) -> dict[int, dict]:
+        """size -> the metric's seed-mean value and 95% interval for one student (the report's per-size table)."""
+        per_size = self.record.students[student].diminishing_returns["per_size"]
         return {int(n): per_size[n][self.params.sweep.metric] for n in per_size}
 
     @property
     def largest(self) -> int:
         return max(self.params.scaling.sizes)
 
-    def details(self, size: int, seed: int | None = None) -> dict:
-        return read_json(paths.student_details(size, seed))
+    def details(self, run: paths.Run) -> dict:
+        return read_json(paths.student_details(run))
 
 
 def read_study() -> Study:
     params = load_params()
     prepared = read_json(paths.PREPARE_STATS)
-    return Study(params, StudySummary.read(paths.SUMMARY_DETAILS), read_json(paths.TEACHER_METRICS),
+    return Study(params, StudyRecord.read(paths.SUMMARY_DETAILS), read_json(paths.TEACHER_METRICS),
                  prepared["distinct_prompts"] - prepared["heldout"])
 
 
-def prediction_at(study: Study, size: int) -> dict | None:
+def prediction_at(study: Study, student: str, size: int) -> dict | None:
     """The fit's prediction of the metric at `size`; perplexity only (the fitted form is a saturating power law)."""
     if study.params.sweep.metric != "perplexity":
         return None
-    levels = study.levels
+    levels = study.levels(student)
     sizes = sorted(n for n in levels if n > 0)
     return stats.predict(sizes, [levels[n]["value"] for n in sizes], size)
 
 
-# ----------------------------------------------------------------------------- when to stop
+# ----------------------------------------------------------------------------- when a student stops
 
-def rule_stop(study: Study) -> dict | None:
-    """The rule's stop on sweep.metric, or a confirm round's plan (kind "confirm") while its seeds are missing."""
-    metric, sweep = study.params.sweep.metric, study.params.sweep
-    step = study.summary.diminishing_returns["stops_at"].get(metric)
+def rule_stop(study: Study, student: str) -> dict | None:
+    """The rule's stop on sweep.metric for one student, or the pair of sizes a confirm round must replicate
+    ({"confirm": [small, large]}) while its seeds are missing."""
+    metric, sweep, summary = study.params.sweep.metric, study.params.sweep, study.record.students[student]
+    step = summary.diminishing_returns["stops_at"].get(metric)
     if step is None or (step["verdict"] != "stops" and step.get("then_stops_at") is None):
         return None
     if step["verdict"] != "stops":  # an unresolved step, then one that stops
-        step = next(s for s in study.summary.diminishing_returns["steps"][metric] if s["from"] == step["then_stops_at"])
+        step = next(s for s in summary.diminishing_returns["steps"][metric] if s["from"] == step["then_stops_at"])
     pair = [step["from"], step["to"]]
-    seeds = [study.summary.seeds.get(n, 1) for n in pair]
+    seeds = [summary.seeds.get(n, 1) for n in pair]
     if sweep.confirm_seeds and min(seeds) < 1 + len(sweep.confirm_seeds):
         return {"confirm": pair}
     rel = step.get("relative_gain")
@@ -105,68 +106,108 @@ def rule_stop(study: Study) -> dict | None:
             f"seed(s): its whole interval lies below a {study.params.report.doubling_gain_threshold:.0%} gain"}
 
 
-def target_stop(study: Study) -> dict | None:
+def target_stop(study: Study, student: str) -> dict | None:
     sweep, metric = study.params.sweep, study.params.sweep.metric
-    level = study.levels[study.largest]
+    level = study.levels(student)[study.largest]
     value, (low, high) = level["value"], level["ci"]
     reached = value <= sweep.target if metric != "pass_rate" else value >= sweep.target
     if sweep.target and reached:
         return {"reason": "target", "why": f"{metric} at n={study.largest:,} is {value:.4g} [{low:.4g}, {high:.4g}], "
                 f"at or {'above' if metric == 'pass_rate' else 'below'} sweep.target {sweep.target:g}"}
-    fit = study.summary.perplexity_fit
+    fit = study.record.students[student].perplexity_fit
     if sweep.floor_share and stats.identifiable(fit) and value <= fit["floor"] * (1 + sweep.floor_share):
         return {"reason": "target", "why": f"perplexity at n={study.largest:,} is {value:.4g}, within "
                 f"{sweep.floor_share:.0%} of the fitted floor {fit['floor']:.4g} (+- {fit['floor_se']:.2g})"}
     return None
 
 
+def prediction_stop(study: Study, student: str, size: int, prediction: dict | None) -> dict | None:
+    """Stopped unspent: the fit's most optimistic value at `size` gains under the threshold (per doubling)."""
+    if not (prediction and prediction["converged"] and study.params.sweep.stop_on_prediction):
+        return None
+    largest, threshold = study.largest, study.params.report.doubling_gain_threshold
+    best_gain = 1 - prediction["prediction_interval"][0] / study.levels(student)[largest]["value"]
+    if best_gain >= threshold * math.log2(size / largest):
+        return None
+    return {"reason": "prediction", "why": (
+        f"the fit's 95% prediction interval at n={size:,} gains at most {best_gain:.1%} over n={largest:,}, "
+        f"under the {threshold:.0%} threshold (a forecast, not a measurement)"), "next_size": size,
+        "prediction": prediction}
+
+
+def student_stops(study: Study, record: SweepRecord) -> dict[str, dict]:
+    """Each student's stop so far: one recorded in an earlier round stands (its later sizes test it); a new one is
+    the rule's or the target's. A student whose rule asks for a confirm round maps to {"confirm": pair}."""
+    stops = dict(record.student_stops)
+    for student in study.params.students:
+        if student not in stops:
+            stop = rule_stop(study, student) or target_stop(study, student)
+            if stop:
+                stops[student] = stop | ({} if "confirm" in stop else {"round": len(record.rounds) - 1})
+    return stops
+
+
 # ----------------------------------------------------------------------------- the next round
 
 def cost_of(study: Study, trained: list[int], pool_size: int) -> dict:
     """A round's cost from what the study measured: teacher answers for the new prompts at the measured tokens and
-    seconds per answer; training `trained` (one size per student) at the largest size's seconds per sample, and
-    evaluating each at the students' mean."""
-    gen, sweep, largest = study.generation, study.params.sweep, study.largest
+    seconds per answer; training each student at each of `trained` (sizes, one per replicate) at its largest size's
+    seconds per sample, and evaluating each at the students' mean."""
+    gen, sweep, largest, seed = study.generation, study.params.sweep, study.largest, study.params.seed
     answers = max(pool_size - study.params.data.pool_size, 0)
     tokens = answers * gen["generated_tokens"] / gen["answers"]
-    per_sample = study.details(largest)["train_seconds"] / largest if largest else 0.0
-    eval_seconds = [study.details(n)["eval_seconds"] for n in study.params.scaling.sizes]
+    students = list(study.params.students)
+    per_sample = {s: study.details(paths.Run(s, largest, seed))["train_seconds"] / largest if largest else 0.0
+                  for s in students}
+    eval_seconds = [study.details(paths.Run(s, n, seed))["eval_seconds"]
+                    for s in students for n in study.params.scaling.sizes]
     cost = {"teacher_answers": answers, "teacher_tokens": round(tokens),
             "teacher_seconds": answers * gen["generation_seconds"] / gen["answers"],
-            "train_seconds": per_sample * sum(trained),
-            "eval_seconds": sum(eval_seconds) / len(eval_seconds) * len(trained),
+            "train_seconds": sum(per_sample.values()) * sum(trained),
+            "eval_seconds": sum(eval_seconds) / len(eval_seconds) * len(trained) * len(students),
             "money": tokens / 1e6 * sweep.price_per_million_tokens}
     cost["seconds"] = cost["teacher_seconds"] + cost["train_seconds"] + cost["eval_seconds"]
     return cost
 
 
-def plan_next(study: Study, record: SweepRecord) -> SweepRound | dict:
-    """The next round, or why there is none (a stop: budget, source or prediction)."""
-    sweep, largest = study.params.sweep, study.largest
+def next_size(study: Study) -> tuple[int, dict | None]:
+    """The largest times sweep.growth, capped by sweep.max_size; where the source cannot supply that, the largest
+    size it can (a last, shorter step) when that still grows the study by a quarter. Else a stop (budget, source)."""
+    sweep, largest, gen = study.params.sweep, study.largest, study.generation
     size = max(round(largest * sweep.growth), largest + 1)
     if sweep.max_size:
         if largest >= sweep.max_size:
-            return {"reason": "budget", "why": f"n={largest:,} reached sweep.max_size {sweep.max_size:,}"}
+            return size, {"reason": "budget", "why": f"n={largest:,} reached sweep.max_size {sweep.max_size:,}"}
         size = min(size, sweep.max_size)
-    prediction = prediction_at(study, size)
-    forecast = {"next_size": size, "prediction": prediction}
-    gen = study.generation
     keep = gen["kept"] / gen["answers"]
     if size / keep * SOURCE_MARGIN > study.available:
-        return forecast | {"reason": "source", "why": (
+        limit = int(study.available * keep / SOURCE_MARGIN) // 10 * 10
+        if limit >= largest * LAST_STEP:
+            return limit, None
+        return size, {"reason": "source", "why": (
             f"n={size:,} needs about {math.ceil(size / keep):,} prompts at the measured keep rate ({keep:.1%}); "
             f"the source ({study.params.data.source}) holds {study.available:,} outside the held-out set: add "
             "prompts to data.source to go on")}
-    needed = suggested_pool_size(size, gen["kept"], gen["answers"])
-    pool = max(study.params.data.pool_size, min(study.available, needed))
-    if prediction and prediction["converged"] and sweep.stop_on_prediction:
-        now = study.levels[largest]["value"]
-        best_gain = 1 - prediction["prediction_interval"][0] / now
-        threshold = study.params.report.doubling_gain_threshold
-        if best_gain < threshold * math.log2(size / largest):  # the threshold is per doubling
-            return forecast | {"reason": "prediction", "why": (
-                f"the fit's 95% prediction interval at n={size:,} gains at most {best_gain:.1%} over n={largest:,}, "
-                f"under the {threshold:.0%} threshold; this round was not spent (a forecast, not a measurement)")}
+    return size, None
+
+
+def plan_next(study: Study, record: SweepRecord, stops: dict[str, dict]) -> SweepRound | dict:
+    """The next round for the students still growing, or why there is none (budget, source, or every student
+    stopped by its prediction). A student stopped by its prediction is recorded in `stops`."""
+    sweep, gen = study.params.sweep, study.generation
+    size, stop = next_size(study)
+    growing = [s for s in study.params.students if s not in stops]
+    predictions = {s: prediction_at(study, s, size) for s in study.params.students}
+    forecast = {"next_size": size, "prediction": predictions}
+    if stop:
+        return forecast | stop
+    for student in growing:
+        stop = prediction_stop(study, student, size, predictions[student])
+        if stop:
+            stops[student] = stop | {"round": len(record.rounds) - 1}
+    if all(s in stops for s in study.params.students):
+        return forecast | {"reason": "students", "why": "every student has stopped"}
+    pool = max(study.params.data.pool_size, min(study.available, suggested_pool_size(size, gen["kept"], gen["answers"])))
     cost = cost_of(study, [size], pool)
     tokens = gen["generated_tokens"] + cost["teacher_tokens"]
     if sweep.max_teacher_tokens and tokens > sweep.max_teacher_tokens:
@@ -178,13 +219,14 @@ def plan_next(study: Study, record: SweepRecord) -> SweepRound | dict:
         return forecast | {"reason": "budget", "why": (
             f"{spent / 3600:.2f} h spent and n={size:,} would take about {cost['seconds'] / 3600:.2f} h more, over "
             f"sweep.max_hours {sweep.max_hours:g}")}
-    return SweepRound(len(record.rounds), "grow", size, pool, prediction, cost)
+    return SweepRound(len(record.rounds), "grow", size, pool, predictions, cost)
 
 
-def plan_confirm(study: Study, record: SweepRecord, pair: list[int]) -> SweepRound:
-    pool = study.params.data.pool_size
-    cost = cost_of(study, pair * len(study.params.sweep.confirm_seeds), pool)
-    return SweepRound(len(record.rounds), "confirm", None, pool, None, cost | {"sizes": pair})
+def plan_confirm(study: Study, record: SweepRecord, pairs: list[list[int]]) -> SweepRound:
+    """Replicate seeds (sweep.confirm_seeds) at the sizes of the students' stopping steps."""
+    pool, sizes = study.params.data.pool_size, sorted({n for pair in pairs for n in pair})
+    cost = cost_of(study, sizes * len(study.params.sweep.confirm_seeds), pool)
+    return SweepRound(len(record.rounds), "confirm", None, pool, None, cost | {"sizes": sizes})
 
 
 def round_changes(params: Params, plan: SweepRound) -> dict:
@@ -286,13 +328,11 @@ def measure(plan: SweepRound, study: Study, record: SweepRecord) -> None:
     wall = sum(t["seconds"] for t in lines if t["command"] == "dvc")
     work = sum(t["seconds"] for t in lines if t["command"] not in OVERHEAD_COMMANDS | {"dvc"})
     before = next((r.measured for r in reversed(record.rounds[:plan.round]) if r.measured), None)
-    gen = study.generation
-    trained = [(plan.size, None)] if plan.kind == "grow" else []
-    if plan.kind == "confirm":
-        trained = [(n, s) for n in plan.predicted_cost["sizes"] for s in study.params.sweep.confirm_seeds]
-    if plan.kind == "start":
-        trained = [(n, None) for n in study.params.scaling.sizes]
-    details = [study.details(n, s) for n, s in trained]
+    gen, params = study.generation, study.params
+    seeds = {"grow": [params.seed], "start": [params.seed], "confirm": params.sweep.confirm_seeds}[plan.kind]
+    sizes = {"grow": [plan.size], "start": params.scaling.sizes, "confirm": plan.predicted_cost.get("sizes")}[plan.kind]
+    details = [study.details(paths.Run(student, n, seed))
+               for student in params.students for n in sizes for seed in seeds]
     plan.measured = {
         "wall_seconds": wall, "work_seconds": work, "overhead_seconds": max(wall - work, 0.0),
         "overhead_share": max(wall - work, 0.0) / wall if wall else 0.0,
@@ -302,20 +342,24 @@ def measure(plan: SweepRound, study: Study, record: SweepRecord) -> None:
         "train_seconds": sum(d.get("train_seconds", 0.0) for d in details),
         "eval_seconds": sum(d.get("eval_seconds", 0.0) for d in details)}
     if plan.size is not None:
-        level = study.levels[plan.size]
-        interval = (plan.prediction or {}).get("prediction_interval")
-        plan.observed = {"value": level["value"], "ci": level["ci"],
-                         "inside": None if interval is None else interval[0] <= level["value"] <= interval[1]}
+        plan.observed = {}
+        for student in params.students:
+            level = study.levels(student)[plan.size]
+            interval = ((plan.prediction or {}).get(student) or {}).get("prediction_interval")
+            plan.observed[student] = {"value": level["value"], "ci": level["ci"], "inside": None if interval is None
+                                      else interval[0] <= level["value"] <= interval[1]}
 
 
 # ----------------------------------------------------------------------------- the loop
 
 def say_plan(plan: SweepRound, metric: str) -> str:
     cost, what = plan.predicted_cost, f"n={plan.size:,}" if plan.size else f"seeds at n={plan.predicted_cost['sizes']}"
-    forecast = "no forecast"
-    if plan.prediction and plan.prediction.get("converged"):
-        low, high = plan.prediction["prediction_interval"]
-        forecast = f"predicted {metric} {plan.prediction['predicted']:.4g} [{low:.4g}, {high:.4g}]"
+    forecasts = []
+    for student, prediction in (plan.prediction or {}).items():
+        if prediction and prediction.get("converged"):
+            low, high = prediction["prediction_interval"]
+            forecasts.append(f"{student} {prediction['predicted']:.4g} [{low:.4g}, {high:.4g}]")
+    forecast = f"predicted {metric} {', '.join(forecasts)}" if forecasts else "no forecast"
     money = f", ${cost['money']:.2f}" if cost["money"] else ""
     return (f"sweep: round {plan.round} ({plan.kind}): {what}, pool {plan.pool_size:,}: {forecast}; cost about "
             f"{cost['teacher_answers']:,} teacher answers ({cost['teacher_tokens']:,} tokens, "
@@ -325,11 +369,11 @@ def say_plan(plan: SweepRound, metric: str) -> str:
 
 def say_measured(plan: SweepRound, metric: str) -> str:
     m, line = plan.measured, f"sweep: round {plan.round} done in {plan.measured['wall_seconds'] / 60:.1f} min"
-    if plan.observed:
-        o = plan.observed
-        inside = {True: "inside its prediction interval", False: "outside its prediction interval",
-                  None: "no prediction"}[o["inside"]]
-        line += f": {metric} {o['value']:.4g} [{o['ci'][0]:.4g}, {o['ci'][1]:.4g}], {inside}"
+    words = {True: "inside its prediction interval", False: "outside its prediction interval", None: "no prediction"}
+    observed = [f"{student} {o['value']:.4g} [{o['ci'][0]:.4g}, {o['ci'][1]:.4g}], {words[o['inside']]}"
+                for student, o in (plan.observed or {}).items()]
+    if observed:
+        line += f": {metric} " + "; ".join(observed)
     return line + f" (overhead {m['overhead_share']:.0%})"
 
 
@@ -394,13 +438,13 @@ def main(argv=None) -> None:
             measure(plan, study, record)
             record.write(paths.SWEEP)
             print(say_measured(plan, record.metric), flush=True)
-        stop = rule_stop(study) or target_stop(study)
-        if stop and "confirm" in stop:
-            plan = plan_confirm(study, record, stop["confirm"])
-        elif stop:
-            return finish(record, stop, args.exp)
+        stops = student_stops(study, record)
+        confirm = [stop["confirm"] for stop in stops.values() if "confirm" in stop]
+        record.student_stops = {s: stop for s, stop in stops.items() if "confirm" not in stop}
+        if confirm:
+            plan = plan_confirm(study, record, confirm)
         else:
-            plan = plan_next(study, record)
+            plan = plan_next(study, record, record.student_stops)
             if isinstance(plan, dict):
                 return finish(record, plan, args.exp)
         print(say_plan(plan, record.metric), flush=True)

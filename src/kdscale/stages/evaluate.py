@@ -1,4 +1,4 @@
-"""Stages `evaluate@N` and `evaluate_teacher`: perplexity, adherence, speed and size of one model.
+"""Stages `evaluate@STUDENT-N-SEED` and `evaluate_teacher`: perplexity, adherence, speed and size of one model.
 
 Definitions are those of docs/design.md §5. A student is asked in the Alpaca template it was
 trained on; the teacher in its own prompt format, the one that wrote its answers. The stage writes
@@ -22,13 +22,14 @@ import torch.nn.functional as F
 
 from kdscale import paths
 from kdscale.adherence import evaluate_response, load_adherence, type_counts
-from kdscale.config import check_replicate, EvalParams, load_params
+from kdscale.config import check_run, EvalParams, load_params
 from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
 from kdscale.engines.generation import DecodeParams, generate_all, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.metrics import headline_keys
-from kdscale.models import count_parameters, load_model, max_context, model_size_mb
+from kdscale.models import (count_non_embedding_parameters, count_parameters, load_model, max_context,
+                            model_size_mb)
 from kdscale.prompts import build_prompt, stop_strings
 from kdscale.records import TypeRates
 from kdscale.stats import bootstrap_perplexity, wilson_interval
@@ -199,6 +200,7 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
         "model_size_mb": model_size_mb(model),
         "architecture": architecture(model),
         "parameters": count_parameters(model),
+        "non_embedding_parameters": count_non_embedding_parameters(model),
         "peak_memory_mb": peak_memory_mb(model.device),
         "device": str(model.device),
         "dtype": str(model.dtype).removeprefix("torch."),
@@ -212,33 +214,35 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale evaluate", description=__doc__)
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--size", type=int, help="evaluate the student trained on N samples")
+    which.add_argument("--student", help="evaluate this student of params.yaml `students` (with --size)")
     which.add_argument("--teacher", action="store_true", help="evaluate the teacher")
-    parser.add_argument("--seed", type=int, help="with --size: the replicate trained with this seed")
+    parser.add_argument("--size", type=int, help="with --student: the one trained on N samples")
+    parser.add_argument("--seed", type=int, help="with --student: `seed` (the default) or a replicate seed")
     args = parser.parse_args(argv)
-    if args.teacher and args.seed is not None:
-        raise UserError("evaluate: --seed names a replicate student; drop it with --teacher")
+    if args.teacher and (args.seed is not None or args.size is not None):
+        raise UserError("evaluate: --size and --seed name a student; drop them with --teacher")
+    if args.student and args.size is None:
+        raise UserError("evaluate: --student needs --size N, the number of answers it was trained on")
     params = load_params()
     heldout = read_jsonl(paths.TEACHER_HELDOUT)
     if args.teacher:
-        model_dir, prompt_format, size = paths.TEACHER_DIR, params.teacher.prompt_format, None
+        model_dir, prompt_format, run = paths.TEACHER_DIR, params.teacher.prompt_format, None
         out_metrics, out_samples = paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES
-        out_details = paths.TEACHER_EVAL_DETAILS
+        out_details, trust_remote_code = paths.TEACHER_EVAL_DETAILS, params.teacher.trust_remote_code
     else:
-        size, replicate = args.size, args.seed
-        check_replicate(params, size, replicate)
-        model_dir, prompt_format = paths.student_dir(size, replicate), "alpaca"
-        out_metrics, out_samples = paths.student_metrics(size, replicate), paths.student_samples(size, replicate)
-        out_details = paths.student_details(size, replicate)
-    metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval,
-                                      params.teacher.trust_remote_code if args.teacher else
-                                      params.student.trust_remote_code, params.device, params.dtype)
-    if size is not None:
+        run, params = check_run(params, args.student, args.size, args.seed)
+        model_dir, prompt_format = paths.student_dir(run), "alpaca"
+        out_metrics, out_samples = paths.student_metrics(run), paths.student_samples(run)
+        out_details, trust_remote_code = paths.student_details(run), params.students[run.student].trust_remote_code
+    metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval, trust_remote_code,
+                                      params.device, params.dtype)
+    if run is not None:
         log = read_json(model_dir / TRAINING_LOG)
         training = log["summary"]
-        write_json(paths.loss_plot(size, replicate), [{"step": h["step"], "loss": h["loss"]}
-                                                      for h in log["log_history"] if "loss" in h])
-        metrics = {"size": size, **metrics, "train_seconds": training["train_seconds"],
+        write_json(paths.loss_plot(run), [{"step": h["step"], "loss": h["loss"]}
+                                          for h in log["log_history"] if "loss" in h])
+        metrics = {"student": run.student, "size": run.size, "seed": run.seed, **metrics,
+                   "train_seconds": training["train_seconds"],
                    "optimizer_steps": training["optimizer_steps"], "final_train_loss": training["final_loss"]}
     write_jsonl(out_samples, samples)
     write_json(out_details, metrics)

@@ -12,14 +12,17 @@ import math
 import sys
 from pathlib import Path
 
+from dataclasses import dataclass, field
+
 from kdscale import paths, stats
-from kdscale.config import ReportParams, load_params, replicates
+from kdscale.config import ReportParams, load_params, runs
 from kdscale.figures import draw_curves
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
 from kdscale.metrics import METRICS, scaling_keys
-from kdscale.records import StudySummary, SweepRecord, TypeRates, dropped_read
+from kdscale.paths import Run
+from kdscale.records import StudyRecord, StudySummary, SweepRecord, TypeRates, dropped_read
 from kdscale.stats import FIT_PARAMS, MIN_FIT_POINTS, identifiable, paired_evidence
-from kdscale.summary import OTHER_WEIGHTINGS, RULED, by_name, summarize
+from kdscale.summary import OTHER_WEIGHTINGS, RULED, by_name, model_name, summarize
 
 
 def _fmt(value, digits=2):
@@ -35,14 +38,15 @@ def _ppl(value) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
 
-def side_by_side(teacher_samples: list[dict], student_samples: dict[int, list[dict]]) -> list[str]:
+def side_by_side(teacher_samples: list[dict], student_samples: dict[str, list[dict]]) -> list[str]:
+    """Each prompt, then the teacher's answer and each model's (`student_samples`: its label -> its answers)."""
     lines = []
-    by_size = {n: {s["id"]: s for s in samples} for n, samples in student_samples.items()}
+    by_model = {who: {s["id"]: s for s in samples} for who, samples in student_samples.items()}
     for t in teacher_samples:
         lines += [f"### {t['id']}: {t['instruction']}", ""]
         if t.get("input"):
             lines += [f"Input: {t['input']}", ""]
-        answers = [("teacher", t)] + [(f"n={n}", by_size[n][t["id"]]) for n in sorted(by_size)]
+        answers = [("teacher", t)] + [(who, answers[t["id"]]) for who, answers in by_model.items()]
         for who, s in answers:
             verdict = "pass" if s["strict"] else "fail"
             text = s["response"].replace("\n", " ")[:400] or "(empty)"
@@ -138,23 +142,21 @@ def fit_sentence(summary: StudySummary, threshold: float, largest: int) -> str:
             f"N = {at:,.0f} ({where}, not a measurement).")
 
 
-def answer_lines(params, teacher: dict, summary: StudySummary, sweep: SweepRecord) -> list[str]:
-    """The report's first screen: per metric, where more data stops paying, or that the data cannot tell; the
-    fit's extrapolation; why the sweep stopped, where there was one."""
+def answer_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
+    """One student's answer: per metric, where more data stops paying, or that the data cannot tell; the fit's
+    extrapolation."""
     threshold, returns = params.report.doubling_gain_threshold, summary.diminishing_returns
-    lines = ["## The answer", ""]
-    link = ["Every model's answers to the adherence prompts, side by side: [answers.md](answers.md).", ""]
     if returns is None:
-        return lines + ["No rule applied: the evaluations hold no per-item scores on common answers and prompts "
-                        "(rerun the evaluate stages).", ""] + link
-    lines += [f"The rule: {RULE.format(threshold)}.", ""]
+        return ["No rule applied: the evaluations hold no per-item scores on common answers and prompts "
+                "(rerun the evaluate stages).", ""]
+    lines = [f"The rule: {RULE.format(threshold)}.", ""]
     items = {"perplexity": teacher["heldout_answers"], "pass_rate": teacher["adherence_prompts"],
              "degenerate_share": teacher["adherence_prompts"]}
     for metric in RULED:
         if returns["steps"][metric]:
             lines.append(answer_line(metric, returns["steps"][metric], returns["stops_at"][metric], items[metric]))
     largest = max(n for n in summary.seeds if n > 0) if any(n > 0 for n in summary.seeds) else 1
-    return lines + [fit_sentence(summary, threshold, largest), *sweep_answer(sweep), ""] + link
+    return lines + [fit_sentence(summary, threshold, largest), ""]
 
 
 def gain_table_lines(returns: dict | None) -> list[str]:
@@ -346,7 +348,7 @@ def vs_teacher_lines(students: dict[int, dict], summary: StudySummary) -> list[s
 def returns_lines(params, teacher: dict, summary: StudySummary) -> list[str]:
     """The curves, the rule's answer, the seeds, the fit and its backtest, and the adherence set's power."""
     rp: ReportParams = params.report
-    lines = ["", "## Scaling curves", "", "![scaling curves](scaling.png)", "", "## Where more data stops paying", ""]
+    lines = ["", "## Where more data stops paying", ""]
     lines += gain_table_lines(summary.diminishing_returns)
     lines += ["## Per size, over seeds", ""] + seeds_lines(summary.diminishing_returns)
     if summary.replicates_missing:
@@ -367,49 +369,61 @@ def _minutes(seconds: float | None) -> str:
 
 
 def sweep_answer(record: SweepRecord) -> list[str]:
-    """The sweep's stop in one line for the answer section; nothing for a study that was never swept."""
+    """The sweep's stops in a few lines for the answer section; nothing for a study that was never swept."""
     if not record.rounds:
         return []
+    lines = [f"- **The sweep** stopped {student} after round {stop['round']} ({stop['reason']}): {stop['why']}."
+             for student, stop in record.student_stops.items()]
     if record.stop is None:
-        return [f"- **The sweep** is in round {record.rounds[-1].round} (`kdscale sweep` continues it)."]
-    return [f"- **The sweep** stopped after {len(record.rounds) - 1} round(s) ({record.stop['reason']}): "
-            f"{record.stop['why']}."]
+        return lines + [f"- **The sweep** is in round {record.rounds[-1].round} (`kdscale sweep` continues it)."]
+    return lines + [f"- **The sweep** stopped after {len(record.rounds) - 1} round(s) ({record.stop['reason']}): "
+                    f"{record.stop['why']}."]
 
 
-def sweep_lines(record: SweepRecord, summary: StudySummary) -> list[str]:
+def _round_cells(r, student: str, metric: str, record: StudyRecord, inside: list[bool]) -> tuple[str, str, str]:
+    """A round's prediction for one student, what it observed at that size, and whether it fell inside."""
+    pred, obs, hit = "-", "-", "-"
+    prediction = (r.prediction or {}).get(student)
+    if prediction and prediction.get("converged"):
+        low, high = prediction["prediction_interval"]
+        pred = f"{prediction['predicted']:.4g} [{low:.4g}, {high:.4g}]"
+    # keyed by int in the summary the report computes, by str once read back from JSON
+    per_size = {int(n): level for n, level in
+                (record.students[student].diminishing_returns or {}).get("per_size", {}).items()}
+    level = per_size.get(r.size)
+    if level:
+        value, (low_o, high_o) = level[metric]["value"], level[metric]["ci"]
+        obs = f"{value:.4g} [{low_o:.4g}, {high_o:.4g}]"
+        if pred != "-":
+            inside.append(low <= value <= high)
+            hit = "yes" if inside[-1] else "no"
+    return pred, obs, hit
+
+
+def sweep_lines(record: SweepRecord, study: StudyRecord) -> list[str]:
     """Every round of `kdscale sweep`: the prediction before it, what it measured, its cost and overhead."""
     if not record.rounds:
         return []
-    metric = record.metric
-    # keyed by int in the summary the report computes, by str once read back from JSON
-    per_size = {int(n): level for n, level in (summary.diminishing_returns or {}).get("per_size", {}).items()}
+    metric, students = record.metric, list(study.students)
     lines = ["", "## The sweep", "",
              f"Each round added a size, predicted before it was spent: the fit of {metric} on the largest five sizes "
              "(95% prediction interval) and the cost at the rates earlier rounds measured. Observed: the size's "
              "value with its 95% interval over the held-out items and seeds.", "",
-             "| round | adds | pool | predicted [95% PI] | observed [95% CI] | inside | teacher answers (pred. / "
-             "meas.) | minutes (pred. / meas.) | overhead |", "|---|---|---|---|---|---|---|---|---|"]
+             "| round | adds | pool | student | predicted [95% PI] | observed [95% CI] | inside | teacher answers "
+             "(pred. / meas.) | minutes (pred. / meas.) | overhead |", "|---|---|---|---|---|---|---|---|---|---|"]
     inside = []
     for r in record.rounds:
         adds = f"n={r.size:,}" if r.kind == "grow" else (
             "the study as found" if r.kind == "start" else f"seeds at n={r.predicted_cost['sizes']}")
-        pred, obs, hit = "-", "-", "-"
-        if r.prediction and r.prediction.get("converged"):
-            low, high = r.prediction["prediction_interval"]
-            pred = f"{r.prediction['predicted']:.4g} [{low:.4g}, {high:.4g}]"
-        level = per_size.get(r.size)
-        if level:
-            value, (low_o, high_o) = level[metric]["value"], level[metric]["ci"]
-            obs = f"{value:.4g} [{low_o:.4g}, {high_o:.4g}]"
-            if pred != "-":
-                inside.append(low <= value <= high)
-                hit = "yes" if inside[-1] else "no"
         m = r.measured or {}
         answers = f"{r.predicted_cost.get('teacher_answers', '-')} / {m.get('teacher_answers', '-')}"
         minutes = f"{_minutes(r.predicted_cost.get('seconds'))} / {_minutes(m.get('wall_seconds'))}"
         overhead = f"{m['overhead_share']:.0%}" if m else "-"
-        lines.append(f"| {r.round} | {adds} | {r.pool_size:,} | {pred} | {obs} | {hit} | {answers} | {minutes} | "
-                     f"{overhead} |")
+        for i, student in enumerate(students):
+            pred, obs, hit = _round_cells(r, student, metric, study, inside)
+            shared = [str(r.round), adds, f"{r.pool_size:,}"] if i == 0 else ["", "", ""]
+            cost = [answers, minutes, overhead] if i == 0 else ["", "", ""]
+            lines.append("| " + " | ".join(shared + [student, pred, obs, hit] + cost) + " |")
     lines += ["", f"Coverage: {sum(inside)} of {len(inside)} observed values fell inside their 95% prediction "
               "interval." if inside else "Coverage: no round has both a prediction and an observation yet.",
               "Minutes measured: the round's `dvc repro` wall time; overhead: its share outside the stages' own work "
@@ -417,23 +431,28 @@ def sweep_lines(record: SweepRecord, summary: StudySummary) -> list[str]:
     stop = record.stop
     if stop:
         lines += ["", f"Stopped ({stop['reason']}): {stop['why']}."]
-        forecast = stop.get("prediction")
-        if forecast and forecast.get("converged"):
-            low, high = forecast["prediction_interval"]
-            lines.append(f"The fit's forecast for the next size, n={stop['next_size']:,}: {metric} "
-                         f"{forecast['predicted']:.4g} [{low:.4g}, {high:.4g}] (95% prediction interval; not measured).")
+        for student, forecast in (stop.get("prediction") or {}).items():
+            if forecast and forecast.get("converged"):
+                low, high = forecast["prediction_interval"]
+                lines.append(f"- {student}: the fit's forecast for the next size, n={stop['next_size']:,}: {metric} "
+                             f"{forecast['predicted']:.4g} [{low:.4g}, {high:.4g}] (95% prediction interval; "
+                             "not measured).")
     return lines
 
 
-def cost_lines(students: dict[int, dict], teacher: dict, generation: dict) -> list[str]:
+def cost_lines(data: dict[str, StudentData], teacher: dict, generation: dict) -> list[str]:
     """Seconds per stage and what the filters dropped."""
-    sizes = sorted(students)
     lines = ["", "## Cost", "", "| step | seconds |", "|---|---|",
              f"| teacher generation ({generation['answers']} answers, {generation['generated_tokens']} tokens) | "
              f"{generation['generation_seconds']:.0f} |"]
-    lines += [f"| training n={n} ({students[n]['optimizer_steps']} steps) | {students[n]['train_seconds']:.0f} |"
-              for n in sizes]
-    lines += [f"| evaluation n={n} | {students[n]['eval_seconds']:.0f} |" for n in sizes]
+    for d in data.values():
+        who = f"{d.name} " if len(data) > 1 else ""
+        lines += [f"| training {who}n={n} ({m['optimizer_steps']} steps) | {m['train_seconds']:.0f} |"
+                  for n, m in sorted(d.sizes.items())]
+        lines += [f"| evaluation {who}n={n} | {m['eval_seconds']:.0f} |" for n, m in sorted(d.sizes.items())]
+        if d.replicas:
+            lines.append(f"| {who}replicates ({len(d.replicas)}), training and evaluation | "
+                         f"{sum(m['train_seconds'] + m['eval_seconds'] for m in d.replicas.values()):.0f} |")
     lines += [f"| evaluation teacher | {teacher['eval_seconds']:.0f} |", "",
               f"Teacher answers dropped by filters: {generation['dropped']} of {generation['answers']} "
               f"({', '.join(f'{k}: {v}' for k, v in dropped_read(generation).items() if v)})."]
@@ -456,80 +475,141 @@ def type_lines(students: dict[int, dict], teacher: dict) -> list[str]:
     return lines
 
 
-def build_report(params, students: dict[int, dict], teacher: dict, generation: dict, summary: StudySummary,
+def demoted(lines: list[str]) -> list[str]:
+    """A section's headings one level down, to sit under its student's heading."""
+    return ["#" + line if line.startswith("## ") else line for line in lines]
+
+
+def student_lines(params, d: StudentData, teacher: dict, summary: StudySummary) -> list[str]:
+    """One student's tables: results, rankings, against the teacher, its curve, the rule and the fit, adherence."""
+    return (results_lines(params, d.sizes, teacher, summary) + ranking_lines(params, d.sizes, summary)
+            + vs_teacher_lines(d.sizes, summary) + returns_lines(params, teacher, summary)
+            + type_lines(d.sizes, teacher))
+
+
+def describe(student) -> str:
+    """A student as the report's header names it: its model and, for a pruned or scratch one, its depth."""
+    if student.keep_layers:
+        return f"`{student.model}`, layers {student.keep_layers}"
+    if student.model in ("pruned", "scratch"):
+        return f"`{student.model}`, {student.num_layers} layer{'s' if student.num_layers > 1 else ''}"
+    return f"`{student.model}`"
+
+
+def build_report(params, data: dict[str, StudentData], teacher: dict, generation: dict, record: StudyRecord,
                  sweep: SweepRecord | None = None) -> str:
-    """reports/report.md: the answer first, then the tables behind it (and the sweep's rounds, where it had some)."""
+    """reports/report.md: the answer first, then the tables behind it, one section per student where the study has
+    several (and the sweep's rounds, where it had some)."""
     sweep = sweep or SweepRecord(params.sweep.metric)
+    several = len(data) > 1
+    students = ", ".join(f"{name} ({describe(params.students[name])})" for name in data)
     header = ["# kdscale report", "",
-              f"Teacher `{params.teacher.model}` ({params.teacher.prompt_format} prompts), student "
-              f"`{params.student.model}`, prompts from `{params.data.source}`, sizes {sorted(students)}, "
-              f"seed {params.seed}.", ""]
-    lines = (header + answer_lines(params, teacher, summary, sweep) + results_lines(params, students, teacher, summary)
-             + ranking_lines(params, students, summary) + vs_teacher_lines(students, summary)
-             + returns_lines(params, teacher, summary) + sweep_lines(sweep, summary)
-             + cost_lines(students, teacher, generation)
-             + type_lines(students, teacher))
+              f"Teacher `{params.teacher.model}` ({params.teacher.prompt_format} prompts), "
+              f"student{'s' if several else ''} {students}, prompts from `{params.data.source}`, sizes "
+              f"{sorted(params.scaling.sizes)}, seed {params.seed}.", ""]
+    lines = header + ["## The answer", ""]
+    for name, summary in record.students.items():
+        lines += ([f"### {name}", ""] if several else []) + answer_lines(params, teacher, summary)
+    lines += [*sweep_answer(sweep), "", "Every model's answers to the adherence prompts, side by side: "
+              "[answers.md](answers.md).", ""]
+    lines += ["## Scaling curves", "", "![scaling curves](scaling.png)", ""]
+    for name, summary in record.students.items():
+        body = student_lines(params, data[name], teacher, summary)
+        lines += [f"## Student {name}", ""] + demoted(body) + [""] if several else body
+    lines += sweep_lines(sweep, record) + cost_lines(data, teacher, generation)
     return "\n".join(lines) + "\n"
 
 
-def build_answers(teacher_samples: list[dict], student_samples: dict[int, list[dict]]) -> str:
+def build_answers(teacher_samples: list[dict], data: dict[str, StudentData]) -> str:
     """reports/answers.md: every adherence prompt, answered by the teacher and every student."""
     lines = ["# Answers side by side", "", "Each adherence prompt with the teacher's answer and every student's "
              "(the study's own seed), cut at 400 characters; the verdict is the strict one.", ""]
-    return "\n".join(lines + side_by_side(teacher_samples, student_samples)) + "\n"
+    several = len(data) > 1
+    answers = {(f"{d.name} n={n}" if several else f"n={n}"): samples
+               for d in data.values() for n, samples in sorted(d.samples.items())}
+    return "\n".join(lines + side_by_side(teacher_samples, answers)) + "\n"
 
 
-def stale_size_files(sizes: list[int], replicas: list[tuple[int, int]] = ()) -> list[Path]:
-    """Metrics and loss curves of sizes (or replicates) no longer in scaling: DVC never deletes them, and
-    `dvc metrics show` and `dvc exp show` would go on listing them beside the current study."""
-    students = [(n, None) for n in sizes] + list(replicas)
-    current = {f(n, s) for n, s in students for f in (paths.student_metrics, paths.student_details, paths.loss_plot)}
-    found = [*paths.METRICS_DIR.glob("student-n*.json"), *paths.DETAILS_DIR.glob("student-n*.json"),
-             *paths.LOSS_PLOTS_DIR.glob("n*.json")]
+@dataclass
+class StudentData:
+    """One student's evaluations as the report reads them: per size with the study's seed, and its replicates."""
+    name: str
+    sizes: dict[int, dict]  # size -> evaluation details
+    samples: dict[int, list[dict]]  # size -> its answers to the adherence prompts
+    replicas: dict[tuple[int, int], dict] = field(default_factory=dict)  # (size, seed) -> details
+    replica_samples: dict[str, list[dict]] = field(default_factory=dict)  # model name -> answers
+    missing: list[str] = field(default_factory=list)  # replicates not evaluated yet
+
+    @classmethod
+    def read(cls, params, name: str) -> StudentData:
+        main = [r for r in runs(params) if r.student == name and r.seed == params.seed]
+        others = [r for r in runs(params) if r.student == name and r.seed != params.seed]
+        done = [r for r in others if paths.student_details(r).is_file()]
+        return cls(name, {r.size: read_json(paths.student_details(r)) for r in main},
+                   {r.size: read_jsonl(paths.student_samples(r)) for r in main},
+                   {(r.size, r.seed): read_json(paths.student_details(r)) for r in done},
+                   {model_name(r.size, r.seed): read_jsonl(paths.student_samples(r)) for r in done},
+                   [r.name for r in others if r not in done])
+
+    def summarize(self, params, teacher: dict, teacher_samples: list[dict], generation: dict) -> StudySummary:
+        evidence = paired_evidence(
+            by_name(self.sizes, teacher) | {model_name(*r): d for r, d in self.replicas.items()},
+            by_name(self.samples, teacher_samples) | self.replica_samples)
+        summary = summarize(params, self.sizes, teacher, generation, evidence, self.replicas)
+        summary.replicates_missing = self.missing
+        return summary
+
+
+def stale_files(params) -> list[Path]:
+    """Metrics and loss curves of runs no longer in params.yaml: DVC never deletes them, and `dvc metrics show`
+    and `dvc exp show` would go on listing them beside the current study."""
+    current = {f(r) for r in runs(params) for f in (paths.student_metrics, paths.student_details, paths.loss_plot)}
+    current |= {paths.TEACHER_EVAL_METRICS, paths.TEACHER_EVAL_DETAILS, paths.TEACHER_METRICS}
+    found = [*paths.METRICS_DIR.glob("*.json"), *paths.DETAILS_DIR.glob("*.json"), *paths.LOSS_PLOTS_DIR.glob("*.json")]
     return sorted(p for p in found if p not in current)
+
+
+def write_plots(data: dict[str, StudentData], record: StudyRecord) -> None:
+    """plots/scaling.json (a row per student and size) and plots/loss.json (a row per run and step), for DVC."""
+    write_json(paths.PLOTS_DIR / "scaling.json", [
+        {"student": name, "size": n, **{k: m.get(k) for k in scaling_keys()},
+         "combined_score": record.students[name].combined_score[model_name(n)]}
+        for name, d in data.items() for n, m in sorted(d.sizes.items())])
+    write_json(paths.LOSS_PLOT, [
+        {"student": r.student, "samples": r.size, "step": row["step"], "loss": row["loss"]}
+        for name, d in data.items() for r in (Run(name, n, m["seed"]) for n, m in sorted(d.sizes.items()))
+        for row in read_json(paths.loss_plot(r))])
 
 
 def main(argv=None) -> None:
     argparse.ArgumentParser(prog="kdscale report", description=__doc__).parse_args(argv)
     params = load_params()
-    sizes = sorted(params.scaling.sizes)
-    replicas = [r for r in replicates(params) if paths.student_details(*r).is_file()]
-    missing = [paths.student_name(*r) for r in replicates(params) if r not in replicas]
+    data = {name: StudentData.read(params, name) for name in params.students}
+    missing = [m for d in data.values() for m in d.missing]
     if missing:
         print(f"report: warning: replicates not evaluated yet, left out: {', '.join(missing)} "
               "(`dvc repro` runs them)", file=sys.stderr)
-    stale = stale_size_files(sizes, replicates(params))
+    stale = stale_files(params)
     if stale:
-        print(f"report: warning: results of sizes no longer in scaling.sizes are still in the workspace; "
+        print(f"report: warning: results of runs no longer in params.yaml are still in the workspace; "
               f"remove them with `git rm {' '.join(map(str, stale))}`", file=sys.stderr)
-    students = {n: read_json(paths.student_details(n)) for n in sizes}
     teacher = read_json(paths.TEACHER_EVAL_DETAILS)
     generation = read_json(paths.TEACHER_METRICS)
-    student_samples = {n: read_jsonl(paths.student_samples(n)) for n in sizes}
     teacher_samples = read_jsonl(paths.TEACHER_SAMPLES)
-    replica_details = {r: read_json(paths.student_details(*r)) for r in replicas}
-    replica_samples = {paths.student_name(*r): read_jsonl(paths.student_samples(*r)) for r in replicas}
-    evidence = paired_evidence(
-        by_name(students, teacher) | {paths.student_name(*r): d for r, d in replica_details.items()},
-        by_name(student_samples, teacher_samples) | replica_samples)
-    summary = summarize(params, students, teacher, generation, evidence, replica_details)
-    summary.replicates_missing = missing
+    record = StudyRecord({name: d.summarize(params, teacher, teacher_samples, generation) for name, d in data.items()})
 
-    scaling_rows = [{"size": n, **{k: students[n].get(k) for k in scaling_keys()},
-                     "combined_score": summary.combined_score[f"student-n{n}"]} for n in sizes]
-    write_json(paths.PLOTS_DIR / "scaling.json", scaling_rows)
-    write_json(paths.LOSS_PLOT, [{"samples": n, "step": row["step"], "loss": row["loss"]}
-                                 for n in sizes for row in read_json(paths.loss_plot(n))])
+    write_plots(data, record)
     paths.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    draw_curves(students, teacher, paths.SCALING_FIGURE, replica_details)
-    report = build_report(params, students, teacher, generation, summary, SweepRecord.read(paths.SWEEP))
+    draw_curves({name: (d.sizes, d.replicas) for name, d in data.items()}, teacher, paths.SCALING_FIGURE)
+    report = build_report(params, data, teacher, generation, record, SweepRecord.read(paths.SWEEP))
     with atomic_open(paths.REPORT) as f:
         f.write(report)
     with atomic_open(paths.ANSWERS) as f:
-        f.write(build_answers(teacher_samples, student_samples))
-    summary.write(paths.SUMMARY_DETAILS, paths.SUMMARY)
+        f.write(build_answers(teacher_samples, data))
+    record.write(paths.SUMMARY_DETAILS, paths.SUMMARY)
 
-    print(f"report: {paths.REPORT}; {best_student_line(summary)}")
+    for name, summary in record.students.items():
+        print(f"report: {paths.REPORT}; {name}: {best_student_line(summary)}")
     # The pipeline's last step fills the MLflow view from the files the stages wrote (one writer for it).
     from kdscale.tracking import sync
 

@@ -1,13 +1,13 @@
-"""Stage `student_init`: the student before any training, as a model folder every size starts from.
+"""Stage `student_init@STUDENT`: a student before any training, as a model folder each of its runs starts from.
 
-- `pruned` (embedded default): the teacher cut to `student.num_layers` of its layers. The kept layers are
-  `student.keep_layers` when given, else those of highest block influence (ShortGPT) measured on the
+- `pruned` (embedded default): the teacher cut to `num_layers` of its layers. The kept layers are
+  `keep_layers` when given, else those of highest block influence (ShortGPT) measured on the
   teacher's own answers in the student's prompt format. Embeddings, final norm and the tied head are the
   teacher's, so the student starts from pretrained weights (as Minitron, Sheared-LLaMA and DistilBERT do).
 - `scratch`: a small random Llama with the teacher's tokenizer, seeded by `seed`.
 - a hub id or a folder: that pretrained model, saved once with the revision it resolved to.
 
-`models/student-init/` is also the n=0 point of the scaling curve: `train --size 0` trains nothing.
+`models/STUDENT/init/` is also the n=0 point of its scaling curve: `train --size 0` trains nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kdscale import paths
-from kdscale.config import load_params
+from kdscale.config import PARAMS_FILE, load_params
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl
 from kdscale.models import PRUNED, SCRATCH, SOURCE_FILE, count_parameters, load_model, load_tokenizer
@@ -61,7 +61,7 @@ def decoder_layers(model) -> tuple[str, torch.nn.ModuleList]:
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == model.config.num_hidden_layers:
             return name, module
-    raise UserError(f"student.model: pruned: cannot find the decoder layers of a {type(model).__name__}")
+    raise UserError(f"model: pruned: cannot find the decoder layers of a {type(model).__name__}")
 
 
 def block_influence(model, tokenizer, texts: list[str], max_length: int = 256) -> list[float]:
@@ -106,7 +106,7 @@ def prune_layers(model, keep: list[int]):
     import transformers
     n = model.config.num_hidden_layers
     if not keep or len(set(keep)) != len(keep) or min(keep) < 0 or max(keep) >= n:
-        raise UserError(f"student.keep_layers: {keep} must be distinct layer indices in [0, {n - 1}]")
+        raise UserError(f"keep_layers: {keep} must be distinct layer indices in [0, {n - 1}]")
     keep = sorted(keep)
     config = copy.deepcopy(model.config)
     config.num_hidden_layers = len(keep)
@@ -130,7 +130,7 @@ def prune_layers(model, keep: list[int]):
 
 
 def pruned_student(student, teacher_dir: Path, calibration: list[str]) -> tuple:
-    """The teacher cut to `student.num_layers` layers: `student.keep_layers` when given, else the layers
+    """The teacher cut to `num_layers` layers: `keep_layers` when given, else the layers
     of highest block influence on `calibration` (the teacher's own answers, in the student's prompt format).
     Returns the model, its tokenizer and what was kept."""
     teacher, tokenizer = load_model(str(teacher_dir), "teacher.model")
@@ -138,7 +138,7 @@ def pruned_student(student, teacher_dir: Path, calibration: list[str]) -> tuple:
     influence = None
     if not keep:
         if student.num_layers >= teacher.config.num_hidden_layers:
-            raise UserError(f"student.num_layers is {student.num_layers} but the teacher has only "
+            raise UserError(f"num_layers is {student.num_layers} but the teacher has only "
                             f"{teacher.config.num_hidden_layers} layers; keep fewer")
         influence = block_influence(teacher, tokenizer, calibration)
         ranked = sorted(range(len(influence)), key=lambda i: -influence[i])
@@ -160,7 +160,7 @@ def initial_student(student, teacher_dir: Path, seed: int, calibration: list[str
         tokenizer = load_tokenizer(str(teacher_dir), "teacher.model")
         torch.manual_seed(seed)
         return scratch_student(tokenizer, student), tokenizer, {"model": SCRATCH, "seed": seed}
-    model, tokenizer = load_model(student.model, "student.model", student.revision, student.trust_remote_code)
+    model, tokenizer = load_model(student.model, "model", student.revision, student.trust_remote_code)
     revision = getattr(model.config, "_commit_hash", None) or student.revision or "local"
     return model, tokenizer, {"model": student.model, "revision": revision}
 
@@ -172,15 +172,23 @@ def calibration_texts(n: int = CALIBRATION_ANSWERS) -> list[str]:
 
 
 def main(argv=None) -> None:
-    argparse.ArgumentParser(prog="kdscale student_init", description=__doc__).parse_args(argv)
+    parser = argparse.ArgumentParser(prog="kdscale student_init", description=__doc__)
+    parser.add_argument("--student", required=True, help="a name in params.yaml `students`")
+    args = parser.parse_args(argv)
     params = load_params()
-    student = params.student
+    if args.student not in params.students:
+        raise UserError(f"--student {args.student} is not in students ({', '.join(params.students)}); add it there")
+    student = params.students[args.student]
     start = time.perf_counter()
     calibration = calibration_texts() if student.model == PRUNED else []
-    model, tokenizer, source = initial_student(student, paths.TEACHER_DIR, params.seed, calibration)
+    try:
+        model, tokenizer, source = initial_student(student, paths.TEACHER_DIR, params.seed, calibration)
+    except UserError as e:  # its messages name the student's key; say which student
+        raise UserError(f"{PARAMS_FILE}: students.{args.student}.{e}") from None
     source["parameters"] = count_parameters(model)
 
-    out = paths.STUDENT_INIT_DIR
+    out = paths.student_init_dir(args.student)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
@@ -189,7 +197,7 @@ def main(argv=None) -> None:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     kept = f", layers {source['keep_layers']} of {source['teacher_layers']}" if "keep_layers" in source else ""
-    print(f"student_init: {student.model}{kept}, {source['parameters'] / 1e6:.1f}M parameters -> {out} "
+    print(f"student_init: {args.student}: {student.model}{kept}, {source['parameters'] / 1e6:.1f}M parameters -> {out} "
           f"in {time.perf_counter() - start:.1f}s")
 
 

@@ -1,10 +1,10 @@
-"""Stage `train@N`: supervised fine-tuning of one student on N teacher answers.
+"""Stage `train@STUDENT-N-SEED`: supervised fine-tuning of one student on N teacher answers.
 
 Loss counts response tokens only (prompt and padding labels are -100) and the EOS
 that ends each answer, so the student learns to stop. Batches group examples of
 similar length and pad to the longest in the batch. Training goes through
 transformers' Trainer, so it also runs under `torchrun --nproc_per_node=K -m
-kdscale.stages.train --size N`; checkpoints outside DVC's outputs let a killed run resume.
+kdscale.stages.train --student S --size N`; checkpoints outside DVC's outputs let a killed run resume.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdscale import distill, paths, tracking
-from kdscale.config import check_replicate, Params, load_params, to_dict
+from kdscale.config import check_run, Params, StudentParams, load_params, to_dict
 from kdscale.digest import data_md5
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl, write_json
@@ -139,10 +139,10 @@ class StudentTrainer(Trainer):
                                     * self.args.gradient_accumulation_steps, seed)
 
 
-def freeze_embeddings(model, params: Params) -> None:
+def freeze_embeddings(model, params: Params, student: StudentParams) -> None:
     """A pretrained start keeps its (tied) embeddings and head: a few hundred answers would mostly nudge
     the rows of the tokens they happen to contain in a 49k-row table. A scratch student learns them."""
-    if params.train.freeze_embeddings and params.student.model != SCRATCH:
+    if params.train.freeze_embeddings and student.model != SCRATCH:
         model.get_input_embeddings().weight.requires_grad_(False)
 
 
@@ -174,7 +174,7 @@ def process_count(device_count: int, env=os.environ) -> tuple[int, str | None]:
     if world_size > 1 or device_count <= 1:
         return world_size, None
     return 1, (f"train: {device_count} GPUs visible but no launcher: training on one GPU; to train on all, "
-               f"run torchrun --nproc_per_node={device_count} -m kdscale.stages.train --size N")
+               f"run torchrun --nproc_per_node={device_count} -m kdscale.stages.train --student S --size N")
 
 
 def one_process_one_gpu(args: TrainingArguments) -> TrainingArguments:
@@ -230,15 +230,16 @@ def last_checkpoint(folder: Path) -> str | None:
     return str(max(done)[1]) if done else None
 
 
-def run_fingerprint(params: Params, size: int, seed: int | None = None) -> str:
+def run_fingerprint(params: Params, run: paths.Run) -> str:
     """Names the checkpoint folder: a changed recipe or subset never resumes an old run."""
-    key = {"student": to_dict(params.student), "train": to_dict(params.train), "seed": params.seed, "size": size,
-           "subset": data_md5([paths.subset_file(size)])}
+    key = {"student": to_dict(params.students[run.student]), "train": to_dict(params.train), "seed": run.seed,
+           "size": run.size, "subset": data_md5([paths.subset_file(run.size)])}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def training_data(params: Params, model, tokenizer, size: int, name: str):
+def training_data(params: Params, model, tokenizer, run: paths.Run):
     """The subset's tokenized examples, their counts, the collator and (kd | mixed) the KD settings."""
+    size, name = run.size, run.name
     records = read_jsonl(paths.subset_file(size))
     max_length = min(params.train.max_length, max_context(model, tokenizer))
     if params.train.objective == "sft":
@@ -246,7 +247,7 @@ def training_data(params: Params, model, tokenizer, size: int, name: str):
         kd, collator = None, CompletionCollator(tokenizer.pad_token_id)
     else:
         teacher_tokenizer = load_tokenizer(str(paths.TEACHER_DIR), "teacher.model")
-        distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.student.model)
+        distill.check_same_vocabulary(tokenizer, teacher_tokenizer, params.students[run.student].model)
         examples, counts = distill.tokenize_with_ids(tokenizer, records, max_length, params.train.overlong)
         store = distill.TopkStore.load(paths.subset_topk(size))
         store.check(examples, f"train {name}")
@@ -257,16 +258,15 @@ def training_data(params: Params, model, tokenizer, size: int, name: str):
     return examples, counts, collator, kd
 
 
-def open_run(params: Params, size: int, replicate: int | None, checkpoints: Path, is_main: bool):
+def open_run(params: Params, run: paths.Run, checkpoints: Path, is_main: bool):
     """The student's MLflow run, reopened on resume (its id lies beside the checkpoints); rank 0 only."""
     if not is_main:
         return contextlib.nullcontext()
     tracking.setup()
-    tags = tracking.common_tags("train", size, [paths.subset_file(size)], replicate)
-    tags.update(tracking.recipe_tags(params))  # objective, schedule, lr, student, seed: the UI groups runs by them
-    return tracking.start_run("train", paths.student_name(size, replicate), tags,
-                              run_id=tracking.read_run_id(checkpoints),
-                              outputs=[paths.student_dir(size, replicate)], size=size, seed=replicate)
+    tags = tracking.common_tags("train", run, [paths.subset_file(run.size)])
+    tags.update(tracking.recipe_tags(params))  # objective, schedule, lr, seed: the UI groups runs by them
+    return tracking.start_run("train", run.name, tags, run_id=tracking.read_run_id(checkpoints),
+                              outputs=[paths.student_dir(run)], student=run)
 
 
 def save_student(trainer: Trainer, tokenizer, tmp: Path, out: Path, summary: dict, run_id: str) -> None:
@@ -291,37 +291,37 @@ def training_summary(trainer: Trainer, result, collator, seconds: float, world_s
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale train", description=__doc__)
+    parser.add_argument("--student", required=True, help="a name in params.yaml `students`")
     parser.add_argument("--size", type=int, required=True)
-    parser.add_argument("--seed", type=int, help="a replicate seed (scaling.replicate_seeds) instead of `seed`")
+    parser.add_argument("--seed", type=int, help="`seed` (the default) or a replicate seed (scaling.replicate_seeds)")
     args = parser.parse_args(argv)
-    size, replicate = args.size, args.seed
-    params = check_replicate(load_params(), size, replicate)
-    name = paths.student_name(size, replicate)
+    run, params = check_run(load_params(), args.student, args.size, args.seed)
+    size, student = run.size, params.students[run.student]
     tracking.disable_hf_integrations()
     world_size, note = process_count(torch.cuda.device_count())
     if note:
         print(note)
     is_main = int(os.environ.get("RANK", "0")) == 0
 
-    model, tokenizer = load_model(str(paths.STUDENT_INIT_DIR), "student.model",
-                                  trust_remote_code=params.student.trust_remote_code)
+    model, tokenizer = load_model(str(paths.student_init_dir(run.student)), f"students.{run.student}.model",
+                                  trust_remote_code=student.trust_remote_code)
     if size == 0:
-        return save_untrained(params, model, tokenizer)
-    freeze_embeddings(model, params)
-    examples, counts, collator, kd = training_data(params, model, tokenizer, size, name)
+        return save_untrained(params, run, model, tokenizer)
+    freeze_embeddings(model, params, student)
+    examples, counts, collator, kd = training_data(params, model, tokenizer, run)
     steps = optimizer_steps(params, len(examples), world_size)
-    checkpoints = paths.CHECKPOINTS_DIR / f"{name}-{run_fingerprint(params, size, replicate)}"
+    checkpoints = paths.CHECKPOINTS_DIR / f"{run.name}-{run_fingerprint(params, run)}"
     args = one_process_one_gpu(training_arguments(params, checkpoints, steps))
     trainer = StudentTrainer(model=model, args=args, train_dataset=examples, data_collator=collator,
                              callbacks=[MLflowLogger(collator)], kd=kd)
     resume = last_checkpoint(checkpoints)
-    out = paths.student_dir(size, replicate)
-    with open_run(params, size, replicate, checkpoints, is_main) as active:
+    out = paths.student_dir(run)
+    with open_run(params, run, checkpoints, is_main) as active:
         if is_main:
             checkpoints.mkdir(parents=True, exist_ok=True)
             tracking.write_run_id(checkpoints, active.info.run_id)
             tracking.log_dataset(paths.subset_file(size), "training")
-            tracking.log_params({"size": size, "seed": params.seed, "student": to_dict(params.student),
+            tracking.log_params({"size": size, "seed": run.seed, "student": to_dict(student),
                                  "train": to_dict(params.train), "optimizer_steps": steps,
                                  "world_size": world_size, "parameters": count_parameters(model)})
         if resume:
@@ -340,16 +340,16 @@ def main(argv=None) -> None:
                    "resumed_from": resume, **training_summary(trainer, result, collator, seconds, world_size)}
         save_student(trainer, tokenizer, tmp, out, summary, active.info.run_id)
         tracking.log_metrics(tracking.training_metrics(summary))  # the rest is in training_log.json, with the model
-        tracking.log_student_model(out, params.student.registered_name, size, replicate)
+        tracking.log_student_model(out, params.registered_name, run)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved; the checkpoints served resume only
-    print(f"train: {name}: {summary['optimizer_steps']} steps in {seconds:.0f}s, "
+    print(f"train: {run.name}: {summary['optimizer_steps']} steps in {seconds:.0f}s, "
           f"loss {summary['final_loss']:.3f}, padding {summary['padding_fraction']:.1%} -> {out}")
 
 
-def save_untrained(params: Params, model, tokenizer) -> None:
+def save_untrained(params: Params, run: paths.Run, model, tokenizer) -> None:
     """Size 0, the start of the curve: the initial student as it is, with a training log of no steps,
     registered like every other size."""
-    out = paths.student_dir(0)
+    out = paths.student_dir(run)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
@@ -359,16 +359,17 @@ def save_untrained(params: Params, model, tokenizer) -> None:
                "padding_fraction": 0.0, "parameters": count_parameters(model), "world_size": 1}
     write_json(tmp / TRAINING_LOG, {"summary": summary, "log_history": []})
     tracking.setup()
-    tags = tracking.common_tags("train", 0, [paths.subset_file(0), paths.STUDENT_INIT_DIR]) | tracking.recipe_tags(params)
-    with tracking.start_run("train", "student-n0", tags) as active:
-        tracking.log_params({"size": 0, "seed": params.seed, "student": to_dict(params.student),
+    tags = (tracking.common_tags("train", run, [paths.subset_file(0), paths.student_init_dir(run.student)])
+            | tracking.recipe_tags(params))
+    with tracking.start_run("train", run.name, tags) as active:
+        tracking.log_params({"size": 0, "seed": run.seed, "student": to_dict(params.students[run.student]),
                              "train": to_dict(params.train), "optimizer_steps": 0,
                              "parameters": count_parameters(model)})
         tracking.write_run_id(tmp, active.info.run_id)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
-        tracking.log_student_model(out, params.student.registered_name, 0)
-    print(f"train: n0: the untrained student ({summary['parameters'] / 1e6:.1f}M parameters) -> {out}")
+        tracking.log_student_model(out, params.registered_name, run)
+    print(f"train: {run.name}: the untrained student ({summary['parameters'] / 1e6:.1f}M parameters) -> {out}")
 
 
 def _last_loss(history: list[dict], fallback: float) -> float:

@@ -13,10 +13,11 @@ creation and each sync happen under a file lock, and calls retry "database is lo
 server (MLFLOW_TRACKING_URI=http://...) is the one writer of its database and needs neither.
 
     setup()
-    with start_run("train", "student-n500", common_tags("train", 500, [data])) as run:
+    run = paths.Run("pruned10", 500, 0)
+    with start_run("train", run.name, common_tags("train", run, [data])) as active:
         log_params(cfg); log_metrics({"loss": 1.2}, step=10)
-        log_student_model(model_dir, "kdscale-student", 500)
-        write_run_id(model_dir, run.info.run_id)
+        log_student_model(model_dir, "kdscale-student", run)
+        write_run_id(model_dir, active.info.run_id)
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ except ImportError:  # Windows: no lock, and MLflow's own retries only
 
 RUN_ID_FILE = "mlflow_run.json"
 PID_TAG, HOST_TAG = "kdscale.pid", "kdscale.host"  # who holds a RUNNING run: a dead pid on this host = killed
-KEY_TAG = "kdscale.key"  # stage/size/md5 of the outputs a run describes: how `kdscale sync` finds it
+KEY_TAG = "kdscale.key"  # stage/run/md5 of the outputs a run describes: how `kdscale sync` finds it
 DB_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 # sqlite3's own wait for a lock, in seconds. It covers the connections MLflow opens outside its
@@ -147,13 +148,13 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 DESCRIPTION_TAG = "mlflow.note.content"  # the experiment's description in the UI
 DESCRIPTION = """A kdscale study: students distilled from a teacher's answers at growing data sizes.
 
-- **student-nN** (student-nN-seedS for a replicate seed): the student trained on N teacher answers. Its
+- **STUDENT-nN-seedS**: the student STUDENT (params.yaml `students`) trained on N teacher answers with seed S. Its
   charts: the training loss per step (`Training/loss`, first), the gradient norm, learning rate and
   tokens/s per step (`Training steps/...`), its evaluation (`eval/perplexity` on the held-out
   teacher answers, `eval/pass_rate` on the adherence prompts, with 95% intervals, speed and size), and
   the training summary (final loss, steps, seconds, tokens/s, padding). The per-type pass rates are the
   artifact `adherence_by_type.json`, every number the details file, every answer the samples file. Its
-  model is registered with the alias nN.
+  model is registered with the run's name as its alias.
 - **teacher-generation**: the teacher answering the prompts (throughput, tokens).
 - **teacher-filter**: the filters that keep or drop those answers (counts by reason).
 - **teacher-eval**: the teacher scored as the students are.
@@ -241,14 +242,12 @@ def git_commit() -> str | None:
     return os.environ.get("DVC_EXP_BASELINE_REV") or git("rev-parse", "HEAD", cwd=project_root())
 
 
-def common_tags(stage: str, size: int | None = None, data_paths: list[Path] = (), seed: int | None = None) -> dict:
-    """`seed`: a replicate's own seed (scaling.replicate_seeds); None for the study's."""
+def common_tags(stage: str, run: paths.Run | None = None, data_paths: list[Path] = ()) -> dict:
+    """`run`: the student a per-model stage trains or evaluates; None for the study-wide stages."""
     exp = os.environ.get("DVC_EXP_NAME") or "workspace"
     tags = {"kdscale.stage": stage, "kdscale.dvc_exp": exp, "kdscale.study": os.environ.get("KDSCALE_STUDY") or exp}
-    if size is not None:
-        tags["kdscale.size"] = str(size)
-    if seed is not None:
-        tags["kdscale.replicate_seed"] = str(seed)
+    if run is not None:
+        tags |= {"kdscale.student": run.student, "kdscale.size": str(run.size), "kdscale.seed": str(run.seed)}
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -280,14 +279,14 @@ def owner_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def run_key(stage: str, size: int | None, outputs: list[Path], seed: int | None = None) -> str:
-    """What a run describes, e.g. `train/n320/<md5 of models/student-n320>`: equal outputs, equal key."""
-    return f"{stage}/{'-' if size is None else paths.student_tag(size, seed)}/{data_md5(list(outputs))}"
+def run_key(stage: str, run: paths.Run | None, outputs: list[Path]) -> str:
+    """What a run describes, e.g. `train/pruned10-n320-seed0/<md5 of its model>`: equal outputs, equal key."""
+    return f"{stage}/{'-' if run is None else run.name}/{data_md5(list(outputs))}"
 
 
 @contextlib.contextmanager
 def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None,
-              outputs: list[Path] | None = None, size: int | None = None, seed: int | None = None):
+              outputs: list[Path] | None = None, student: paths.Run | None = None):
     """The active run of a stage: a new one, or the run `run_id` reopened when the store has it.
 
     A run id the store does not know (a checkpoint pulled from a DVC remote onto another
@@ -295,7 +294,7 @@ def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None,
     keeps its tags: a tag of this stage that would change one goes under `<key>.<stage>`.
     The run records this process (pid, host), so a later stage can close it if the process dies.
     Given `outputs`, a run that ends well is tagged with their key (run_key), so `kdscale sync`
-    knows it already describes them. The run ends FINISHED, or FAILED when the block raises
+    knows it already describes them (`student`: the run of a per-model stage). The run ends FINISHED, or FAILED when the block raises
     (KILLED on Ctrl-C).
     """
     if _setup_uri != tracking_uri():  # a stage that forgot setup() still writes to the right store
@@ -322,7 +321,7 @@ def start_run(stage: str, run_name: str, tags: dict, run_id: str | None = None,
         raise
     if outputs:
         retry(mlflow.set_tag, KEY_TAG if not existing or KEY_TAG not in existing.data.tags else f"{KEY_TAG}.{stage}",
-              run_key(stage, size, outputs, seed))
+              run_key(stage, student, outputs))
     retry(mlflow.end_run, "FINISHED")
 
 
@@ -342,12 +341,13 @@ def flat_params(d: dict) -> dict[str, str]:
 # What the MLflow UI's compare view groups by: train.py tags each student's run with these,
 # and kdscale compare groups experiments the same way.
 RECIPE_TAGS = {"objective": "train.objective", "schedule": "train.schedule", "learning_rate": "train.learning_rate",
-               "student": "student.model", "seed": "seed"}
+               "seed": "seed"}
 
 
 def recipe_tags(params) -> dict:
-    """The recipe as MLflow tags (`kdscale.recipe.<name>`), so the UI groups runs as compare does."""
-    flat = flatten({"seed": params.seed, "train": to_dict(params.train), "student": to_dict(params.student)})
+    """The recipe as MLflow tags (`kdscale.recipe.<name>`), so the UI groups runs as compare does (the student
+    is the run's own tag, kdscale.student)."""
+    flat = flatten({"seed": params.seed, "train": to_dict(params.train)})
     return {f"kdscale.recipe.{tag}": str(flat[key]) for tag, key in RECIPE_TAGS.items()}
 
 
@@ -479,12 +479,11 @@ def _requirements() -> list[str]:
     return reqs
 
 
-def log_student_model(model_dir: Path, registered_name: str, size: int | None = None, seed: int | None = None) -> str:
+def log_student_model(model_dir: Path, registered_name: str, run: paths.Run | None = None) -> str:
     """Log a checkpoint folder on the active run as a pyfunc, register it; returns models:/name/version.
 
-    The model version gets the tag kdscale.size and the alias n<size> (so
-    `mlflow.pyfunc.load_model("models:/<name>@n500")` is the latest 500-sample student); a replicate
-    trained with seed S gets n<size>-seed<S>.
+    The model version gets the tags kdscale.student and kdscale.size and the run's name as its alias (so
+    `mlflow.pyfunc.load_model("models:/<name>@pruned10-n500-seed0")` is the latest such student).
     kdscale itself travels as code_paths, so the model loads where kdscale is not installed.
     """
     import kdscale
@@ -505,9 +504,10 @@ def log_student_model(model_dir: Path, registered_name: str, size: int | None = 
         )
     version = info.registered_model_version
     client = MlflowClient()
-    if size is not None:
-        retry(client.set_model_version_tag, registered_name, version, "kdscale.size", str(size))
-        retry(client.set_registered_model_alias, registered_name, paths.student_tag(size, seed), version)
+    if run is not None:
+        retry(client.set_model_version_tag, registered_name, version, "kdscale.student", run.student)
+        retry(client.set_model_version_tag, registered_name, version, "kdscale.size", str(run.size))
+        retry(client.set_registered_model_alias, registered_name, run.name, version)
     uri = f"models:/{registered_name}/{version}"
     if mlflow.active_run():
         retry(mlflow.set_tag, "kdscale.model_uri", uri)

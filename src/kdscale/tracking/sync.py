@@ -4,15 +4,15 @@ DVC is the record; MLflow is the view. Stages log live, but a fresh clone after 
 stage restored from DVC's run-cache, or a crash between a stage's output and its logging leave
 the store short. sync walks the versioned outputs and fills in what is missing:
 
-    models/student-nN/   one run per model: params, training curve (training_log.json), the
+    models/STUDENT/nN-seedS/   one run per model: params, training curve (training_log.json), the
                          subset as a dataset input, eval metrics and samples, the model logged,
-                         registered and aliased nN
+                         registered and aliased STUDENT-nN-seedS
     data/teacher/raw.jsonl, generation.json          the teacher-generation run
     data/teacher/{pool,heldout}.jsonl, metrics/teacher_generation.json   the teacher-filter run
     metrics/teacher.json, samples/teacher.jsonl      the teacher-eval run (numbers from metrics/details/)
     reports/                                         the report run
 
-A run is found by its key (tracking.run_key: stage, size, md5 of the outputs it describes),
+A run is found by its key (tracking.run_key: stage, run, md5 of the outputs it describes),
 which live stages tag too, so running sync twice, or after the stages logged live, adds
 nothing. It also closes runs whose process died (tracking.setup).
 """
@@ -28,11 +28,11 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from kdscale import paths, tracking
-from kdscale.config import load_params, to_dict
+from kdscale.config import load_params, runs, to_dict
 from kdscale.jsonl import read_json
 from kdscale.paths import TRAINING_LOG
 from kdscale.metrics import for_mlflow
-from kdscale.records import StudySummary, SweepRecord, TypeRates
+from kdscale.records import StudyRecord, SweepRecord, TypeRates
 
 SYNC_TAG = "kdscale.synced"  # set on runs that sync created, so the UI tells them from live ones
 
@@ -80,41 +80,40 @@ def model_version(client: MlflowClient, name: str, run_id: str):
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def open_run(client, experiment_id, stage, size, outputs, run_id=None, seed=None):
+def open_run(client, experiment_id, stage, run: paths.Run | None, outputs, run_id=None):
     """The run that describes `outputs`: by key, else the live run `run_id` when the store has it
     (logged before keys existed, or died before tagging); None when a new one must be made."""
-    key = tracking.run_key(stage, size, outputs, seed)
+    key = tracking.run_key(stage, run, outputs)
     run = find_run(client, experiment_id, key)
     if run is None and run_id:
         run = tracking._existing_run(run_id)
     return key, run
 
 
-def sync_student(client, experiment_id: str, params, size: int, registered_name: str,
-                 seed: int | None = None) -> list[str]:
-    """Complete (or create) the run of models/student-nN (or a replicate's, -seedS); returns what was added."""
-    model_dir, subset, name = paths.student_dir(size, seed), paths.subset_file(size), paths.student_name(size, seed)
-    key, run = open_run(client, experiment_id, "train", size, [model_dir], tracking.read_run_id(model_dir), seed)
+def sync_student(client, experiment_id: str, params, trained: paths.Run) -> list[str]:
+    """Complete (or create) the MLflow run of one trained student; returns what was added."""
+    model_dir, subset = paths.student_dir(trained), paths.subset_file(trained.size)
+    key, run = open_run(client, experiment_id, "train", trained, [model_dir], tracking.read_run_id(model_dir))
     if run is not None and run.info.status == "RUNNING":
         return []  # a live stage holds it (setup() closed those whose process died)
     summary = read_json(model_dir / TRAINING_LOG)["summary"]
     added = []
-    tags = {**tracking.common_tags("train", size, [subset] if subset.is_file() else [], seed), tracking.KEY_TAG: key}
+    tags = {**tracking.common_tags("train", trained, [subset] if subset.is_file() else []), tracking.KEY_TAG: key}
     if run is None:
         tags[SYNC_TAG] = "true"
         if tracking.read_run_id(model_dir):
             tags["kdscale.original_run_id"] = tracking.read_run_id(model_dir)
-        run = tracking.retry(client.create_run, experiment_id, run_name=tracking.display_name(name, tags),
+        run = tracking.retry(client.create_run, experiment_id, run_name=tracking.display_name(trained.name, tags),
                              tags={**tags, **tracking.owner_tags()})
         added.append("run")
         tracking.log_params_to(run.info.run_id, {
-            "size": size, "seed": params.seed if seed is None else seed, "student": to_dict(params.student),
+            "size": trained.size, "seed": trained.seed, "student": to_dict(params.students[trained.student]),
             "train": to_dict(params.train), "optimizer_steps": summary.get("optimizer_steps"),
             "world_size": summary.get("world_size"), "parameters": summary.get("parameters")})
     elif run.data.tags.get(tracking.KEY_TAG) != key:
         tracking.retry(client.set_tag, run.info.run_id, tracking.KEY_TAG, key)
-    added += complete_student_run(client, run.info.run_id, size, seed)
-    added += register_student(client, run.info.run_id, name, registered_name, size, seed)
+    added += complete_student_run(client, run.info.run_id, trained)
+    added += register_student(client, run.info.run_id, params.registered_name, trained)
     if run.info.status != "FINISHED" and "model" not in added:
         tracking.retry(client.set_terminated, run.info.run_id, "FINISHED")
     return added
@@ -129,11 +128,11 @@ def by_type(details: dict) -> dict[str, dict]:
     return {t: {"pass_rate": r, "prompts": rates.prompts.get(t)} for t, r in sorted(rates.pass_rate.items())}
 
 
-def complete_student_run(client, run_id: str, size: int, seed: int | None) -> list[str]:
+def complete_student_run(client, run_id: str, trained: paths.Run) -> list[str]:
     """What the run lacks of the training curve and summary, the evaluation's numbers, answers and details,
     and the subset and held-out set as dataset inputs."""
-    log = read_json(paths.student_dir(size, seed) / TRAINING_LOG)
-    details, subset = paths.student_details(size, seed), paths.subset_file(size)
+    log = read_json(paths.student_dir(trained) / TRAINING_LOG)
+    details, subset = paths.student_details(trained), paths.subset_file(trained.size)
     eval_metrics = read_json(details) if details.is_file() else {}  # every number; metrics/ holds the headline
     added = []
     if not tracking.retry(client.get_metric_history, run_id, tracking.CURVES["loss"]):
@@ -154,23 +153,23 @@ def complete_student_run(client, run_id: str, size: int, seed: int | None) -> li
     if eval_metrics and paths.TEACHER_HELDOUT.is_file() and not has_dataset(client, run_id, paths.TEACHER_HELDOUT):
         tracking.log_dataset(paths.TEACHER_HELDOUT, "evaluation", run_id=run_id)
         added.append("held-out set")
-    for artifact in (paths.student_samples(size, seed), details):
+    for artifact in (paths.student_samples(trained), details):
         if artifact.is_file() and not has_artifact(client, run_id, artifact.name):
             tracking.retry(client.log_artifact, run_id, str(artifact))
             added.append(artifact.parent.name)  # samples, details
     return added
 
 
-def register_student(client, run_id: str, name: str, registered_name: str, size: int, seed: int | None) -> list[str]:
-    """The run's model logged and registered, with the alias nN (n<N>-seed<S>) on the checkout's version."""
-    alias = paths.student_tag(size, seed)
+def register_student(client, run_id: str, registered_name: str, trained: paths.Run) -> list[str]:
+    """The run's model logged and registered, with the run's name as the alias of the checkout's version."""
+    alias = trained.name
     version = model_version(client, registered_name, run_id)
     if version is None:
-        with tracking.start_run("sync", name, {}, run_id=run_id):  # log_model logs on the active run
-            tracking.log_student_model(paths.student_dir(size, seed), registered_name, size, seed)
+        with tracking.start_run("sync", trained.name, {}, run_id=run_id):  # log_model logs on the active run
+            tracking.log_student_model(paths.student_dir(trained), registered_name, trained)
         return ["model"]
     model = tracking.retry(client.get_registered_model, registered_name)
-    if str(model.aliases.get(alias)) != str(version.version):  # the checkout's model is the one @nN names
+    if str(model.aliases.get(alias)) != str(version.version):  # the checkout's model is the one the alias names
         tracking.retry(client.set_registered_model_alias, registered_name, alias, version.version)
         return [f"alias {alias}"]
     return []
@@ -208,11 +207,14 @@ def sync_simple(client, experiment_id: str, stage: str, run_name: str, outputs: 
     return ["run"]
 
 
-def report_metrics(summary: StudySummary) -> dict:
-    """The report run's metrics: each model's combined score (both formulas) and the scaling fit."""
-    return {**{f"combined_score.{k}": v for k, v in summary.combined_score.items()},
-            **{f"combined_score_seed.{k}": v for k, v in summary.combined_score_seed.items()},
-            **{f"fit.{k}": v for k, v in (summary.perplexity_fit or {}).items()}}
+def report_metrics(record: StudyRecord) -> dict:
+    """The report run's metrics, per student: each model's combined score (both formulas) and the scaling fit."""
+    out = {}
+    for name, summary in record.students.items():
+        out |= {**{f"{name}.combined_score.{k}": v for k, v in summary.combined_score.items()},
+                **{f"{name}.combined_score_seed.{k}": v for k, v in summary.combined_score_seed.items()},
+                **{f"{name}.fit.{k}": v for k, v in (summary.perplexity_fit or {}).items()}}
+    return out
 
 
 def sweep_rounds(record: SweepRecord) -> list[dict]:
@@ -231,14 +233,9 @@ def sweep_rounds(record: SweepRecord) -> list[dict]:
     return rows
 
 
-def trained_students() -> list[tuple[int, int | None]]:
-    """(size, replicate seed or None) of every trained student folder in this checkout."""
-    found = []
-    for folder in Path("models").glob("student-n*"):
-        student = paths.parse_student_name(folder.name)
-        if student and folder.is_dir() and (folder / TRAINING_LOG).is_file():
-            found.append(student)
-    return sorted(found, key=lambda s: (s[0], -1 if s[1] is None else s[1]))
+def trained_students(params) -> list[paths.Run]:
+    """Every student of params.yaml that this checkout holds trained."""
+    return [r for r in runs(params) if (paths.student_dir(r) / TRAINING_LOG).is_file()]
 
 
 def sync() -> dict[str, list[str]]:
@@ -273,16 +270,16 @@ def _sync() -> dict[str, list[str]]:
             [paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES], {},
             for_mlflow(read_json(paths.TEACHER_EVAL_DETAILS)),
             [paths.TEACHER_SAMPLES, paths.TEACHER_EVAL_DETAILS], [(paths.TEACHER_HELDOUT, "evaluation")])
-    for size, seed in trained_students():
-        done[paths.student_name(size, seed)] = sync_student(client, experiment_id, params, size,
-                                                            params.student.registered_name, seed)
+    for trained in trained_students(params):
+        done[trained.name] = sync_student(client, experiment_id, params, trained)
     if paths.SUMMARY_DETAILS.is_file():
-        summary = StudySummary.read(paths.SUMMARY_DETAILS)
+        record = StudyRecord.read(paths.SUMMARY_DETAILS)
         # keyed by all it says: a new threshold rewrites the report but not the headline scores
         written = [p for p in (paths.SUMMARY, paths.SUMMARY_DETAILS, paths.REPORT, paths.ANSWERS) if p.is_file()]
         done["report"] = sync_simple(
             client, experiment_id, "report", "report", written,
-            {"report": to_dict(params.report), "sizes": params.scaling.sizes}, report_metrics(summary),
+            {"report": to_dict(params.report), "sizes": params.scaling.sizes, "students": list(params.students)},
+            report_metrics(record),
             [paths.SCALING_FIGURE, paths.REPORT, paths.ANSWERS, paths.SUMMARY, paths.SUMMARY_DETAILS])
     if paths.SWEEP.is_file() and (record := SweepRecord.read(paths.SWEEP)).rounds:
         done["sweep"] = sync_simple(
