@@ -12,14 +12,19 @@ from kdscale import compare
 from kdscale.errors import UserError
 
 T95 = {1: 12.706204736, 2: 4.302652730}  # t quantile 0.975 for 1 and 2 degrees of freedom
+STUDENT = "pruned10"  # the default params' one student
+
+
+def metric_files(metrics: dict[int, dict], seed: int = 0, student: str = STUDENT, folder: str = "") -> dict:
+    """A student's metric files as `dvc exp show --json` lists them: metrics/<student>-n<size>-seed<seed>.json."""
+    return {f"{folder}metrics/{student}-n{n}-seed{seed}.json": {"data": m} for n, m in metrics.items()}
 
 
 def rev(name: str | None, params: dict, metrics: dict[int, dict], rev_id: str) -> dict:
-    """One row of `dvc exp show --json`."""
+    """One row of `dvc exp show --json`: the student's metrics, trained with the row's seed."""
     return {"rev": rev_id, "name": name, "error": None, "experiments": None, "data": {
         "rev": rev_id, "timestamp": None, "outs": {}, "meta": {}, "deps": {},
-        "params": {"params.yaml": {"data": params}},
-        "metrics": {f"metrics/student-n{n}.json": {"data": m} for n, m in metrics.items()}}}
+        "params": {"params.yaml": {"data": params}}, "metrics": metric_files(metrics, params["seed"])}}
 
 
 def params(seed=0, objective="sft", schedule="epochs", lr=0.001) -> dict:
@@ -112,6 +117,34 @@ def test_single_seeds_and_names():
         compare.read_experiments(table, ["nope"])
 
 
+def test_each_student_of_a_study_is_a_recipe_of_its_own():
+    """A study of two students: each experiment row holds both students' metrics, and each student is a recipe
+    (`student=...`), crossed with what the experiments change; the rows still count as one experiment each."""
+    def both(p: dict, small_ppl: float) -> dict:
+        row = rev(None, p, {20: student(100, 0.4)}, "x")
+        row["data"]["metrics"].update(metric_files({20: student(small_ppl, 0.2)}, p["seed"], "pruned3"))
+        return row
+
+    main = {**both(params(0), 300), "rev": "abc1234", "name": "main"}
+    table = show({**both(params(0), 300), "rev": "workspace", "name": None}, main,
+                 [("kd", {**both(params(0, "kd"), 200), "rev": "e1", "name": "kd"})])
+    experiments = compare.read_experiments(table)
+    assert sorted((e.name, e.params["student"]) for e in experiments) == [
+        ("kd", "pruned10"), ("kd", "pruned3"), ("main", "pruned10"), ("main", "pruned3")]  # the workspace is main
+    assert compare.recipe_keys(experiments) == ["student", "train.objective"]
+    groups = compare.group(experiments)
+    assert sorted(groups) == ["baseline", "student=pruned3", "student=pruned3, train.objective=kd",
+                              "train.objective=kd"]
+    ppl = compare.table(groups, "perplexity")[20]
+    assert (ppl["baseline"].mean, ppl["student=pruned3"].mean, ppl["student=pruned3, train.objective=kd"].mean) == (
+        100, 300, 200)
+    text = compare.markdown(experiments, groups, {m: compare.table(groups, m) for m in compare.COMPARED})
+    assert "2 experiments: main, kd;" in text and "Recipes differ in: student, train.objective;" in text
+    assert ("| size | `baseline` | `student=pruned3` | `train.objective=kd` | `student=pruned3, train.objective=kd` |"
+            in text)
+    assert "| 20 | 100 (n=1) | 300 (n=1) | 100 (n=1) | 200 (n=1) |" in text  # each student's own perplexity
+
+
 def test_command_writes_the_report_and_figure(tmp_path, monkeypatch):
     (tmp_path / "show.json").write_text(json.dumps(two_recipes()))
     monkeypatch.chdir(tmp_path)
@@ -129,7 +162,8 @@ STAGE = """\
 import json, pathlib, yaml
 p = yaml.safe_load(open("params.yaml"))
 pathlib.Path("metrics").mkdir(exist_ok=True)
-json.dump({"perplexity": 1 / p["train"]["learning_rate"], "pass_rate": 0.0}, open("metrics/student-n20.json", "w"))
+metrics = {"perplexity": 1 / p["train"]["learning_rate"], "pass_rate": 0.0}
+json.dump(metrics, open("metrics/pruned10-n20-seed0.json", "w"))
 """
 
 
@@ -145,7 +179,7 @@ def dvc_project(root) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params(lr=0.01)))
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": {
         "cmd": "python stage.py", "deps": ["stage.py"], "params": ["train.learning_rate"],
-        "metrics": [{"metrics/student-n20.json": {"cache": False}}]}}}))
+        "metrics": [{"metrics/pruned10-n20-seed0.json": {"cache": False}}]}}}))
     run("git", "init", "-q")
     run("git", "config", "user.email", "t@example.com")
     run("git", "config", "user.name", "t")
@@ -200,9 +234,9 @@ def test_each_pipeline_compares_its_own_students():
     root; compare, run in either folder, reads only that pipeline's params and students."""
     row = rev(None, params(0), {20: student(100, 0.4)}, "workspace")
     row["data"]["params"]["studies/reference/params.yaml"] = {"data": params(0, lr=0.5)}
-    row["data"]["metrics"].update({"studies/reference/metrics/student-n20.json": {"data": student(7, 0.9)},
-                                   "studies/reference/metrics/student-n640.json": {"data": student(5, 0.9)},
-                                   "studies/reference/metrics/student-n640-seed1.json": {"data": student(6, 0.8)}})
+    reference_files = {**metric_files({20: student(7, 0.9), 640: student(5, 0.9)}, folder="studies/reference/"),
+                       **metric_files({640: student(6, 0.8)}, seed=1, folder="studies/reference/")}
+    row["data"]["metrics"].update(reference_files)
     (root,) = compare.read_experiments([row])
     assert root.metrics == {20: student(100, 0.4)} and root.params["train.learning_rate"] == 0.001
     assert not any(k.startswith("studies/") for k in root.params)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from conftest import STUDENT
 from kdscale.distill import (KDCollator, KDConfig, TopkStore, answer_labels, build_store, check_same_vocabulary,
                              kd_loss, objective_loss, teacher_topk, tokenize_with_ids)
 from kdscale.errors import UserError
@@ -245,13 +246,14 @@ def test_kd_training_runs_from_the_topk_stage_through_its_subsets_share(tmp_path
         assert [(k["device"], k["dtype"]) for k in loads] == [(params.get("device", "auto"), params.get("dtype", "auto"))]
         subsets.main(["--size", "8"])
         assert TopkStore.load(root / "data/subsets/n8.topk.safetensors").ids == [r["id"] for r in records]
-        train.main(["--size", "8"])
+        train.main(["--student", STUDENT, "--size", "8"])
     summary = training_log(root, 8)["summary"]
     assert summary["optimizer_steps"] == 3 and 0 < summary["train_loss"] < 100
     (run_,) = runs_of(root, 8)  # the recipe as tags, for the MLflow UI's compare view
     assert {k: v for k, v in run_.data.tags.items() if k.startswith("kdscale.recipe.")} == {
         "kdscale.recipe.objective": "kd", "kdscale.recipe.schedule": "steps", "kdscale.recipe.learning_rate": "0.001",
-        "kdscale.recipe.student": "pruned", "kdscale.recipe.seed": "0"}
+        "kdscale.recipe.seed": "0"}
+    assert run_.data.tags["kdscale.student"] == STUDENT  # the student is the run's own tag, not the recipe's
 
 
 def test_topk_stage_under_sft_skips_the_teacher_and_kd_then_names_the_stage(tmp_path, tiny_gpt2_dir, monkeypatch):
@@ -273,7 +275,7 @@ def test_topk_stage_under_sft_skips_the_teacher_and_kd_then_names_the_stage(tmp_
         params["train"]["objective"] = "kd"
         (root / "params.yaml").write_text(yaml.safe_dump(params))
         with pytest.raises(UserError, match="ran under train.objective: sft.*dvc repro teacher_topk"):
-            train.main(["--size", "8"])
+            train.main(["--student", STUDENT, "--size", "8"])
 
 
 def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):
@@ -282,7 +284,7 @@ def test_kd_training_without_the_store_names_the_stage(tmp_path, tiny_gpt2_dir):
     with in_project(root), pytest.raises(UserError, match=r"n8.topk.safetensors: not found.*run `dvc repro`"):
         from kdscale.stages import train
 
-        train.main(["--size", "8"])
+        train.main(["--student", STUDENT, "--size", "8"])
 
 
 def test_kd_from_a_served_teacher_without_logprobs_or_weights_says_what_to_do(tmp_path, tiny_gpt2_dir):

@@ -24,13 +24,20 @@ PACKAGE = SRC / "kdscale"
 NOT_STAGE_CODE = {"kdscale.cli", "kdscale.__main__", "kdscale", "kdscale.stages", "kdscale.engines"}
 # Params a stage reads that change no output of it: how often the loss is logged, the MLflow
 # registry name. Everything else of a stage's own section must be listed in its `params`.
-NOT_OUTPUT_PARAMS = {"train.logging_steps", "student.registered_name",
+NOT_OUTPUT_PARAMS = {"train.logging_steps", "registered_name",
                      # how a served teacher's requests are sent, not what comes back
                      "teacher.api_key_env", "teacher.concurrency", "teacher.request_timeout", "teacher.max_retries",
                      "teacher.max_total_retries"}
-# The params.yaml sections a stage owns, beside the one named like the stage.
-OWNED_SECTIONS = {"prepare": ["data"], "train": ["train", "student"], "evaluate": ["eval"],
-                  "train_replicate": ["train", "student"], "evaluate_replicate": ["eval"]}
+# The params.yaml sections a stage owns, beside the one named like the stage. STUDENT: the stage's own
+# student (its matrix's ${item.student}), each of params.yaml's `students` in turn.
+STUDENT = "${item.student}"
+OWNED_SECTIONS = {"prepare": ["data"], "student_init": [f"students.{STUDENT}"],
+                  "train": ["train", f"students.{STUDENT}"], "evaluate": ["eval"],
+                  "train_replicate": ["train", f"students.{STUDENT}"], "evaluate_replicate": ["eval"]}
+# Sections a stage may list whole, as they are: every key in them changes what it computes. A student's keys
+# all shape its model (the registry name, which does not, is the top-level `registered_name`); the report
+# reads which students there are.
+WHOLE_SECTIONS = {f"students.{STUDENT}", "students"}
 
 
 def dvc_stages() -> dict:
@@ -120,6 +127,18 @@ def param_names(stage: dict) -> set[str]:
     return names
 
 
+def each_student(name: str, params: dict) -> set[str]:
+    """A key as it reads for each student of params.yaml (`students.${item.student}` -> `students.pruned10`)."""
+    return {name.replace(STUDENT, s) for s in params["students"]} if STUDENT in name else {name}
+
+
+def section(params: dict, dotted: str):
+    node = params
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 STAGES = dvc_stages()
 
 
@@ -142,11 +161,17 @@ def test_imports_are_followed_transitively():
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_params_are_leaf_keys(name):
-    leaves = leaf_keys(params_yaml())
+    params = params_yaml()
+    leaves = leaf_keys(params)
     names = param_names(STAGES[name])
-    not_leaves = sorted(n for n in names if n not in leaves)
+    not_leaves = sorted(n for n in names - WHOLE_SECTIONS if n not in leaves)
     assert not not_leaves, (f"dvc.yaml stage '{name}': params must name leaf keys of params.yaml (so a change "
                             f"elsewhere in the section reruns nothing); replace {not_leaves} with their leaf keys")
+    for whole in sorted(names & WHOLE_SECTIONS):  # a section listed whole: one that exists, with no harmless key
+        for key in sorted(each_student(whole, params)):
+            assert isinstance(section(params, key), dict), f"dvc.yaml stage '{name}': params.yaml has no section {key}"
+            harmless = sorted(leaf_keys(section(params, key), f"{key}.") & NOT_OUTPUT_PARAMS)
+            assert not harmless, f"dvc.yaml stage '{name}': {whole} holds {harmless}, which change nothing it computes"
     listed_but_harmless = sorted(names & NOT_OUTPUT_PARAMS)
     assert not listed_but_harmless, f"dvc.yaml stage '{name}': remove {listed_but_harmless} from its params"
 
@@ -155,11 +180,14 @@ def test_stage_params_are_leaf_keys(name):
 def test_stage_params_cover_its_own_sections(name):
     """A key added to params.yaml under the stage's own section must be listed (or declared harmless)."""
     params, base = params_yaml(), name.split("@")[0]
-    sections = [s for s in OWNED_SECTIONS.get(base, [base]) if isinstance(params.get(s), dict)]
-    wanted = {k for s in sections for k in leaf_keys(params[s], f"{s}.")} - NOT_OUTPUT_PARAMS
+    sections = [s for owned in OWNED_SECTIONS.get(base, [base]) for s in sorted(each_student(owned, params))
+                if isinstance(section(params, s), dict)]
+    wanted = {k for s in sections for k in leaf_keys(section(params, s), f"{s}.")} - NOT_OUTPUT_PARAMS
     if base == "teacher":  # the filters belong to stage teacher_filter: editing one must not regenerate
         wanted = {k for k in wanted if not k.startswith("teacher.filters.")}
-    missing = sorted(wanted - param_names(STAGES[name]))
+    listed = {n for entry in param_names(STAGES[name]) for n in each_student(entry, params)}
+    # a key is listed by itself or by a section above it that the stage lists whole
+    missing = sorted(k for k in wanted if not any(k == n or k.startswith(f"{n}.") for n in listed))
     assert not missing, "dvc.yaml stage '{}' misses params; add to its `params:` list:\n{}".format(
         name, "\n".join(f"  - {m}" for m in missing))
 

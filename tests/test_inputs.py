@@ -314,18 +314,16 @@ def test_hub_teacher_without_network_fails_fast(project, fails, no_hub):
     assert_no_outputs(project)
 
 
-def test_hub_student_without_network_fails_fast(no_hub, tmp_path):
-    """What `kdscale student_init` calls to build the student (before it writes anything)."""
-    from kdscale.config import StudentParams
-    from kdscale.stages.student_init import initial_student
-
+def test_hub_student_without_network_fails_fast(project, fails, no_hub):
+    """`kdscale student_init --student S` for a student from the hub: the line names that student's key."""
+    set_params(project, **{"students.hub.model": "nobody/no-such-student"})
     start = time.perf_counter()
-    with pytest.raises(UserError) as e:
-        initial_student(StudentParams(model="nobody/no-such-student"), tmp_path / "teacher", seed=0, calibration=[])
+    message = fails("student_init", "--student", "hub")
     assert time.perf_counter() - start < 10
-    assert str(e.value) == (
-        "cannot reach the Hugging Face hub to fetch model 'nobody/no-such-student' (student.model); "
-        "set student.model to a local path, or use the offline default profile: kdscale profile embedded")
+    assert "fetch model 'nobody/no-such-student'" in message
+    assert "set students.hub.model to a local path, or use the offline default profile: kdscale profile embedded" \
+        in message
+    assert not (project / "models").exists()
 
 
 def test_hub_without_network_end_to_end(project):

@@ -14,16 +14,17 @@ import yaml
 from kdscale import figures, stats, summary
 from kdscale.config import parse_params
 from kdscale.profile import profile_params
-from kdscale.records import StudySummary, SweepRecord
+from kdscale.records import StudyRecord, StudySummary, SweepRecord
 from kdscale.stages import report
 
 SIZES = [0, 25, 50, 100, 200, 400]  # 0: the untrained student
 TYPES = ["lowercase", "title", "json"]
 STUDENT_ARCH, TEACHER_ARCH = "llama-10L-576d-49152v", "llama-30L-576d-49152v"
+STUDENT = "pruned10"  # the embedded profile's one student
 
 
-def ppl(n: int) -> float:
-    return 3 + 50 * n**-0.5 if n else 5000.0
+def ppl(n: int, floor: float = 3.0) -> float:
+    return floor + 50 * n**-0.5 if n else 5000.0
 
 
 def heldout(p: float) -> dict:
@@ -33,9 +34,9 @@ def heldout(p: float) -> dict:
             "heldout_token_counts": [10] * 40}
 
 
-def student_metrics(n: int, i: int) -> dict:
+def student_metrics(n: int, i: int, floor: float = 3.0) -> dict:
     pass_rate = 0.1 + 0.1 * i
-    p = ppl(n)
+    p = ppl(n, floor)
     return {
         "size": n, "perplexity": p, "perplexity_ci_low": 0.8 * p, "perplexity_ci_high": 1.3 * p, **heldout(p),
         "pass_rate": pass_rate, "pass_rate_loose": pass_rate + 0.05,
@@ -87,6 +88,20 @@ def study():
     params = parse_params(raw_params(SIZES[1:]))
     params.scaling.sizes = SIZES  # size 0 is set here until config.py accepts it in params.yaml
     return params, students
+
+
+def one_student(students: dict[int, dict], samples_of: dict[int, list[dict]] | None = None,
+                replicas: dict[tuple[int, int], dict] | None = None,
+                replica_samples: dict[str, list[dict]] | None = None, name: str = STUDENT) -> report.StudentData:
+    """What the report reads of one student: its details and answers per size, and its replicates'."""
+    return report.StudentData(name, students, samples_of or {}, replicas or {}, replica_samples or {})
+
+
+def build(params, students: dict[int, dict], s: StudySummary, sweep: SweepRecord | None = None,
+          replicas: dict[tuple[int, int], dict] | None = None) -> str:
+    """report.md of a study of one student."""
+    return report.build_report(params, {STUDENT: one_student(students, replicas=replicas)}, TEACHER, GENERATION,
+                               StudyRecord({STUDENT: s}), sweep)
 
 
 # ----------------------------------------------------------------------------- combined score
@@ -247,10 +262,7 @@ def study_samples(students: dict[int, dict]) -> tuple[dict[int, list[dict]], lis
 def summarized(params, students: dict[int, dict]) -> StudySummary:
     """The summary of one seed's students and the teacher, with per-item evidence for the paired bootstrap."""
     student_samples, teacher_samples = study_samples(students)
-    models = {f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
-    evidence = stats.paired_evidence(models, {f"student-n{n}": student_samples[n] for n in students}
-                                     | {"teacher": teacher_samples})
-    return summary.summarize(params, students, TEACHER, GENERATION, evidence)
+    return one_student(students, student_samples).summarize(params, TEACHER, teacher_samples, GENERATION)
 
 
 def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_out(study):
@@ -263,7 +275,7 @@ def test_report_gives_score_intervals_ties_and_whether_the_best_student_stands_o
     assert s.best_student_size == 400 and s.best_student_separated is True  # 30 of 50 prompts against 25
     assert "50 adherence prompts and the 40 held-out answers" in s.score_uncertainty
     json.dumps(asdict(s))  # the summary file holds it all
-    text = report.build_report(params, students, TEACHER, GENERATION, s)
+    text = build(params, students, s)
     low, high = s.combined_score_ci["student-n100"]
     assert f"| {s.combined_score['student-n100']:.3f} [{low:.3f}, {high:.3f}] |" in text
     assert f"do not order them): {s.rankings_with_ties['params']}. Under other weightings" in text
@@ -403,8 +415,8 @@ def test_build_report_sections(study):
     s = summary.summarize(params, students, TEACHER, GENERATION)
     student_samples = {n: samples(f"n{n}") for n in SIZES}
     student_samples[0][1] |= {"response": "a a a a", "degenerate": True}
-    text = report.build_report(params, students, TEACHER, GENERATION, s)
-    answers = report.build_answers(samples("teacher"), student_samples)
+    text = build(params, students, s)
+    answers = report.build_answers(samples("teacher"), {STUDENT: one_student(students, student_samples)})
     assert "- **n=0** (fail, eos, degenerate): a a a a" in answers and "a a a a" not in text
     assert ("| model | samples | steps | perplexity [95% CI] | pass rate [95% CI] | degenerate | ended at EOS "
             "| loose | tok/s | size MiB | combined | seed formula |") in text
@@ -443,12 +455,12 @@ def test_report_says_when_the_fit_cannot_answer(study):
     flat = {n: {**m, "perplexity": 100.0 + (-1) ** i * 2 + i * 0.1} for i, (n, m) in enumerate(students.items())}
     s = summary.summarize(params, flat, TEACHER, GENERATION)
     assert s.doubling_gain_below_threshold_at is None
-    text = report.build_report(params, flat, TEACHER, GENERATION, s)
+    text = build(params, flat, s)
     assert "not identifiable from these points" in text and "makes no claim" in text
     few = {n: students[n] for n in SIZES[:4]}  # sizes 0, 25, 50, 100: three points to fit
     s = summary.summarize(params, few, TEACHER, GENERATION)
     assert s.perplexity_fit is None and s.headline()["fit_stops_at"] is None
-    text = report.build_report(params, few, TEACHER, GENERATION, s)
+    text = build(params, few, s)
     assert "The fit needs at least 4 sizes > 0" in text
 
 
@@ -463,31 +475,47 @@ def test_steps_schedule_says_every_size_trains_the_same_steps(study):
 def test_curves_draw_the_untrained_student_apart(study, tmp_path):
     _, students = study
     out = tmp_path / "scaling.png"
-    figures.draw_curves(students, TEACHER, out)
+    figures.draw_curves({STUDENT: (students, {})}, TEACHER, out)
     assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 MAIN_SIZES = SIZES[1:]  # params.yaml: config.py does not accept size 0 yet
+TWO_STUDENTS = {STUDENT: (10, 3.0), "pruned3": (3, 6.0)}  # name -> (layers, perplexity floor): a smaller one, worse
 
 
-def write_study_files(tmp_path) -> None:
-    """What the stages before the report leave: every size's details, answers and loss, the teacher's, an
-    empty sweep record, and a size no longer in scaling.sizes."""
+def write_study_files(tmp_path, students: dict[str, tuple[int, float]] | None = None) -> None:
+    """What the stages before the report leave: every run's details, answers and loss, the teacher's, an
+    empty sweep record, and a size no longer in scaling.sizes. One student by default, the profile's."""
     from kdscale import paths
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params(MAIN_SIZES), sort_keys=False))
+    students = students or {STUDENT: (10, 3.0)}
+    raw = raw_params(MAIN_SIZES)
+    raw["students"] = {name: dict(raw["students"][STUDENT], num_layers=layers)
+                       for name, (layers, _) in students.items()}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     for dirname in ["metrics/details", "samples", "plots/loss"]:
         (tmp_path / dirname).mkdir(parents=True)
-    for i, n in enumerate(MAIN_SIZES, start=1):  # the report reads the details; the headline files are for DVC
-        paths.student_details(n).write_text(json.dumps(student_metrics(n, i)))
-        paths.student_samples(n).write_text("".join(json.dumps(r) + "\n" for r in samples(f"n{n}")))
-        losses = [{"step": step, "loss": 5.0 - step / (i + 1)} for step in range(1, n // 8 + 1)]  # n=0: none
-        paths.loss_plot(n).write_text(json.dumps(losses))
+    for name, (_, floor) in students.items():
+        for i, n in enumerate(MAIN_SIZES, start=1):  # the report reads the details; the headline files are for DVC
+            run = paths.Run(name, n, 0)
+            who = f"n{n}" if name == STUDENT else f"{name} n{n}"
+            details = {"student": name, "size": n, "seed": 0, **student_metrics(n, i, floor)}  # as evaluate writes
+            paths.student_details(run).write_text(json.dumps(details))
+            paths.student_samples(run).write_text("".join(json.dumps(r) + "\n" for r in samples(who)))
+            losses = [{"step": step, "loss": 5.0 - step / (i + 1)} for step in range(1, n // 8 + 1)]
+            paths.loss_plot(run).write_text(json.dumps(losses))
     paths.TEACHER_EVAL_DETAILS.write_text(json.dumps(TEACHER))
     paths.TEACHER_METRICS.write_text(json.dumps(GENERATION))
     paths.TEACHER_SAMPLES.write_text("".join(json.dumps(r) + "\n" for r in samples("teacher")))
-    paths.student_metrics(7).write_text(json.dumps(student_metrics(7, 0)))  # left by an earlier scaling.sizes
+    # left by an earlier scaling.sizes
+    paths.student_metrics(paths.Run(STUDENT, 7, 0)).write_text(json.dumps(student_metrics(7, 0)))
     SweepRecord("perplexity").write(paths.SWEEP)  # a study never swept
+
+
+def in_study(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
 
 
 def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
@@ -495,66 +523,68 @@ def test_main_writes_every_output(tmp_path, monkeypatch, capsys):
 
     from kdscale import paths
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.delenv("DVC_ROOT", raising=False)
+    in_study(tmp_path, monkeypatch)
     write_study_files(tmp_path)
 
     report.main([])
 
     output = capsys.readouterr()
     warning = output.err
-    assert "results of sizes no longer in scaling.sizes are still in the workspace" in warning
-    assert "`git rm metrics/student-n7.json`" in warning
+    assert "results of runs no longer in params.yaml are still in the workspace" in warning
+    assert f"`git rm metrics/{STUDENT}-n7-seed0.json`" in warning
 
     text = (tmp_path / "reports/report.md").read_text()
     assert text.startswith("# kdscale report\n") and "\n## The answer\n" in text[:2000]
+    assert "## Student " not in text and f"### {STUDENT}" not in text  # one student: no sections of its own
     assert (tmp_path / "reports/answers.md").read_text().startswith("# Answers side by side")
     png = (tmp_path / "reports/scaling.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     headline = json.loads((tmp_path / "reports/summary.json").read_text())
     details = json.loads((tmp_path / "reports/summary_details.json").read_text())
-    assert set(headline) == {"best_student", "fit_stops_at"}  # the study's answer in two numbers
-    assert headline["best_student"] == details["best_student_size"]
-    assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(details)
-    typed = StudySummary.read(paths.SUMMARY_DETAILS)  # what sync reads: the same numbers, typed
-    assert typed.headline() == headline and typed.seeds == {n: 1 for n in MAIN_SIZES}
+    assert list(headline) == [STUDENT] and set(details["students"]) == {STUDENT}
+    own = details["students"][STUDENT]
+    assert set(headline[STUDENT]) == {"best_student", "fit_stops_at"}  # the study's answer in two numbers
+    assert headline[STUDENT]["best_student"] == own["best_student_size"]
+    assert {"combined_score_seed", "rankings", "vs_teacher", "normalisation"} <= set(own)
+    typed = StudyRecord.read(paths.SUMMARY_DETAILS)  # what sync reads: the same numbers, typed
+    assert typed.headline() == headline and typed.students[STUDENT].seeds == {n: 1 for n in MAIN_SIZES}
     # every model answered the same two prompts and forty held-out answers: the scores carry intervals
-    assert set(details["combined_score_ci"]) == set(details["combined_score"])
-    assert "2 adherence prompts and the 40 held-out answers" in details["score_uncertainty"]
-    assert set(details["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
-    assert all(isinstance(v, float) for v in details["combined_score"].values())
+    assert set(own["combined_score_ci"]) == set(own["combined_score"])
+    assert "2 adherence prompts and the 40 held-out answers" in own["score_uncertainty"]
+    assert set(own["combined_score"]) == {f"student-n{n}" for n in MAIN_SIZES} | {"teacher"}
+    assert all(isinstance(v, float) for v in own["combined_score"].values())
     rows = json.loads((tmp_path / "plots/scaling.json").read_text())
-    assert [r["size"] for r in rows] == MAIN_SIZES
+    assert [(r["student"], r["size"]) for r in rows] == [(STUDENT, n) for n in MAIN_SIZES]
     assert rows[2]["perplexity"] == pytest.approx(ppl(100))
     assert rows[2]["perplexity_ci_high"] == pytest.approx(1.3 * ppl(100))
     assert rows[2]["degenerate_share"] == pytest.approx(0.6)
-    assert rows[2]["combined_score"] == details["combined_score"]["student-n100"]
-    # Every size's loss in one file, labelled by size: one chart with one line per size.
+    assert rows[2]["combined_score"] == own["combined_score"]["student-n100"]
+    # Every size's loss in one file, labelled by student and size: one chart with one line per size.
     loss = json.loads((tmp_path / "plots/loss.json").read_text())
-    assert sorted({r["samples"] for r in loss}) == MAIN_SIZES
+    assert sorted({r["samples"] for r in loss}) == MAIN_SIZES and {r["student"] for r in loss} == {STUDENT}
     assert [r["loss"] for r in loss if r["samples"] == 50] == [5.0 - step / 3 for step in range(1, 7)]
     assert not list(tmp_path.glob("reports/.*.tmp")) and not list(tmp_path.glob("plots/.*.tmp"))
 
     # The report's last step is `kdscale sync`: the MLflow view gets the report run from these files
     assert "sync: report: run" in output.out
-    check_report_run(details)
+    check_report_run(own)
     report.main([])  # again: the files describe the same run, so the view gains nothing
     assert "sync: report: up to date" in capsys.readouterr().out
     assert len(mlflow.search_runs(experiment_names=["kdscale"], output_format="list")) == 1
 
 
 def check_report_run(details: dict) -> None:
-    """The one report run in MLflow: its scores, the fit and the report's files as artifacts."""
+    """The one report run in MLflow: the student's scores, its fit and the report's files as artifacts."""
     import mlflow
 
     runs = mlflow.search_runs(experiment_names=["kdscale"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["kdscale.stage"] == "report"
     metrics = runs[0].data.metrics
-    assert metrics["combined_score.teacher"] == pytest.approx(details["combined_score"]["teacher"])
-    assert metrics["combined_score_seed.teacher"] == pytest.approx(details["combined_score_seed"]["teacher"])
-    assert metrics["fit.alpha"] == pytest.approx(details["perplexity_fit"]["alpha"])
+    assert metrics[f"{STUDENT}.combined_score.teacher"] == pytest.approx(details["combined_score"]["teacher"])
+    assert metrics[f"{STUDENT}.combined_score_seed.teacher"] == pytest.approx(
+        details["combined_score_seed"]["teacher"])
+    assert metrics[f"{STUDENT}.fit.alpha"] == pytest.approx(details["perplexity_fit"]["alpha"])
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"report.md", "answers.md", "scaling.png", "summary.json", "summary_details.json"} <= artifacts
@@ -563,13 +593,55 @@ def check_report_run(details: dict) -> None:
     assert "- **n=400** (fail, eos): answer of n400 to adh-002" in answers_md
 
 
-def test_a_summary_from_another_version_is_refused_with_the_fix(tmp_path):
+def test_a_study_of_two_students_reports_each_apart(tmp_path, monkeypatch, capsys):
+    """Two students in params.yaml: an answer and a section of tables each, and a headline each."""
+    in_study(tmp_path, monkeypatch)
+    write_study_files(tmp_path, TWO_STUDENTS)
+
+    report.main([])
+
+    assert "pruned3: Best student by the combined score" in capsys.readouterr().out
+    text = (tmp_path / "reports/report.md").read_text()
+    assert "students pruned10 (`pruned`, 10 layers), pruned3 (`pruned`, 3 layers)" in text
+    answer = text[text.index("\n## The answer\n"):text.index("\n## Scaling curves\n")]
+    assert answer.count("The rule: ") == 2
+    assert answer.index("\n### pruned10\n") < answer.index("\n### pruned3\n")
+    assert "\n## Student pruned10\n" in text and "\n## Student pruned3\n" in text
+    ten = text[text.index("\n## Student pruned10\n"):text.index("\n## Student pruned3\n")]
+    three = text[text.index("\n## Student pruned3\n"):text.index("\n## Cost\n")]
+    for section in (ten, three):  # each student's tables, one level below its heading
+        assert "\n### Results\n" in section and "\n### Where more data stops paying\n" in section
+        assert "\n## " not in section.split("\n", 2)[2]
+    assert "| student-n100 | 100 | 12 | 8.00 [6.40, 10.40] |" in ten  # each its own numbers
+    assert "| student-n100 | 100 | 12 | 11.00 [8.80, 14.30] |" in three
+    assert "| training pruned3 n=400 (50 steps) | 4000 |" in text
+    answers = (tmp_path / "reports/answers.md").read_text()
+    assert "- **pruned3 n=400** (fail, eos): answer of pruned3 n400 to adh-002" in answers
+    assert "- **pruned10 n=400** (fail, eos): answer of n400 to adh-002" in answers
+
+    headline = json.loads((tmp_path / "reports/summary.json").read_text())
+    record = StudyRecord.read(tmp_path / "reports/summary_details.json")
+    assert list(headline) == ["pruned10", "pruned3"] and record.headline() == headline
+    # the smaller student's higher floor: more data stops paying sooner
+    assert headline["pruned3"]["fit_stops_at"] < headline["pruned10"]["fit_stops_at"]
+    rows = json.loads((tmp_path / "plots/scaling.json").read_text())
+    assert [(r["student"], r["size"]) for r in rows] == [(s, n) for s in TWO_STUDENTS for n in MAIN_SIZES]
+    assert {(r["student"], r["samples"]) for r in json.loads((tmp_path / "plots/loss.json").read_text())} == {
+        (s, n) for s in TWO_STUDENTS for n in MAIN_SIZES}
+
+
+def test_a_summary_from_another_version_is_refused_with_the_fix(study, tmp_path):
     from kdscale.errors import UserError
 
     path = tmp_path / "summary_details.json"
     path.write_text(json.dumps({"combined_score": {"teacher": 0.7}}))  # a headline, not the details
     with pytest.raises(UserError, match="rebuild it with `dvc repro report`"):
-        StudySummary.read(path)
+        StudyRecord.read(path)
+    # ...and so is the one student's summary that kdscale wrote before studies had several students
+    params, students = study
+    path.write_text(json.dumps(asdict(summary.summarize(params, students, TEACHER, GENERATION))))
+    with pytest.raises(UserError, match="rebuild it with `dvc repro report`"):
+        StudyRecord.read(path)
 
 
 # ----------------------------------------------------------------------------- seeds and the rule
@@ -590,12 +662,10 @@ def seeded_summary(study, spread: float) -> tuple[StudySummary, str]:
     params.scaling.replicate_sizes, params.scaling.replicate_seeds = SIZES[-2:], [1, 2]
     replicas = with_replicates(students, spread)
     student_samples, teacher_samples = study_samples(students)
-    models = ({f"student-n{n}": m for n, m in students.items()} | {"teacher": TEACHER}
-              | {f"student-n{n}-seed{s}": m for (n, s), m in replicas.items()})
-    samples_of = ({f"student-n{n}": student_samples[n] for n in students} | {"teacher": teacher_samples}
-                  | {f"student-n{n}-seed{s}": student_samples[n] for (n, s) in replicas})
-    s = summary.summarize(params, students, TEACHER, GENERATION, stats.paired_evidence(models, samples_of), replicas)
-    return s, report.build_report(params, students, TEACHER, GENERATION, s)
+    replica_samples = {summary.model_name(n, s): student_samples[n] for (n, s) in replicas}
+    data = one_student(students, student_samples, replicas, replica_samples)
+    s = data.summarize(params, TEACHER, teacher_samples, GENERATION)
+    return s, build(params, students, s, replicas=replicas)
 
 
 def test_seeds_that_agree_leave_the_last_doubling_paying(study):
@@ -654,7 +724,7 @@ def test_a_fit_that_fails_its_backtest_makes_no_extrapolation(study):
     bent = {n: ({**m, "perplexity": 1.6 * m["perplexity"]} if n == SIZES[-1] else m) for n, m in students.items()}
     s = summary.summarize(params, bent, TEACHER, GENERATION)
     assert s.fit_backtest["passed"] is False and s.doubling_gain_below_threshold_at is None
-    text = report.build_report(params, bent, TEACHER, GENERATION, s)
+    text = build(params, bent, s)
     assert "the fit fails its backtest and the report makes no extrapolation from it" in text
 
 
@@ -667,18 +737,18 @@ def test_a_swept_study_reports_each_round_against_its_prediction_and_why_it_stop
     s = summarized(params, students)
     seen = s.diminishing_returns["per_size"][400]["perplexity"]["value"]
     rounds = [SweepRound(0, "start", None, 300, None, {}, measured={"wall_seconds": 60.0, "overhead_share": 1.0}),
-              SweepRound(1, "grow", 400, 450, {"converged": True, "predicted": seen, "prediction_interval":
-                                               [seen * 0.9, seen * 1.1], "fitted_sizes": SIZES[1:-1]},
+              SweepRound(1, "grow", 400, 450, {STUDENT: {"converged": True, "predicted": seen, "prediction_interval":
+                                                         [seen * 0.9, seen * 1.1], "fitted_sizes": SIZES[1:-1]}},
                          {"teacher_answers": 150, "seconds": 600.0},
                          measured={"wall_seconds": 660.0, "teacher_answers": 150, "overhead_share": 0.05})]
     stop = {"reason": "source", "why": "the source ran out", "next_size": 800,
-            "prediction": {"converged": True, "predicted": 3.0, "prediction_interval": [2.0, 4.5]}}
-    text = report.build_report(params, students, TEACHER, GENERATION, s, SweepRecord("perplexity", rounds, stop))
+            "prediction": {STUDENT: {"converged": True, "predicted": 3.0, "prediction_interval": [2.0, 4.5]}}}
+    text = build(params, students, s, SweepRecord("perplexity", rounds, stop))
     row = next(line for line in text.splitlines() if line.startswith("| 1 | n=400 |"))
-    assert f"| {seen:.4g} [" in row and "| yes |" in row and "| 150 / 150 | 10.0 / 11.0 | 5% |" in row
+    assert f"| {STUDENT} | {seen:.4g} [" in row and "| yes |" in row and "| 150 / 150 | 10.0 / 11.0 | 5% |" in row
     assert "Coverage: 1 of 1 observed values fell inside their 95% prediction interval." in text
     answer = text[text.index("## The answer"):text.index("## Results")]
     assert "- **The sweep** stopped after 1 round(s) (source): the source ran out.\n\nEvery model" in answer
-    assert "n=800: perplexity 3 [2, 4.5]" in text
-    plain = report.build_report(params, students, TEACHER, GENERATION, s)
+    assert f"- {STUDENT}: the fit's forecast for the next size, n=800: perplexity 3 [2, 4.5]" in text
+    plain = build(params, students, s)
     assert "## The sweep" not in plain and "**The sweep**" not in plain

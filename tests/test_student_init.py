@@ -3,9 +3,14 @@ the KV cache works, and chooses layers by block influence."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 import torch
+import yaml
 
+from kdscale import paths
 from kdscale.config import StudentParams
 from kdscale.errors import UserError
 from kdscale.models import load_tokenizer
@@ -129,7 +134,38 @@ def test_pruned_student_by_influence_or_by_list(tiny_llama):
     assert source["keep_layers"] == sorted(ranked[:2])
     _, _, source = pruned_student(StudentParams(model="pruned", keep_layers=[5, 0]), folder, texts)
     assert source["keep_layers"] == [0, 5] and source["block_influence"] is None
-    with pytest.raises(UserError, match="keep_layers"):
+    # the messages start with the key; student_init's main() puts `params.yaml: students.<name>.` before it
+    with pytest.raises(UserError, match=r"^keep_layers: \[0, 6\] must be distinct layer indices in \[0, 5\]"):
         pruned_student(StudentParams(model="pruned", keep_layers=[0, 6]), folder, texts)
-    with pytest.raises(UserError, match="num_layers"):
+    with pytest.raises(UserError, match="^num_layers is 6 but the teacher has only 6 layers"):
         pruned_student(StudentParams(model="pruned", num_layers=6), folder, texts)
+
+
+def test_each_student_is_built_alone_and_its_errors_name_its_section(tiny_llama, tmp_path, monkeypatch):
+    """`kdscale student_init --student S` builds S into models/S/init and nothing else; an error in S's
+    section names its key in params.yaml, students.S.<key>; a name not in `students` lists those that are."""
+    from transformers import AutoModelForCausalLM
+
+    from kdscale.stages import student_init
+
+    folder, _, _ = tiny_llama
+    shutil.copytree(folder, tmp_path / paths.TEACHER_DIR)
+    answers = [{"id": f"a{i}", "instruction": f"Describe thing {i}.", "input": "", "response": "It is small.",
+                "dropped": False} for i in range(3)]
+    (tmp_path / paths.TEACHER_POOL).parent.mkdir(parents=True)
+    (tmp_path / paths.TEACHER_POOL).write_text("".join(json.dumps(a) + "\n" for a in answers))
+    students = {"kept": {"model": "pruned", "keep_layers": [4, 1]}, "deep": {"model": "pruned", "num_layers": 6}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"students": students}))
+    monkeypatch.chdir(tmp_path)
+
+    student_init.main(["--student", "kept"])
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / paths.student_init_dir("kept"))
+    assert paths.student_init_dir("kept").as_posix() == "models/kept/init"
+    assert model.config.num_hidden_layers == 2
+    with pytest.raises(UserError) as e:
+        student_init.main(["--student", "deep"])
+    assert str(e.value) == "params.yaml: students.deep.num_layers is 6 but the teacher has only 6 layers; keep fewer"
+    with pytest.raises(UserError, match=r"^--student nobody is not in students \(kept, deep\)"):
+        student_init.main(["--student", "nobody"])
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["kept", "teacher"]
+    assert [p.name for p in (tmp_path / "models/kept").iterdir()] == ["init"]

@@ -14,9 +14,10 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kdscale import tracking
+from kdscale import paths, tracking
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+RUN = paths.Run("pruned10", 5, 0)  # a trained student: pruned10-n5-seed0
 ENV_KEYS = ["MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
             "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "KDSCALE_STUDY"]
 
@@ -133,13 +134,13 @@ def test_a_queued_experiments_copy_names_the_pipeline_as_its_checkout_has_it(tmp
 
 def test_reopen_run_by_id(tmp_path):
     model_dir = tmp_path / "model"
-    with tracking.start_run("train", "student-n5", tracking.common_tags("train", 5, [])) as run:
+    with tracking.start_run("train", RUN.name, tracking.common_tags("train", RUN, [])) as run:
         tracking.log_metrics({"train.loss": 2.0}, step=1)
         tracking.write_run_id(model_dir, run.info.run_id)
     run_id = tracking.read_run_id(model_dir)
     assert run_id == run.info.run_id
 
-    with tracking.start_run("evaluate", "ignored", tracking.common_tags("evaluate", 5, []), run_id=run_id) as again:
+    with tracking.start_run("evaluate", "ignored", tracking.common_tags("evaluate", RUN, []), run_id=run_id) as again:
         assert again.info.run_id == run_id
         tracking.log_metrics({"eval.perplexity": 12.5})
     got = MlflowClient().get_run(run_id)
@@ -147,22 +148,22 @@ def test_reopen_run_by_id(tmp_path):
     assert got.data.metrics == {"train.loss": 2.0, "eval.perplexity": 12.5}
     assert got.data.tags["kdscale.stage"] == "train"  # kept; the evaluate stage's goes beside it
     assert got.data.tags["kdscale.stage.evaluate"] == "evaluate"
-    assert got.info.run_name == "student-n5"
+    assert got.info.run_name == "pruned10-n5-seed0"
     assert tracking.read_run_id(tmp_path / "nowhere") is None
 
 
 def test_a_run_made_by_a_dvc_experiment_is_named_after_it(monkeypatch):
-    with tracking.start_run("train", "student-n5", tracking.common_tags("train", 5, [])) as plain:
+    with tracking.start_run("train", RUN.name, tracking.common_tags("train", RUN, [])) as plain:
         pass
     monkeypatch.setenv("DVC_EXP_NAME", "lr-3e-4")
-    with tracking.start_run("train", "student-n5", tracking.common_tags("train", 5, [])) as queued:
+    with tracking.start_run("train", RUN.name, tracking.common_tags("train", RUN, [])) as queued:
         pass
     names = [MlflowClient().get_run(r.info.run_id).info.run_name for r in (plain, queued)]
-    assert names == ["student-n5", "student-n5 (lr-3e-4)"]
+    assert names == ["pruned10-n5-seed0", "pruned10-n5-seed0 (lr-3e-4)"]
 
 
 def test_unknown_run_id_starts_new_run():
-    with tracking.start_run("evaluate", "student-n5", {"kdscale.size": 5}, run_id="0" * 32) as run:
+    with tracking.start_run("evaluate", RUN.name, {"kdscale.size": 5}, run_id="0" * 32) as run:
         pass
     got = MlflowClient().get_run(run.info.run_id)
     assert run.info.run_id != "0" * 32
@@ -172,7 +173,7 @@ def test_unknown_run_id_starts_new_run():
 
 def test_exception_marks_run_failed():
     with pytest.raises(RuntimeError, match="boom"):
-        with tracking.start_run("train", "student-n5", {}) as run:
+        with tracking.start_run("train", RUN.name, {}) as run:
             raise RuntimeError("boom")
     assert MlflowClient().get_run(run.info.run_id).info.status == "FAILED"
     assert mlflow.active_run() is None
@@ -225,29 +226,31 @@ def test_common_tags(tmp_path, monkeypatch):
     extra = tmp_path / "extra.json"
     extra.write_text("{}")
 
-    tags = tracking.common_tags("train", 500, [data, extra])
+    trained = paths.Run("pruned10", 500, 1)  # a replicate: its own seed
+    tags = tracking.common_tags("train", trained, [data, extra])
     assert tags["kdscale.stage"] == "train"
-    assert tags["kdscale.size"] == "500"
+    assert (tags["kdscale.student"], tags["kdscale.size"], tags["kdscale.seed"]) == ("pruned10", "500", "1")
     assert tags["kdscale.dvc_exp"] == tags["kdscale.study"] == "workspace"
     assert tags["mlflow.source.git.commit"] == git(tmp_path, "rev-parse", "HEAD")
-    assert tracking.common_tags("report", None, []).keys().isdisjoint({"kdscale.size", "kdscale.data_md5"})
+    assert tracking.common_tags("report", None, []).keys().isdisjoint(
+        {"kdscale.student", "kdscale.size", "kdscale.seed", "kdscale.data_md5"})
 
     # Deterministic, and follows the content (not mtimes).
     md5 = tags["kdscale.data_md5"]
     os.utime(data / "a.jsonl", (1, 1))
-    assert tracking.common_tags("train", 500, [data, extra])["kdscale.data_md5"] == md5
+    assert tracking.common_tags("train", trained, [data, extra])["kdscale.data_md5"] == md5
     (data / "sub" / "b.jsonl").write_text('{"b": 3}\n')
-    assert tracking.common_tags("train", 500, [data, extra])["kdscale.data_md5"] != md5
+    assert tracking.common_tags("train", trained, [data, extra])["kdscale.data_md5"] != md5
     import hashlib
     assert tracking.data_md5([extra]) == hashlib.md5(b"{}").hexdigest()  # a file: what dvc.lock says
     with pytest.raises(FileNotFoundError):
         tracking.data_md5([tmp_path / "missing"])
 
     monkeypatch.setenv("DVC_EXP_NAME", "tidal-dune")
-    assert tracking.common_tags("train", 5)["kdscale.study"] == "tidal-dune"
+    assert tracking.common_tags("train", RUN)["kdscale.study"] == "tidal-dune"
     monkeypatch.setenv("KDSCALE_STUDY", "scaling-v1")
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "f" * 40)
-    tags = tracking.common_tags("train", 5)
+    tags = tracking.common_tags("train", RUN)
     assert (tags["kdscale.dvc_exp"], tags["kdscale.study"]) == ("tidal-dune", "scaling-v1")
     assert tags["mlflow.source.git.commit"] == "f" * 40
 
@@ -326,28 +329,29 @@ def tiny_student(folder: Path) -> Path:
 @pytest.mark.slow
 def test_student_pyfunc_round_trip(tmp_path):
     model_dir = tiny_student(tmp_path / "student")
-    with tracking.start_run("train", "student-n5", {}) as run:
-        uri = tracking.log_student_model(model_dir, "kdscale-student", 5)
+    with tracking.start_run("train", RUN.name, {}) as run:
+        uri = tracking.log_student_model(model_dir, "kdscale-student", RUN)
     assert uri == "models:/kdscale-student/1"
     client = MlflowClient()
-    version = client.get_model_version_by_alias("kdscale-student", "n5")
-    assert str(version.version) == "1" and version.tags["kdscale.size"] == "5"
+    version = client.get_model_version_by_alias("kdscale-student", "pruned10-n5-seed0")  # the run's name
+    assert str(version.version) == "1"
+    assert (version.tags["kdscale.student"], version.tags["kdscale.size"]) == ("pruned10", "5")
     assert version.run_id == run.info.run_id
     assert client.get_run(run.info.run_id).data.tags["kdscale.model_uri"] == uri
 
-    model = mlflow.pyfunc.load_model("models:/kdscale-student@n5")
+    model = mlflow.pyfunc.load_model("models:/kdscale-student@pruned10-n5-seed0")
     answers = model.predict(["Say hi."], params={"max_new_tokens": 4})
     assert isinstance(answers, list) and len(answers) == 1 and isinstance(answers[0], str)
     assert len(model.predict(["Say hi.", "Say bye."], params={"max_new_tokens": 2})) == 2
 
     # The package travels with the model (code_paths), so it loads where kdscale is not installed.
-    local = Path(mlflow.artifacts.download_artifacts("models:/kdscale-student@n5"))
+    local = Path(mlflow.artifacts.download_artifacts("models:/kdscale-student@pruned10-n5-seed0"))
     assert (local / "code" / "kdscale" / "tracking" / "serving.py").is_file()
     assert not list(local.rglob("__pycache__"))
     script = ("import importlib.util, os, sys; "  # hide kdscale however it is installed (PYTHONPATH, .pth)
               "sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or '.', 'kdscale'))]; "
               "import mlflow; assert importlib.util.find_spec('kdscale') is None; "
-              "m = mlflow.pyfunc.load_model('models:/kdscale-student@n5'); "
+              "m = mlflow.pyfunc.load_model('models:/kdscale-student@pruned10-n5-seed0'); "
               "import kdscale; print(kdscale.__file__); print(m.predict(['Say hi.'], params={'max_new_tokens': 2}))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()

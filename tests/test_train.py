@@ -17,11 +17,12 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service import utils as mlflow_uri_state
 
-from conftest import make_project, project_env, run, tiny_params
-from kdscale import tracking
+from conftest import STUDENT, make_project, project_env, run, run_of, tiny_params
+from kdscale import paths, tracking
 from kdscale.config import parse_params
 from kdscale.examples import CompletionCollator, tokenize_example, tokenize_records
 from kdscale.models import load_model, load_tokenizer
@@ -63,8 +64,18 @@ def train_project(tmp_path: Path, teacher: Path, subsets: dict[int, list[dict]],
     with in_project(root):
         from kdscale.stages import student_init
 
-        student_init.main([])
+        student_init.main(["--student", STUDENT])
     return root
+
+
+def students_with(teacher: Path, **keys) -> dict:
+    """The tiny project's `students`, its one student with `keys` changed."""
+    return {STUDENT: tiny_params(teacher)["students"][STUDENT] | keys}
+
+
+def student_dir(root: Path, size: int) -> Path:
+    """The tiny project's student trained on `size` answers with the project's seed."""
+    return root / paths.student_dir(run_of(size))
 
 
 @contextlib.contextmanager
@@ -90,7 +101,7 @@ def in_project(root: Path):
 
 
 def training_log(root: Path, size: int) -> dict:
-    return json.loads((root / "models" / f"student-n{size}" / "training_log.json").read_text())
+    return json.loads((student_dir(root, size) / "training_log.json").read_text())
 
 
 def runs_of(root: Path, size: int) -> list:
@@ -274,6 +285,26 @@ def test_last_checkpoint_skips_one_killed_while_saving(tmp_path):
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")  # 10 < 11 < 12 numerically, not "1" < "2"
 
 
+def test_an_unknown_student_stops_train_with_one_line_naming_the_known_ones(tmp_path, tiny_gpt2_dir, monkeypatch,
+                                                                           capsys):
+    """`kdscale train --student NAME` with a NAME that params.yaml's `students` lacks: exit 2, one line that
+    names the students it has, before anything is loaded or written."""
+    from kdscale.cli import main
+
+    params = tiny_params(tiny_gpt2_dir, students={"scratch1": {"model": "scratch"}})  # beside the tiny one
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--student", "pruned2", "--size", "8"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = err.splitlines()
+    assert line.startswith("kdscale: error: --student pruned2 is not in students")
+    assert f"({STUDENT}, scratch1)" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
+
+
 # ----------------------------------------------------------------------------- the real Trainer path
 
 @pytest.fixture(scope="module")
@@ -282,14 +313,14 @@ def memorised(tmp_path_factory, tiny_gpt2_dir):
     tmp = tmp_path_factory.mktemp("memorise")
     records = [record(i, q, a) for i, (q, a) in enumerate(MEMORISE)]
     root = train_project(tmp, tiny_gpt2_dir, {3: records, 16: varied_records(16)},
-                         student={"model": "scratch", "hidden_size": 64, "num_layers": 2, "num_heads": 4,
-                                  "intermediate_size": 128},
+                         students=students_with(tiny_gpt2_dir, model="scratch", hidden_size=64, num_layers=2,
+                                                num_heads=4, intermediate_size=128),
                          train={"schedule": "steps", "max_steps": 120, "batch_size": 3, "learning_rate": 3e-3,
                                 "warmup_ratio": 0.0, "logging_steps": 10, "save_steps": 1000})
     with in_project(root):
         from kdscale.stages import train
 
-        train.main(["--size", "3"])
+        train.main(["--student", STUDENT, "--size", "3"])
         assert mlflow.active_run() is None
         yield root, records
 
@@ -300,7 +331,7 @@ def test_tiny_student_memorises_and_stops_at_eos(memorised):
     root, records = memorised
     log = training_log(root, 3)["summary"]
     assert log["optimizer_steps"] == 120 and log["examples"] == 3 and log["final_loss"] < 0.1
-    model, tokenizer = load_model(str(root / "models" / "student-n3"), "student")
+    model, tokenizer = load_model(str(student_dir(root, 3)), "student")
     answers = generate_all(model, tokenizer, [alpaca_prompt(r["instruction"]) for r in records],
                            DecodeParams(max_new_tokens=24), batch_size=3)
     assert [a.text for a in answers] == [r["response"] for r in records]
@@ -313,15 +344,15 @@ def test_size_zero_is_the_untrained_student(tmp_path, tiny_gpt2_dir):
     with in_project(root):
         from kdscale.stages import train
 
-        train.main(["--size", "0"])
+        train.main(["--student", STUDENT, "--size", "0"])
     summary = training_log(root, 0)["summary"]
     assert summary["optimizer_steps"] == 0 and summary["examples"] == 0
-    init, _ = load_model(str(root / "models" / "student-init"), "student")
-    untrained, _ = load_model(str(root / "models" / "student-n0"), "student")
+    init, _ = load_model(str(root / paths.student_init_dir(STUDENT)), "student")
+    untrained, _ = load_model(str(student_dir(root, 0)), "student")
     assert untrained.config.n_layer == 1  # pruned from the 2-layer tiny teacher (conftest.tiny_params)
     assert all(torch.equal(a, b) for a, b in zip(init.state_dict().values(), untrained.state_dict().values()))
     (run_,) = runs_of(root, 0)
-    assert run_.info.status == "FINISHED" and run_.info.run_id == tracking.read_run_id(root / "models/student-n0")
+    assert run_.info.status == "FINISHED" and run_.info.run_id == tracking.read_run_id(student_dir(root, 0))
 
 
 def test_frozen_embeddings_stay_and_the_layers_learn(tmp_path, tiny_gpt2_dir):
@@ -331,9 +362,9 @@ def test_frozen_embeddings_stay_and_the_layers_learn(tmp_path, tiny_gpt2_dir):
     with in_project(root):
         from kdscale.stages import train
 
-        train.main(["--size", "8"])
-    init, _ = load_model(str(root / "models" / "student-init"), "student")
-    trained, _ = load_model(str(root / "models" / "student-n8"), "student")
+        train.main(["--student", STUDENT, "--size", "8"])
+    init, _ = load_model(str(root / paths.student_init_dir(STUDENT)), "student")
+    trained, _ = load_model(str(student_dir(root, 8)), "student")
     assert torch.equal(trained.get_input_embeddings().weight, init.get_input_embeddings().weight)
     assert not torch.equal(trained.transformer.h[0].mlp.c_fc.weight, init.transformer.h[0].mlp.c_fc.weight)
 
@@ -352,7 +383,7 @@ def test_answer_only_head_gives_the_models_own_loss(tiny_model, tokenizer):
 def test_registered_student_loads_from_mlflow(memorised):
     root, _ = memorised
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/kdscale-student@n3")
+    model = mlflow.pyfunc.load_model(f"models:/kdscale-student@{run_of(3).name}")  # the run's name: its alias
     answers = model.predict(["Say hi."])
     assert isinstance(answers, list) and len(answers) == 1 and isinstance(answers[0], str)
     assert answers == ["Hi there!"]  # the trained student, through serving.py's own prompt
@@ -362,8 +393,10 @@ def test_one_mlflow_run_per_model(memorised):
     root, _ = memorised
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     (run_,) = client.search_runs([client.get_experiment_by_name("kdscale").experiment_id])
-    assert run_.info.run_name == "student-n3" and run_.info.status == "FINISHED"
-    assert run_.info.run_id == tracking.read_run_id(root / "models" / "student-n3")
+    assert run_.info.run_name == run_of(3).name == f"{STUDENT}-n3-seed0" and run_.info.status == "FINISHED"
+    assert run_.info.run_id == tracking.read_run_id(student_dir(root, 3))
+    tags = run_.data.tags
+    assert (tags["kdscale.student"], tags["kdscale.size"], tags["kdscale.seed"]) == (STUDENT, "3", "0")
     params = run_.data.params
     assert params["train.max_steps"] == "120" and params["optimizer_steps"] == "120"
     # HF's MLflowCallback would have logged every TrainingArguments field.
@@ -378,8 +411,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path, tiny_gpt2_dir):
     root = train_project(tmp_path, tiny_gpt2_dir, {16: varied_records(16)},
                          train={"schedule": "epochs", "epochs": 2, "batch_size": 4, "save_steps": 1000})
     run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "kdscale.stages.train", "--size", "16"], root, timeout=300)
-    out = root / "models" / "student-n16"
+         "-m", "kdscale.stages.train", "--student", STUDENT, "--size", "16"], root, timeout=300)
+    out = student_dir(root, 16)
     assert {"model.safetensors", "config.json", "tokenizer.json", "training_log.json", "mlflow_run.json"} \
         <= {p.name for p in out.iterdir()}
     summary = training_log(root, 16)["summary"]
@@ -389,7 +422,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, tiny_gpt2_dir):
     assert model(**tokenizer(["Say hi."], return_tensors="pt")).logits.shape[-1] == len(tokenizer)
     (run_,) = runs_of(root, 16)  # rank 1 opens no run
     assert run_.info.status == "FINISHED" and run_.info.run_id == tracking.read_run_id(out)
-    assert not (root / "models" / "student-n16.tmp").exists()
+    assert not out.with_name(out.name + ".tmp").exists()
 
 
 @pytest.mark.slow
@@ -400,7 +433,7 @@ def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
                                 "logging_steps": 1})
     checkpoints = root / ".kdscale" / "checkpoints"
     env = {**project_env(root), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(["kdscale", "train", "--size", "8"], cwd=root, env=env,
+    proc = subprocess.Popen(["kdscale", "train", "--student", STUDENT, "--size", "8"], cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -412,7 +445,7 @@ def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
     finally:
         proc.kill()
         proc.wait()
-    assert not (root / "models" / "student-n8").exists()
+    assert not student_dir(root, 8).exists()
     (folder,) = checkpoints.iterdir()
     resume_from = Path(last_checkpoint(folder))
     killed_at = json.loads((resume_from / "trainer_state.json").read_text())["global_step"]
@@ -421,7 +454,7 @@ def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
     with in_project(root):
         from kdscale.stages import train
 
-        train.main(["--size", "8"])  # in-process: one interpreter start less
+        train.main(["--student", STUDENT, "--size", "8"])  # in-process: one interpreter start less
     resumed = [line for line in capsys.readouterr().out.splitlines() if "resuming from" in line]
     assert resumed and resumed[0].endswith(f"{folder.name}/{resume_from.name}"), "no 'resuming from' line"
     summary = training_log(root, 8)["summary"]
@@ -431,7 +464,7 @@ def test_killed_train_resumes(tmp_path, tiny_gpt2_dir, capsys):
     assert not checkpoints.joinpath(folder.name).exists()  # removed once the model is saved
     (run_,) = runs_of(root, 8)  # the resumed run reopened the killed one's MLflow run
     assert run_.info.status == "FINISHED"
-    assert run_.info.run_id == tracking.read_run_id(root / "models" / "student-n8")
+    assert run_.info.run_id == tracking.read_run_id(student_dir(root, 8))
 
 
 def test_logged_tokens_per_sec_is_never_the_summary_s_zero(monkeypatch):

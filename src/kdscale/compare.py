@@ -63,6 +63,14 @@ class Summary:
 # -----------------------------------------------------------------------------
 # reading `dvc exp show --json`
 
+def own_student(params: dict, student: str) -> dict:
+    """A student's recipe: the study's params with its own `students.<name>` section as `student.*` and the
+    others' left out (a change to another student is not a change to this one), and its name as `student`."""
+    prefix = f"students.{student}."
+    return ({k: v for k, v in params.items() if not k.startswith("students.")} | {"student": student}
+            | {"student." + k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)})
+
+
 def _experiments(row: dict, name: str, folder: str = "") -> list[Experiment]:
     """One row of `dvc exp show --json`, seen from the pipeline in `folder` ("" for the root,
     "studies/reference/" for a pipeline there): its params.yaml and its students' metrics, one Experiment per
@@ -82,7 +90,7 @@ def _experiments(row: dict, name: str, folder: str = "") -> list[Experiment]:
         where, _, stem = file.removesuffix(".json").rpartition("/")
         run = paths.Run.parse(stem) if f"{where}/" == f"{folder}metrics/" else None
         if run and (content or {}).get("data"):
-            exp = students.setdefault(run.student, Experiment(name, params | {"student": run.student}))
+            exp = students.setdefault(run.student, Experiment(name, own_student(params, run.student)))
             if run.seed == params.get("seed", run.seed):
                 exp.metrics[run.size] = content["data"]
             else:  # scaling.replicate_seeds: another seed of the same recipe, in the same experiment

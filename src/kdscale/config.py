@@ -172,6 +172,11 @@ class EvalParams(Section):
     max_new_tokens: PositiveInt = NEW_TOKENS
     batch_size: PositiveInt = Field(50, description="the 50 adherence prompts in one batch: 1.6x faster than 16 here")
     adherence_file: str = Field("", description="\"\" = the project's 50-prompt set")
+    # A second, larger set answered only at a few sizes and by the teacher: 50 prompts cannot resolve a step of a
+    # few points in pass rate; 250 can resolve about 12 (docs/metrics.md, "The adherence set")
+    adherence_set: str = Field("", description="\"\" = the project's 250-prompt set, across the IFEval families")
+    adherence_set_sizes: list[int] = Field(
+        default_factory=list, description="every student at these sizes answers it (the teacher always does)")
     speed_runs: PositiveInt = Field(
         1, description="timed runs per model (the score uses the median over an architecture)")
     speed_new_tokens: PositiveInt = NEW_TOKENS
@@ -318,6 +323,10 @@ def validate(params: Params, where: str = PARAMS_FILE) -> Params:
             f"{params.data.pool_size}; raise data.pool_size or lower the largest size"
         )
     _validate_students(params, where)
+    outside = [n for n in params.eval.adherence_set_sizes if n not in sizes]
+    if outside:
+        raise UserError(f"{where}: 'eval.adherence_set_sizes' has {outside[0]}, which is not in 'scaling.sizes' "
+                        f"{sizes}; list sizes the study trains")
     _validate_replicates(params.scaling, params.seed, where)
     _validate_served(params.teacher, where)
     _validate_sweep(params, where)

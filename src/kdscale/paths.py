@@ -102,6 +102,17 @@ def loss_plot(run: Run) -> Path:
     return LOSS_PLOTS_DIR / f"{run.name}.json"
 
 
+# eval.adherence_set: the larger set's pass rates and answers, per model (not DVC metrics: the models' table
+# stays one set wide)
+def adherence_set_details(run: Run | None) -> Path:
+    """None: the teacher's."""
+    return DETAILS_DIR / "adherence_set" / f"{'teacher' if run is None else run.name}.json"
+
+
+def adherence_set_samples(run: Run | None) -> Path:
+    return SAMPLES_DIR / "adherence_set" / f"{'teacher' if run is None else run.name}.jsonl"
+
+
 TEACHER_EVAL_METRICS = METRICS_DIR / "teacher.json"
 TEACHER_EVAL_DETAILS = DETAILS_DIR / "teacher.json"
 TEACHER_SAMPLES = SAMPLES_DIR / "teacher.jsonl"

@@ -93,17 +93,20 @@ def _squash(text):
     return " ".join(reading_text(text).lower().split())
 
 
-def load_adherence(path=None):
-    """Read and validate the adherence prompts (default: the packaged 50-prompt set)."""
+BUILTIN_SET = "adherence_250.jsonl"  # eval.adherence_set's default: 250 prompts across the IFEval families
+
+
+def load_adherence(path=None, builtin: str = "adherence.jsonl", key: str = "eval.adherence_file"):
+    """Read and validate the adherence prompts of `path` (default: the packaged set `builtin`, the 50 prompts)."""
     if path is None:
-        source = resources.files("kdscale") / "assets" / "adherence.jsonl"
-        name = "adherence.jsonl"
+        source = resources.files("kdscale") / "assets" / builtin
+        name = builtin
     else:
         source = Path(path)
         name = str(path)
         if not source.is_file():
             raise UserError(
-                f"adherence file not found: {path}; set eval.adherence_file to an existing .jsonl "
+                f"adherence file not found: {path}; set {key} to an existing .jsonl "
                 "or leave it empty for the built-in set"
             )
     records, first_line_of = [], {}

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from kdscale import paths
-from kdscale.adherence import evaluate_response, load_adherence, type_counts
+from kdscale.adherence import BUILTIN_SET, evaluate_response, load_adherence, type_counts
 from kdscale.config import check_run, EvalParams, load_params
 from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
@@ -211,6 +211,18 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
     return metrics, samples
 
 
+def evaluate_adherence_set(model_dir: Path, prompt_format: str, ev: EvalParams, trust_remote_code: bool,
+                           device: str, dtype: str) -> tuple[dict, list]:
+    """eval.adherence_set alone: its pass rates with their intervals, per type, and every answer."""
+    start = time.perf_counter()
+    model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=trust_remote_code,
+                                  device=device, dtype=dtype)
+    prompts = load_adherence(ev.adherence_set or None, BUILTIN_SET, "eval.adherence_set")
+    metrics, samples = adherence(model, tokenizer, prompts, prompt_format, ev)
+    return metrics | {"adherence_set": ev.adherence_set or BUILTIN_SET,
+                      "eval_seconds": time.perf_counter() - start}, samples
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale evaluate", description=__doc__)
     which = parser.add_mutually_exclusive_group(required=True)
@@ -218,12 +230,15 @@ def main(argv=None) -> None:
     which.add_argument("--teacher", action="store_true", help="evaluate the teacher")
     parser.add_argument("--size", type=int, help="with --student: the one trained on N samples")
     parser.add_argument("--seed", type=int, help="with --student: `seed` (the default) or a replicate seed")
+    parser.add_argument("--adherence-set", action="store_true", help="answer eval.adherence_set only")
     args = parser.parse_args(argv)
     if args.teacher and (args.seed is not None or args.size is not None):
         raise UserError("evaluate: --size and --seed name a student; drop them with --teacher")
     if args.student and args.size is None:
         raise UserError("evaluate: --student needs --size N, the number of answers it was trained on")
     params = load_params()
+    if args.adherence_set:
+        return adherence_set_main(params, args)
     heldout = read_jsonl(paths.TEACHER_HELDOUT)
     if args.teacher:
         model_dir, prompt_format, run = paths.TEACHER_DIR, params.teacher.prompt_format, None
@@ -252,6 +267,29 @@ def main(argv=None) -> None:
           f"[{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "
           f"{metrics['degenerate_share']:.0%} degenerate, {metrics['tokens_per_sec']:.1f} tok/s, "
           f"{metrics['model_size_mb']:.1f} MiB")
+
+
+def adherence_set_main(params, args) -> None:
+    """Stages adherence_set@STUDENT-N-SEED and adherence_set_teacher."""
+    if args.teacher:
+        run, model_dir, prompt_format = None, paths.TEACHER_DIR, params.teacher.prompt_format
+        trust_remote_code = params.teacher.trust_remote_code
+    else:
+        run, params = check_run(params, args.student, args.size, args.seed)
+        if run.size not in params.eval.adherence_set_sizes:
+            raise UserError(f"evaluate: --size {run.size} is not in eval.adherence_set_sizes "
+                            f"{params.eval.adherence_set_sizes}; add it there first")
+        model_dir, prompt_format = paths.student_dir(run), "alpaca"
+        trust_remote_code = params.students[run.student].trust_remote_code
+    metrics, samples = evaluate_adherence_set(model_dir, prompt_format, params.eval, trust_remote_code,
+                                              params.device, params.dtype)
+    if run is not None:
+        metrics = {"student": run.student, "size": run.size, "seed": run.seed, **metrics}
+    write_jsonl(paths.adherence_set_samples(run), samples)
+    write_json(paths.adherence_set_details(run), metrics)
+    print(f"evaluate: {model_dir}: {metrics['adherence_prompts']} prompts of {metrics['adherence_set']}: pass rate "
+          f"{metrics['pass_rate']:.0%} [{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "
+          f"{metrics['degenerate_share']:.0%} degenerate")
 
 
 if __name__ == "__main__":

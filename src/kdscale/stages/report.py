@@ -569,7 +569,7 @@ def stale_files(params) -> list[Path]:
     return sorted(p for p in found if p not in current)
 
 
-def write_plots(data: dict[str, StudentData], record: StudyRecord) -> None:
+def write_plots(params, data: dict[str, StudentData], record: StudyRecord) -> None:
     """plots/scaling.json (a row per student and size) and plots/loss.json (a row per run and step), for DVC."""
     write_json(paths.PLOTS_DIR / "scaling.json", [
         {"student": name, "size": n, **{k: m.get(k) for k in scaling_keys()},
@@ -577,7 +577,7 @@ def write_plots(data: dict[str, StudentData], record: StudyRecord) -> None:
         for name, d in data.items() for n, m in sorted(d.sizes.items())])
     write_json(paths.LOSS_PLOT, [
         {"student": r.student, "samples": r.size, "step": row["step"], "loss": row["loss"]}
-        for name, d in data.items() for r in (Run(name, n, m["seed"]) for n, m in sorted(d.sizes.items()))
+        for name, d in data.items() for r in (Run(name, n, params.seed) for n in sorted(d.sizes))
         for row in read_json(paths.loss_plot(r))])
 
 
@@ -598,7 +598,7 @@ def main(argv=None) -> None:
     teacher_samples = read_jsonl(paths.TEACHER_SAMPLES)
     record = StudyRecord({name: d.summarize(params, teacher, teacher_samples, generation) for name, d in data.items()})
 
-    write_plots(data, record)
+    write_plots(params, data, record)
     paths.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
     draw_curves({name: (d.sizes, d.replicas) for name, d in data.items()}, teacher, paths.SCALING_FIGURE)
     report = build_report(params, data, teacher, generation, record, SweepRecord.read(paths.SWEEP))

@@ -218,16 +218,19 @@ def report_metrics(record: StudyRecord) -> dict:
 
 
 def sweep_rounds(record: SweepRecord) -> list[dict]:
-    """Each round's numbers as MLflow metrics (step = round): its size, the prediction and what it measured."""
+    """Each round's numbers as MLflow metrics (step = round): its size, each student's prediction and what it
+    measured (`<student>.predicted`, ...), and the round's costs."""
     rows = []
     for r in record.rounds:
         row = {"size": r.size} if r.size else {}
-        if r.prediction and r.prediction.get("converged"):
-            row |= {"predicted": r.prediction["predicted"], "predicted_low": r.prediction["prediction_interval"][0],
-                    "predicted_high": r.prediction["prediction_interval"][1]}
-        if r.observed:
-            row |= {"observed": r.observed["value"], "observed_low": r.observed["ci"][0],
-                    "observed_high": r.observed["ci"][1]}
+        for student, p in (r.prediction or {}).items():
+            if p and p.get("converged"):
+                low, high = p["prediction_interval"]
+                row |= {f"{student}.predicted": p["predicted"], f"{student}.predicted_low": low,
+                        f"{student}.predicted_high": high}
+        for student, o in (r.observed or {}).items():
+            row |= {f"{student}.observed": o["value"], f"{student}.observed_low": o["ci"][0],
+                    f"{student}.observed_high": o["ci"][1]}
         row |= {k: v for k, v in (r.measured or {}).items() if not k.endswith("_total")}
         rows.append(row)
     return rows
