@@ -229,11 +229,32 @@ def plan_confirm(study: Study, record: SweepRecord, pairs: list[list[int]]) -> S
     return SweepRound(len(record.rounds), "confirm", None, pool, None, cost | {"sizes": sizes})
 
 
+def closing_confirm(study: Study, record: SweepRecord) -> SweepRound | None:
+    """Before a study-wide stop stands: sweep.confirm_seeds at the largest size, then at the one before, so the
+    final answer carries the seeds' spread where it is read; each only while sweep.max_hours allows it."""
+    params = study.params
+    if not params.sweep.confirm_seeds:
+        return None
+    spent = sum(r.measured["wall_seconds"] for r in record.rounds if r.measured)
+    for size in sorted(n for n in params.scaling.sizes if n > 0)[-1:-3:-1]:
+        seeded = size in params.scaling.replicate_sizes and set(params.sweep.confirm_seeds) <= set(
+            params.scaling.replicate_seeds)
+        if seeded:
+            continue
+        plan = plan_confirm(study, record, [[size]])
+        over = params.sweep.max_hours and spent + plan.predicted_cost["seconds"] > params.sweep.max_hours * 3600
+        return None if over else plan
+    return None
+
+
 def round_changes(params: Params, plan: SweepRound) -> dict:
     """The params.yaml keys a round sets (idempotent: a resumed round applies them again)."""
     if plan.kind == "grow":
-        return {"data": {"pool_size": plan.pool_size},
-                "scaling": {"sizes": sorted(set(params.scaling.sizes) | {plan.size})}}
+        changes = {"data": {"pool_size": plan.pool_size},
+                   "scaling": {"sizes": sorted(set(params.scaling.sizes) | {plan.size})}}
+        if params.eval.adherence_set_sizes:  # the larger adherence set follows the study to each new size
+            changes["eval"] = {"adherence_set_sizes": sorted(set(params.eval.adherence_set_sizes) | {plan.size})}
+        return changes
     if plan.kind == "confirm":
         sweep, scaling = params.sweep, params.scaling
         return {"scaling": {"replicate_sizes": sorted(set(scaling.replicate_sizes) | set(plan.predicted_cost["sizes"])),
@@ -445,8 +466,11 @@ def main(argv=None) -> None:
             plan = plan_confirm(study, record, confirm)
         else:
             plan = plan_next(study, record, record.student_stops)
-            if isinstance(plan, dict):
-                return finish(record, plan, args.exp)
+            if isinstance(plan, dict):  # a study-wide stop: it stands once the closing seeds are in
+                closing = closing_confirm(study, record)
+                if closing is None:
+                    return finish(record, plan, args.exp)
+                plan = closing
         print(say_plan(plan, record.metric), flush=True)
         record.rounds.append(plan)
 
