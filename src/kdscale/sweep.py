@@ -207,7 +207,8 @@ def plan_next(study: Study, record: SweepRecord, stops: dict[str, dict]) -> Swee
             stops[student] = stop | {"round": len(record.rounds) - 1}
     if all(s in stops for s in study.params.students):
         return forecast | {"reason": "students", "why": "every student has stopped"}
-    pool = max(study.params.data.pool_size, min(study.available, suggested_pool_size(size, gen["kept"], gen["answers"])))
+    needed = suggested_pool_size(size, gen["kept"], gen["answers"])
+    pool = max(study.params.data.pool_size, min(study.available, needed))
     cost = cost_of(study, [size], pool)
     tokens = gen["generated_tokens"] + cost["teacher_tokens"]
     if sweep.max_teacher_tokens and tokens > sweep.max_teacher_tokens:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from dataclasses import dataclass, field
 
-from kdscale import paths, stats
+import numpy as np
+
+from kdscale import capacity, paths, stats
 from kdscale.config import ReportParams, load_params, runs
 from kdscale.figures import draw_curves
 from kdscale.jsonl import atomic_open, read_json, read_jsonl, write_json
@@ -475,6 +477,149 @@ def type_lines(students: dict[int, dict], teacher: dict) -> list[str]:
     return lines
 
 
+def capacity_points(data: dict[str, StudentData], record: StudyRecord) -> list[capacity.Point]:
+    """Each student's sizes as the joint fit reads them: its non-embedding parameters, and the perplexity per size
+    (the geometric mean over seeds where the size has replicates)."""
+    points = []
+    for name, d in data.items():
+        per_size = (record.students[name].diminishing_returns or {}).get("per_size", {})
+        params_m = next(iter(d.sizes.values()))["non_embedding_parameters"] / 1e6
+        for n, m in sorted(d.sizes.items()):
+            level = per_size.get(n) or per_size.get(str(n))
+            points.append(capacity.Point(name, params_m, n, level["perplexity"]["value"] if level else m["perplexity"]))
+    return points
+
+
+def adherence_set_results(params, teacher_set: dict, teacher_answers: list[dict]) -> dict:
+    """eval.adherence_set per student at each size that answered it, against the teacher; for each student, its
+    smallest and largest such size compared on the same prompts (exact McNemar test) with the prompts a
+    two-proportion test would need to resolve the difference."""
+    out = {"file": teacher_set["adherence_set"], "prompts": teacher_set["adherence_prompts"],
+           "teacher": {k: teacher_set[k] for k in ("pass_rate", "pass_rate_ci_low", "pass_rate_ci_high",
+                                                     "degenerate_share")}, "students": {}}
+    teacher_strict = np.array([a["strict"] for a in sorted(teacher_answers, key=lambda a: a["id"])], dtype=float)
+    for name in params.students:
+        rows = {}
+        for n in sorted(params.eval.adherence_set_sizes):
+            run = Run(name, n, params.seed)
+            if not paths.adherence_set_details(run).is_file():
+                continue
+            m = read_json(paths.adherence_set_details(run))
+            answers = sorted(read_jsonl(paths.adherence_set_samples(run)), key=lambda a: a["id"])
+            strict = np.array([a["strict"] for a in answers], dtype=float)
+            rows[n] = {k: m[k] for k in ("pass_rate", "pass_rate_ci_low", "pass_rate_ci_high", "degenerate_share")}
+            rows[n]["vs_teacher"] = stats.paired_vs(strict, teacher_strict)
+            rows[n]["_strict"] = strict
+        entry = {"sizes": {n: {k: v for k, v in r.items() if k != "_strict"} for n, r in rows.items()}}
+        if len(rows) >= 2:
+            small, large = min(rows), max(rows)
+            entry["change"] = {"from": small, "to": large,
+                               "points": rows[large]["pass_rate"] - rows[small]["pass_rate"],
+                               "test": stats.paired_vs(rows[small]["_strict"], rows[large]["_strict"]),
+                               "prompts_needed": stats.prompts_needed(rows[small]["pass_rate"],
+                                                                      rows[large]["pass_rate"])}
+        out["students"][name] = entry
+    return out
+
+
+def _rate(m: dict) -> str:
+    return f"{m['pass_rate']:.1%} [{m['pass_rate_ci_low']:.1%}, {m['pass_rate_ci_high']:.1%}]"
+
+
+def adherence_set_lines(results: dict | None) -> list[str]:
+    """The larger adherence set: pass rates with 95% Wilson intervals, the change with data, against the teacher."""
+    if not results:
+        return []
+    lines = ["", f"## Adherence on the larger set ({results['prompts']} prompts, `{results['file']}`)", "",
+             f"The teacher passes {_rate(results['teacher'])} of them (strict, 95% Wilson interval).", "",
+             "| student | samples | pass rate [95% CI] | degenerate | against the teacher: only teacher / only "
+             "student, p |", "|---|---|---|---|---|"]
+    for name, entry in results["students"].items():
+        for n, m in entry["sizes"].items():
+            vs = m["vs_teacher"]
+            lines.append(f"| {name} | {n:,} | {_rate(m)} | {m['degenerate_share']:.0%} | {vs['only_teacher']} / "
+                         f"{vs['only_student']}, p = {vs['p_value']:.2g} |")
+    lines += [""]
+    for name, entry in results["students"].items():
+        change = entry.get("change")
+        if not change:
+            continue
+        test, need = change["test"], change["prompts_needed"]
+        verdict = "a change these prompts resolve" if test["p_value"] < 0.05 else "not resolved by these prompts"
+        # stats.paired_vs(smaller, larger): "only_teacher" counts the prompts only the larger size passes
+        lines.append(f"- **{name}**, n={change['from']:,} -> n={change['to']:,}: {change['points'] * 100:+.1f} points "
+                     f"({test['only_student']} prompts passed only at n={change['from']:,}, {test['only_teacher']} "
+                     f"only at n={change['to']:,}; exact McNemar p = {test['p_value']:.2g}): {verdict}; resolving a "
+                     "difference this size with 80% power takes " + ("no number of prompts: the rates are equal"
+                                                                      if need is None else
+                                                                      f"about {need:,} prompts per model") + ".")
+    return lines
+
+
+def _answers(entry: dict) -> str:
+    """An answer count with its interval: "never" where the fit says it is out of reach."""
+    def fmt(x):
+        return "never" if x is None else f"{x:,.0f}"
+    low, high = entry["interval"]
+    return f"{fmt(entry['answers'])} [{fmt(low)}, {fmt(high)}]"
+
+
+def joint_fit_lines(across: dict | None, threshold: float) -> list[str]:
+    """The joint fit of data and capacity: each form with its backtests, then what the trusted one says."""
+    if not across:
+        return []
+    lines = ["", "## Data and capacity: one fit across students", "",
+             "P: a student's non-embedding parameters (millions); N: its training answers; least squares on log "
+             f"perplexity over each student's largest {stats.FIT_WINDOW} sizes (kdscale.capacity).", ""]
+    for f in across["forms"]:
+        if not f["converged"]:
+            lines += [f"- **{f['form']}** ({f['formula']}): no fit on {f['points']} points ({f['why']}).", ""]
+            continue
+        estimate = ", ".join(f"{k} = {v:.4g} (+- {_fmt(f['se'][k])})" for k, v in f["estimate"].items())
+        lines += [f"**{f['form']}**, perplexity = {f['formula']}: {estimate}; residual RMS {f['rmse_log']:.3f} in "
+                  f"log perplexity over {f['points']} points.", "",
+                  "| held out | student | n | predicted [95% PI] | observed | error | inside |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in f["backtests"]:
+            what = "its largest size" if c["held_out"] == "size" else "the whole student"
+            if not c["converged"]:
+                lines.append(f"| {what} | {c['student']} | {c['size']:,} | did not converge | "
+                             f"{_ppl(c['observed'])} | - | no |")
+                continue
+            low, high = c["prediction_interval"]
+            lines.append(f"| {what} | {c['student']} | {c['size']:,} | {_ppl(c['predicted'])} [{_ppl(low)}, "
+                         f"{_ppl(high)}] | {_ppl(c['observed'])} | {c['error']:+.1%} | "
+                         f"{'yes' if c['passed'] else 'no'} |")
+        lines += ["", f"Backtest (each student's largest size held out): {'passed' if f['passed'] else 'failed'}.", ""]
+    if across["chosen"] is None:
+        return lines + ["No form passes its backtest, so the report draws no trade between data and capacity from it."]
+    lines += [f"The {across['chosen']} form passes its backtest with the smaller error; what it says (95% intervals "
+              "over the parameters' uncertainty; not a measurement where beyond the data):", "",
+              "| to reach perplexity | " + " | ".join(across["stops_paying"]) + " |",
+              "|---|" + "---|" * len(across["stops_paying"])]
+    for row in across["iso_perplexity"]:
+        lines.append(f"| {_ppl(row['perplexity'])} | " + " | ".join(_answers(e) for e in row["students"].values())
+                     + " |")
+    lines += ["", f"Where a doubling stops paying (its fitted gain under {threshold:.0%}):", ""]
+    for name, stop in across["stops_paying"].items():
+        at, largest = stop["size"], stop["largest_trained"]
+        where = ("beyond 10^9 answers" if at is None else "within the data" if at <= largest
+                 else f"{at / largest:.0f}x beyond the largest size, a forecast")
+        lines.append(f"- {name}: {_answers({'answers': at, 'interval': stop['interval']})} answers ({where}).")
+    return lines
+
+
+def across(params, data: dict[str, StudentData], record: StudyRecord) -> dict:
+    """What the report computes beyond each student: the joint fit (several students) and the larger adherence set
+    (where the teacher answered it)."""
+    joint = capacity.across_students(capacity_points(data, record), params.report.doubling_gain_threshold,
+                                     {name: max(d.sizes) for name, d in data.items()}) if len(data) > 1 else None
+    teacher_set = paths.adherence_set_details(None)
+    answered = adherence_set_results(params, read_json(teacher_set), read_jsonl(paths.adherence_set_samples(None))) \
+        if teacher_set.is_file() else None
+    return {"joint": joint, "adherence_set": answered}
+
+
 def demoted(lines: list[str]) -> list[str]:
     """A section's headings one level down, to sit under its student's heading."""
     return ["#" + line if line.startswith("## ") else line for line in lines]
@@ -516,6 +661,9 @@ def build_report(params, data: dict[str, StudentData], teacher: dict, generation
     for name, summary in record.students.items():
         body = student_lines(params, data[name], teacher, summary)
         lines += [f"## Student {name}", ""] + demoted(body) + [""] if several else body
+    across = record.across or {}
+    lines += joint_fit_lines(across.get("joint"), params.report.doubling_gain_threshold)
+    lines += adherence_set_lines(across.get("adherence_set"))
     lines += sweep_lines(sweep, record) + cost_lines(data, teacher, generation)
     return "\n".join(lines) + "\n"
 
@@ -597,6 +745,7 @@ def main(argv=None) -> None:
     generation = read_json(paths.TEACHER_METRICS)
     teacher_samples = read_jsonl(paths.TEACHER_SAMPLES)
     record = StudyRecord({name: d.summarize(params, teacher, teacher_samples, generation) for name, d in data.items()})
+    record.across = across(params, data, record)
 
     write_plots(params, data, record)
     paths.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
