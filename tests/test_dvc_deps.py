@@ -34,6 +34,10 @@ STUDENT = "${item.student}"
 OWNED_SECTIONS = {"prepare": ["data"], "student_init": [f"students.{STUDENT}"],
                   "train": ["train", f"students.{STUDENT}"], "evaluate": ["eval"],
                   "train_replicate": ["train", f"students.{STUDENT}"], "evaluate_replicate": ["eval"]}
+# Keys of a stage's own sections that another stage reads: editing one must not rerun this one.
+OWNED_ELSEWHERE = {"teacher": ("teacher.filters.",),  # stage teacher_filter: a filter must not regenerate
+                   # stage adherence_set: the larger adherence set, answered at a few sizes only
+                   "evaluate": ("eval.adherence_set",), "evaluate_replicate": ("eval.adherence_set",)}
 # Sections a stage may list whole, as they are: every key in them changes what it computes. A student's keys
 # all shape its model (the registry name, which does not, is the top-level `registered_name`); the report
 # reads which students there are.
@@ -183,8 +187,7 @@ def test_stage_params_cover_its_own_sections(name):
     sections = [s for owned in OWNED_SECTIONS.get(base, [base]) for s in sorted(each_student(owned, params))
                 if isinstance(section(params, s), dict)]
     wanted = {k for s in sections for k in leaf_keys(section(params, s), f"{s}.")} - NOT_OUTPUT_PARAMS
-    if base == "teacher":  # the filters belong to stage teacher_filter: editing one must not regenerate
-        wanted = {k for k in wanted if not k.startswith("teacher.filters.")}
+    wanted = {k for k in wanted if not k.startswith(OWNED_ELSEWHERE.get(base, ()))}
     listed = {n for entry in param_names(STAGES[name]) for n in each_student(entry, params)}
     # a key is listed by itself or by a section above it that the stage lists whole
     missing = sorted(k for k in wanted if not any(k == n or k.startswith(f"{n}.") for n in listed))

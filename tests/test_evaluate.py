@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from kdscale.adherence import load_adherence
+from kdscale.adherence import answers, load_adherence
 from kdscale.config import EvalParams
 from kdscale.engines.generation import Completion, DecodeParams, generate_batch
 from kdscale.prompts import ALPACA_STOP_STRINGS, alpaca_prompt
@@ -183,9 +183,9 @@ def test_adherence_metrics_from_canned_answers(monkeypatch):
         return [Completion(CANNED.get(p["id"], ""), "eos" if p["id"] in CANNED else "length",
                            3 if p["id"] in CANNED else 8) for p in prompts]
 
-    monkeypatch.setattr(ev_mod, "generate_all", fake_generate_all)
+    monkeypatch.setattr(answers, "generate_all", fake_generate_all)
     ev = EvalParams(max_new_tokens=8, batch_size=4)
-    metrics, samples = ev_mod.adherence(None, None, prompts, "alpaca", ev)
+    metrics, samples = answers.answer_and_score(None, None, prompts, "alpaca", ev)
 
     assert seen["texts"] == [alpaca_prompt(p["instruction"], p["input"]) for p in prompts]
     assert seen["decode"].max_new_tokens == 8 and not seen["decode"].do_sample

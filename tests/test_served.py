@@ -509,7 +509,7 @@ def test_a_served_teacher_study_runs_end_to_end_through_dvc_repro(server, tiny_g
     """prepare, the teacher over HTTP, filter, subsets, train, evaluate, report and sync: one `dvc repro`.
     The key travels in the environment only, never into params, outputs or MLflow."""
     from conftest import make_project
-    from test_pipeline import all_runs, commit_all, mlflow_client, sh, stages_run
+    from test_pipeline import RUNS, all_runs, commit_all, mlflow_client, sh, stage, stages_run
 
     proxy = FaultProxy(server, faults=["429", "500"], key=KEY)  # a key-checking server with two bad moments
     try:
@@ -521,7 +521,8 @@ def test_a_served_teacher_study_runs_end_to_end_through_dvc_repro(server, tiny_g
     finally:
         proxy.close()
     ran = stages_run(repro.stdout)
-    assert {"prepare", "teacher", "teacher_filter", "train@8", "evaluate@16", "evaluate_teacher", "report"} <= ran
+    assert {"prepare", "teacher", "teacher_filter", stage("train", RUNS[0]), stage("evaluate", RUNS[-1]),
+            "evaluate_teacher", "report"} <= ran
     raw = read_jsonl(project / "data/teacher/raw.jsonl")
     assert len(raw) == 30 and len({r["id"] for r in raw}) == 30  # 24 pool + 6 held-out prompts, each once
     generation = json.loads((project / "data/teacher/generation.json").read_text())

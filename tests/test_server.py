@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline import SIZES, all_runs, copy_project, reproduced_project, sh
+from test_pipeline import RUNS, SIZES, all_runs, copy_project, reproduced_project, sh
 
 NAME = "kdscale-student"
 QUEUE_TIMEOUT_S = 1200
@@ -125,7 +125,7 @@ def study_through_server(project: Path, url: str, experiments: dict[str, str]) -
         assert r.info.artifact_uri.startswith("mlflow-artifacts:"), r.info.artifact_uri
     versions = client.search_model_versions(f"name = '{NAME}'")
     assert len(versions) == (1 + len(retrained)) * len(SIZES)  # the synced students, and those trained in the queue
-    script = (f"import mlflow; print(mlflow.pyfunc.load_model('models:/{NAME}@n{SIZES[0]}')"
+    script = (f"import mlflow; print(mlflow.pyfunc.load_model('models:/{NAME}@{RUNS[0].name}')"
               f".predict(['Say hi.'], params={{'max_new_tokens': 2}}))")
     assert sh([sys.executable, "-c", script], project, env=env).stdout.startswith("[")
     sh(["kdscale", "sync"], project, env=env)  # the workspace was synced already: nothing more

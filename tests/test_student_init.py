@@ -135,9 +135,9 @@ def test_pruned_student_by_influence_or_by_list(tiny_llama):
     _, _, source = pruned_student(StudentParams(model="pruned", keep_layers=[5, 0]), folder, texts)
     assert source["keep_layers"] == [0, 5] and source["block_influence"] is None
     # the messages start with the key; student_init's main() puts `params.yaml: students.<name>.` before it
-    with pytest.raises(UserError, match=r"^keep_layers: \[0, 6\] must be distinct layer indices in \[0, 5\]"):
+    with pytest.raises(UserError, match=r"^student.keep_layers: \[0, 6\] must be distinct layer indices in \[0, 5\]"):
         pruned_student(StudentParams(model="pruned", keep_layers=[0, 6]), folder, texts)
-    with pytest.raises(UserError, match="^num_layers is 6 but the teacher has only 6 layers"):
+    with pytest.raises(UserError, match="^student.num_layers is 6 but the teacher has only 6 layers"):
         pruned_student(StudentParams(model="pruned", num_layers=6), folder, texts)
 
 
@@ -155,7 +155,7 @@ def test_each_student_is_built_alone_and_its_errors_name_its_section(tiny_llama,
     (tmp_path / paths.TEACHER_POOL).parent.mkdir(parents=True)
     (tmp_path / paths.TEACHER_POOL).write_text("".join(json.dumps(a) + "\n" for a in answers))
     students = {"kept": {"model": "pruned", "keep_layers": [4, 1]}, "deep": {"model": "pruned", "num_layers": 6}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"students": students}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"students": students}, sort_keys=False))
     monkeypatch.chdir(tmp_path)
 
     student_init.main(["--student", "kept"])
@@ -164,7 +164,7 @@ def test_each_student_is_built_alone_and_its_errors_name_its_section(tiny_llama,
     assert model.config.num_hidden_layers == 2
     with pytest.raises(UserError) as e:
         student_init.main(["--student", "deep"])
-    assert str(e.value) == "params.yaml: students.deep.num_layers is 6 but the teacher has only 6 layers; keep fewer"
+    assert str(e.value) == "students.deep.num_layers is 6 but the teacher has only 6 layers; keep fewer"
     with pytest.raises(UserError, match=r"^--student nobody is not in students \(kept, deep\)"):
         student_init.main(["--student", "nobody"])
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["kept", "teacher"]

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, project_env
-from test_pipeline import (REGISTERED_NAME, SIZES, all_runs, assert_up_to_date, commit_all, copy_project,
-                           mlflow_client, reproduced_project, sh, stages_run)
+from test_pipeline import (REGISTERED_NAME, RUNS, SIZES, all_runs, assert_up_to_date, commit_all, copy_project,
+                           mlflow_client, reproduced_project, sh, stage, stages_run)
+from kdscale import paths
 
 QUEUE_TIMEOUT_S = 1500  # two tiny experiments take 1-4 minutes on 2 shared cores
 
@@ -101,18 +102,18 @@ def test_queued_experiments_with_two_workers(reproduced, tmp_path):
         assert "database is locked" not in text, text
         # the stages that depend on the learning rate ran; what it does not touch came from the cache
         ran = set(re.findall(r"Running stage '([^']+)'", text))
-        assert ran == {f"train@{n}" for n in SIZES} | {f"evaluate@{n}" for n in SIZES} | {"report"}, ran
+        assert ran == {stage(family, run) for family in ("train", "evaluate") for run in RUNS} | {"report"}, ran
 
     experiments = show_experiments(project)
     assert set(rates) <= set(experiments)
     for name, lr in rates.items():
         data = experiments[name]["data"]
         assert data["params"]["params.yaml"]["data"]["train"]["learning_rate"] == float(lr)
-        for n in SIZES:
-            student = data["metrics"][f"metrics/student-n{n}.json"]["data"]
+        for run in RUNS:
+            student = data["metrics"][str(paths.student_metrics(run))]["data"]
             assert {"perplexity", "pass_rate", "degenerate_share"} <= student.keys()
     table = sh(["dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep",
-                r"(Experiment|State|train\.learning_rate|.*student-n\d+\.json:(perplexity|pass_rate|degenerate_share))$"],
+                r"(Experiment|State|train\.learning_rate|.*-n\d+-seed\d+\.json:(perplexity|pass_rate|degenerate_share))$"],
                project, env={"COLUMNS": "300"})
     print(table.stdout)
     assert_exp_show_fits_a_terminal(project)
@@ -200,7 +201,7 @@ def test_sweeps_on_two_machines_meet_in_one_view(reproduced, tmp_path):
     for name, lr in machines.items():
         data = experiments[name]["data"]
         assert data["params"]["params.yaml"]["data"]["train"]["learning_rate"] == float(lr)
-        assert {"perplexity", "pass_rate"} <= data["metrics"][f"metrics/student-n{SIZES[-1]}.json"]["data"].keys()
+        assert {"perplexity", "pass_rate"} <= data["metrics"][str(paths.student_metrics(RUNS[-1]))]["data"].keys()
     sh(["kdscale", "compare"], here, env=team)
     compare = (here / "reports" / "compare.md").read_text()
     assert "train.learning_rate=0.003" in compare and "train.learning_rate=0.0003" in compare, compare
@@ -336,7 +337,7 @@ def test_ui_serves_on_localhost_and_stops_cleanly(reproduced, tmp_path):
         # it opens on the training runs (not MLflow 3's GenAI overview), and says what each run is
         tags = {t["key"]: t["value"] for t in exp["tags"]}
         assert tags["mlflow.experimentKind"] == "custom_model_development"
-        assert "**student-nN**" in tags["mlflow.note.content"] and "**report**" in tags["mlflow.note.content"]
+        assert "**STUDENT-nN-seedS**" in tags["mlflow.note.content"] and "**report**" in tags["mlflow.note.content"]
         url = f"http://127.0.0.1:{port}/#/experiments/{exp['experiment_id']}/runs"
         assert f"ui: the training runs at {url}" in (tmp_path / "ui.log").read_text()
 

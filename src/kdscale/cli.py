@@ -14,7 +14,7 @@ import time
 from kdscale.errors import UserError
 
 STAGES = {"prepare", "teacher_model", "teacher", "teacher_filter", "teacher_topk", "subsets", "student_init", "train",
-          "evaluate", "report"}  # kdscale.stages.<name>
+          "evaluate", "adherence_set", "report"}  # kdscale.stages.<name>
 TIMINGS_ENV = "KDSCALE_TIMINGS"  # a file each command appends its seconds to: `kdscale sweep` splits work from overhead
 TRACKING_COMMANDS = {"sync": "tracking.sync", "ui": "tracking.ui"}  # the MLflow view; the rest are kdscale.<name>
 COMMANDS = {
@@ -24,9 +24,10 @@ COMMANDS = {
     "teacher_filter": "mark the teacher's bad answers (teacher.filters) without regenerating",
     "teacher_topk": "store the teacher's top-k log-probs per answer token (for train.objective kd)",
     "subsets": "cut nested training subsets from the teacher's answers",
-    "student_init": "build the student before training (pruned teacher, scratch or pretrained)",
-    "train": "fine-tune one student: kdscale train --size N",
-    "evaluate": "evaluate a student (--size N) or the teacher (--teacher)",
+    "student_init": "build a student before training (pruned teacher, scratch or pretrained): --student S",
+    "train": "fine-tune one student: kdscale train --student S --size N",
+    "evaluate": "evaluate a student (--student S --size N) or the teacher (--teacher)",
+    "adherence_set": "answer eval.adherence_set: a student (--student S --size N) or the teacher (--teacher)",
     "report": "summary, scaling curves and the report",
     "sweep": "grow the study round by round until more teacher data stops paying",
     "compare": "compare recipes across DVC experiments: reports/compare.md and compare.png",

@@ -43,7 +43,7 @@ grader would sign where IFEval's are too literal. Deliberate differences from IF
   the response language comes from a small built-in detector (see `detect_language`).
 """
 
-from kdscale.adherence.file import BUILTIN_SET, load_adherence
+from kdscale.adherence.file import load_adherence
 from kdscale.adherence.score import evaluate_response, type_counts
 
-__all__ = ["BUILTIN_SET", "evaluate_response", "load_adherence", "type_counts"]
+__all__ = ["evaluate_response", "load_adherence", "type_counts"]

@@ -93,11 +93,9 @@ def _squash(text):
     return " ".join(reading_text(text).lower().split())
 
 
-BUILTIN_SET = "adherence_250.jsonl"  # eval.adherence_set's default: 250 prompts across the IFEval families
-
-
 def load_adherence(path=None, builtin: str = "adherence.jsonl", key: str = "eval.adherence_file"):
-    """Read and validate the adherence prompts of `path` (default: the packaged set `builtin`, the 50 prompts)."""
+    """Read and validate the adherence prompts of `path` (default: the packaged set `builtin`, the 50 prompts;
+    `key`: the params key that names the file, for the error)."""
     if path is None:
         source = resources.files("kdscale") / "assets" / builtin
         name = builtin

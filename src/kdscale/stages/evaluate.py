@@ -13,7 +13,6 @@ import platform
 import resource
 import statistics
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +20,18 @@ import torch
 import torch.nn.functional as F
 
 from kdscale import paths
-from kdscale.adherence import BUILTIN_SET, evaluate_response, load_adherence, type_counts
+from kdscale.adherence import load_adherence
+from kdscale.adherence.answers import answer_and_score
 from kdscale.config import check_run, EvalParams, load_params
 from kdscale.errors import UserError
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
-from kdscale.engines.generation import DecodeParams, generate_all, generate_batch
+from kdscale.engines.generation import DecodeParams, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.metrics import headline_keys
 from kdscale.models import (count_non_embedding_parameters, count_parameters, load_model, max_context,
                             model_size_mb)
-from kdscale.prompts import build_prompt, stop_strings
-from kdscale.records import TypeRates
-from kdscale.stats import bootstrap_perplexity, wilson_interval
-from kdscale.text import is_degenerate
+from kdscale.prompts import build_prompt
+from kdscale.stats import bootstrap_perplexity
 from kdscale.paths import TRAINING_LOG
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -80,44 +78,6 @@ def perplexity(model, tokenizer, records: list[dict], prompt_format: str, batch_
                response_key: str = "response") -> float:
     """exp(sum NLL / tokens) over response tokens and the EOS that ends each response."""
     return pooled_perplexity(*answer_nll(model, tokenizer, records, prompt_format, batch_size, response_key))
-
-
-# -----------------------------------------------------------------------------
-# adherence
-
-def adherence(model, tokenizer, prompts: list[dict], prompt_format: str, ev: EvalParams) -> tuple[dict, list]:
-    texts = [build_prompt(p, prompt_format, tokenizer) for p in prompts]
-    decode = DecodeParams(max_new_tokens=ev.max_new_tokens, stop_strings=stop_strings(prompt_format))
-    start = time.perf_counter()
-    answers = generate_all(model, tokenizer, texts, decode, ev.batch_size)
-    seconds = time.perf_counter() - start
-    samples, per_type = [], defaultdict(list)
-    for prompt, answer in zip(prompts, answers):
-        verdict = evaluate_response(prompt["checks"], answer.text)
-        for check in verdict["checks"]:
-            per_type[check["type"]].append(check["strict"])
-        samples.append({"id": prompt["id"], "instruction": prompt["instruction"], "input": prompt.get("input", ""),
-                        "response": answer.text, "finish_reason": answer.finish_reason, "n_tokens": answer.n_tokens,
-                        "strict": verdict["strict"], "loose": verdict["loose"],
-                        "degenerate": is_degenerate(answer.text), "checks": verdict["checks"]})
-    n = len(samples)
-    strict = sum(s["strict"] for s in samples)
-    low, high = wilson_interval(strict, n)
-    instructions = [c["strict"] for s in samples for c in s["checks"]]
-    metrics = {
-        "pass_rate": strict / n,
-        "pass_rate_loose": sum(s["loose"] for s in samples) / n,
-        "instruction_pass_rate": sum(instructions) / len(instructions),
-        "pass_rate_ci_low": low,
-        "pass_rate_ci_high": high,
-        "adherence_prompts": n,
-        "answers_ended_eos": sum(s["finish_reason"] == "eos" for s in samples) / n,
-        "degenerate_share": sum(s["degenerate"] for s in samples) / n,
-        # batched throughput of this greedy pass (eval.batch_size prompts at a time), beside batch-1 speed
-        "batched_tokens_per_sec": sum(a.n_tokens for a in answers) / max(seconds, 1e-9),
-        **TypeRates({t: sum(v) / len(v) for t, v in per_type.items()}, type_counts(prompts)).flat(),
-    }
-    return metrics, samples
 
 
 # -----------------------------------------------------------------------------
@@ -193,7 +153,7 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
                                                      ev.batch_size, response_key="reference")
     prompts = load_adherence(ev.adherence_file or None)
     reset_peak_memory(model.device)
-    adherence_metrics, samples = adherence(model, tokenizer, prompts, prompt_format, ev)
+    adherence_metrics, samples = answer_and_score(model, tokenizer, prompts, prompt_format, ev)
     metrics.update(adherence_metrics)
     metrics.update(speed(model, tokenizer, build_prompt(prompts[0], prompt_format, tokenizer), ev))
     metrics.update({
@@ -211,18 +171,6 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
     return metrics, samples
 
 
-def evaluate_adherence_set(model_dir: Path, prompt_format: str, ev: EvalParams, trust_remote_code: bool,
-                           device: str, dtype: str) -> tuple[dict, list]:
-    """eval.adherence_set alone: its pass rates with their intervals, per type, and every answer."""
-    start = time.perf_counter()
-    model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=trust_remote_code,
-                                  device=device, dtype=dtype)
-    prompts = load_adherence(ev.adherence_set or None, BUILTIN_SET, "eval.adherence_set")
-    metrics, samples = adherence(model, tokenizer, prompts, prompt_format, ev)
-    return metrics | {"adherence_set": ev.adherence_set or BUILTIN_SET,
-                      "eval_seconds": time.perf_counter() - start}, samples
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale evaluate", description=__doc__)
     which = parser.add_mutually_exclusive_group(required=True)
@@ -230,15 +178,12 @@ def main(argv=None) -> None:
     which.add_argument("--teacher", action="store_true", help="evaluate the teacher")
     parser.add_argument("--size", type=int, help="with --student: the one trained on N samples")
     parser.add_argument("--seed", type=int, help="with --student: `seed` (the default) or a replicate seed")
-    parser.add_argument("--adherence-set", action="store_true", help="answer eval.adherence_set only")
     args = parser.parse_args(argv)
     if args.teacher and (args.seed is not None or args.size is not None):
         raise UserError("evaluate: --size and --seed name a student; drop them with --teacher")
     if args.student and args.size is None:
         raise UserError("evaluate: --student needs --size N, the number of answers it was trained on")
     params = load_params()
-    if args.adherence_set:
-        return adherence_set_main(params, args)
     heldout = read_jsonl(paths.TEACHER_HELDOUT)
     if args.teacher:
         model_dir, prompt_format, run = paths.TEACHER_DIR, params.teacher.prompt_format, None
@@ -267,29 +212,6 @@ def main(argv=None) -> None:
           f"[{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "
           f"{metrics['degenerate_share']:.0%} degenerate, {metrics['tokens_per_sec']:.1f} tok/s, "
           f"{metrics['model_size_mb']:.1f} MiB")
-
-
-def adherence_set_main(params, args) -> None:
-    """Stages adherence_set@STUDENT-N-SEED and adherence_set_teacher."""
-    if args.teacher:
-        run, model_dir, prompt_format = None, paths.TEACHER_DIR, params.teacher.prompt_format
-        trust_remote_code = params.teacher.trust_remote_code
-    else:
-        run, params = check_run(params, args.student, args.size, args.seed)
-        if run.size not in params.eval.adherence_set_sizes:
-            raise UserError(f"evaluate: --size {run.size} is not in eval.adherence_set_sizes "
-                            f"{params.eval.adherence_set_sizes}; add it there first")
-        model_dir, prompt_format = paths.student_dir(run), "alpaca"
-        trust_remote_code = params.students[run.student].trust_remote_code
-    metrics, samples = evaluate_adherence_set(model_dir, prompt_format, params.eval, trust_remote_code,
-                                              params.device, params.dtype)
-    if run is not None:
-        metrics = {"student": run.student, "size": run.size, "seed": run.seed, **metrics}
-    write_jsonl(paths.adherence_set_samples(run), samples)
-    write_json(paths.adherence_set_details(run), metrics)
-    print(f"evaluate: {model_dir}: {metrics['adherence_prompts']} prompts of {metrics['adherence_set']}: pass rate "
-          f"{metrics['pass_rate']:.0%} [{metrics['pass_rate_ci_low']:.0%}, {metrics['pass_rate_ci_high']:.0%}], "
-          f"{metrics['degenerate_share']:.0%} degenerate")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kdscale import paths
-from kdscale.config import PARAMS_FILE, load_params
+from kdscale.config import load_params
 from kdscale.errors import UserError
 from kdscale.jsonl import read_jsonl
 from kdscale.models import PRUNED, SCRATCH, SOURCE_FILE, count_parameters, load_model, load_tokenizer
@@ -53,7 +53,7 @@ def scratch_student(tokenizer, student):
     return LlamaForCausalLM(config)
 
 
-def decoder_layers(model) -> tuple[str, torch.nn.ModuleList]:
+def decoder_layers(model, key: str = "student") -> tuple[str, torch.nn.ModuleList]:
     """The name and the list of a causal LM's transformer blocks (Llama's `model.layers`, GPT-2's
     `transformer.h`, ...): the ModuleList with one entry per `config.num_hidden_layers`."""
     import torch
@@ -61,7 +61,7 @@ def decoder_layers(model) -> tuple[str, torch.nn.ModuleList]:
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == model.config.num_hidden_layers:
             return name, module
-    raise UserError(f"model: pruned: cannot find the decoder layers of a {type(model).__name__}")
+    raise UserError(f"{key}.model: pruned: cannot find the decoder layers of a {type(model).__name__}")
 
 
 def block_influence(model, tokenizer, texts: list[str], max_length: int = 256) -> list[float]:
@@ -97,7 +97,7 @@ def block_influence(model, tokenizer, texts: list[str], max_length: int = 256) -
     return [1 - s / count for s in sums]
 
 
-def prune_layers(model, keep: list[int]):
+def prune_layers(model, keep: list[int], key: str = "student"):
     """A copy of `model` with only the layers `keep` (in order), renumbered 0..k-1: a fresh config with
     num_hidden_layers = k (so the KV cache and per-layer settings line up), the embeddings, final norm
     and (tied) head copied, each kept layer's weights copied bit for bit."""
@@ -106,14 +106,14 @@ def prune_layers(model, keep: list[int]):
     import transformers
     n = model.config.num_hidden_layers
     if not keep or len(set(keep)) != len(keep) or min(keep) < 0 or max(keep) >= n:
-        raise UserError(f"keep_layers: {keep} must be distinct layer indices in [0, {n - 1}]")
+        raise UserError(f"{key}.keep_layers: {keep} must be distinct layer indices in [0, {n - 1}]")
     keep = sorted(keep)
     config = copy.deepcopy(model.config)
     config.num_hidden_layers = len(keep)
     if getattr(config, "layer_types", None):  # per-layer attention kinds (sliding/full) follow their layers
         config.layer_types = [config.layer_types[i] for i in keep]
     pruned = transformers.AutoModelForCausalLM.from_config(config, dtype=model.dtype)
-    prefix, _ = decoder_layers(model)
+    prefix, _ = decoder_layers(model, key)
     source = model.state_dict()
     state = {}
     for key in pruned.state_dict():
@@ -129,7 +129,7 @@ def prune_layers(model, keep: list[int]):
     return pruned.eval()
 
 
-def pruned_student(student, teacher_dir: Path, calibration: list[str]) -> tuple:
+def pruned_student(student, teacher_dir: Path, calibration: list[str], key: str = "student") -> tuple:
     """The teacher cut to `num_layers` layers: `keep_layers` when given, else the layers
     of highest block influence on `calibration` (the teacher's own answers, in the student's prompt format).
     Returns the model, its tokenizer and what was kept."""
@@ -138,21 +138,21 @@ def pruned_student(student, teacher_dir: Path, calibration: list[str]) -> tuple:
     influence = None
     if not keep:
         if student.num_layers >= teacher.config.num_hidden_layers:
-            raise UserError(f"num_layers is {student.num_layers} but the teacher has only "
+            raise UserError(f"{key}.num_layers is {student.num_layers} but the teacher has only "
                             f"{teacher.config.num_hidden_layers} layers; keep fewer")
         influence = block_influence(teacher, tokenizer, calibration)
         ranked = sorted(range(len(influence)), key=lambda i: -influence[i])
         keep = sorted(ranked[: student.num_layers])
-    model = prune_layers(teacher, keep)
+    model = prune_layers(teacher, keep, key)
     return model, tokenizer, {"keep_layers": keep, "teacher_layers": teacher.config.num_hidden_layers,
                               "block_influence": influence}
 
 
-def initial_student(student, teacher_dir: Path, seed: int, calibration: list[str]) -> tuple:
+def initial_student(student, teacher_dir: Path, seed: int, calibration: list[str], key: str = "student") -> tuple:
     """The student before training, its tokenizer and where it came from: the pruned teacher, a
     seeded random Llama with the teacher's tokenizer, or a pretrained model (hub id or folder)."""
     if student.model == PRUNED:
-        model, tokenizer, source = pruned_student(student, teacher_dir, calibration)
+        model, tokenizer, source = pruned_student(student, teacher_dir, calibration, key)
         return model, tokenizer, {"model": PRUNED, **source}
     if student.model == SCRATCH:
         import torch
@@ -160,7 +160,7 @@ def initial_student(student, teacher_dir: Path, seed: int, calibration: list[str
         tokenizer = load_tokenizer(str(teacher_dir), "teacher.model")
         torch.manual_seed(seed)
         return scratch_student(tokenizer, student), tokenizer, {"model": SCRATCH, "seed": seed}
-    model, tokenizer = load_model(student.model, "model", student.revision, student.trust_remote_code)
+    model, tokenizer = load_model(student.model, f"{key}.model", student.revision, student.trust_remote_code)
     revision = getattr(model.config, "_commit_hash", None) or student.revision or "local"
     return model, tokenizer, {"model": student.model, "revision": revision}
 
@@ -181,10 +181,8 @@ def main(argv=None) -> None:
     student = params.students[args.student]
     start = time.perf_counter()
     calibration = calibration_texts() if student.model == PRUNED else []
-    try:
-        model, tokenizer, source = initial_student(student, paths.TEACHER_DIR, params.seed, calibration)
-    except UserError as e:  # its messages name the student's key; say which student
-        raise UserError(f"{PARAMS_FILE}: students.{args.student}.{e}") from None
+    model, tokenizer, source = initial_student(student, paths.TEACHER_DIR, params.seed, calibration,
+                                               f"students.{args.student}")
     source["parameters"] = count_parameters(model)
 
     out = paths.student_init_dir(args.student)
