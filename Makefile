@@ -46,9 +46,10 @@ run: setup
 test: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal
 
-# The reference study (docs/studies.md, "The reference study"): its own pipeline folder, hours on 2 cores, resumable.
+# The reference study (docs/studies.md, "The reference study"): three students grown by `kdscale sweep` to the
+# limit of the source; its own DVC project, hours on 2 cores, resumable: run it again after a stop or a kill.
 reference: setup studies/reference/dvc.yaml
-	cd studies/reference && dvc repro && kdscale sync
+	cd studies/reference && kdscale sweep
 
 # The embedded study grown by `kdscale sweep` until more teacher data stops paying (docs/sweep.md): its own
 # DVC project, hours on 2 cores, resumable: run it again after a stop or a kill and it continues.

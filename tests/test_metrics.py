@@ -16,10 +16,8 @@ COMMITTED = paths.Run("pruned10", 320, 0)  # the committed study's largest stude
 
 
 def committed(path) -> dict:
-    """A committed result of COMMITTED. Results from before `students` (d67e68b) carry the single-student
-    name (metrics/student-n320.json) until the study is re-run; then the fallback can go."""
-    path = REPO / path
-    return json.loads((path if path.is_file() else path.with_name("student-n320.json")).read_text())
+    """A committed result of COMMITTED."""
+    return json.loads((REPO / path).read_text())
 
 
 def test_the_headline_file_holds_each_headline_metric_and_its_interval():
