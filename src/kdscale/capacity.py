@@ -10,8 +10,9 @@ its training answers:
   multiplicative  ppl = E + A P^-a N^-b        (Zhang et al., ICLR 2024, for fine-tuning): data shrinks each
                                                student's distance to a shared floor E by the same factor
 Each student contributes its largest FIT_WINDOW sizes, as the per-student fit does (kdscale.stats.fit_points).
-A form is trusted where it passes its backtest: refitted without each student's largest size, it predicts that
-size inside its 95% prediction interval. A second backtest asks whether one capacity predicts the next: refitted
+A form is trusted where every parameter is identifiable (its standard error under its estimate) and it passes
+its backtest: refitted without each student's largest size, it predicts that size inside its 95% prediction
+interval (on noise, wide intervals alone would pass). A second backtest asks whether one capacity predicts the next: refitted
 without a whole student, does it predict that student's largest size? It is reported, not required. Intervals
 for what the fit says come from draws of the parameters around the estimate (their covariance), so they carry
 the fit's uncertainty, not the seeds' or the items' beyond it.
@@ -179,14 +180,18 @@ def finite(value: float) -> float | None:
 
 
 def interval(values: np.ndarray) -> list[float | None]:
-    """The 95% interval of draws; an end is None ("never") where more than 2.5% of them never get there."""
-    return [finite(np.percentile(values, 2.5)), finite(np.percentile(values, 97.5))]
+    """The 95% interval of draws (order statistics, so draws that never get there, inf, sort last); an end is None
+    ("never") where more than 2.5% of them never get there."""
+    ordered = np.sort(values)
+    last = len(ordered) - 1
+    return [finite(ordered[int(0.025 * last)]), finite(ordered[math.ceil(0.975 * last)])]
 
 
 def answers_needed(form: Form, fitted: dict, target: float, params_m: float) -> dict:
     """N for a student of size params_m to reach `target`, with its interval over the parameter draws."""
-    point = form.answers_for(target, params_m, fitted["_theta"])
-    spread = np.array([form.answers_for(target, params_m, t) for t in draws(fitted)])
+    with np.errstate(over="ignore"):  # out of reach: inf
+        point = form.answers_for(target, params_m, fitted["_theta"])
+        spread = np.array([form.answers_for(target, params_m, t) for t in draws(fitted)])
     return {"answers": finite(point), "interval": interval(spread)}
 
 
@@ -230,7 +235,8 @@ def across_students(points: list[Point], threshold: float, largest: dict[str, in
         fitted = fit(form, window)
         checks = backtests(form, points) if fitted["converged"] else []
         by_size = [c for c in checks if c["held_out"] == "size"]
-        passed = fitted["converged"] and bool(by_size) and all(c["passed"] for c in by_size)
+        passed = (fitted["converged"] and all(fitted["identifiable"].values()) and bool(by_size)
+                  and all(c["passed"] for c in by_size))
         worst = max((abs(c["error"]) for c in by_size if c.get("converged")), default=math.inf)
         forms.append((form, fitted, checks, passed, worst))
     out = {"forms": [{**public(f), "backtests": c, "passed": ok, "worst_error": w}

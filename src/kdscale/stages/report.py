@@ -442,8 +442,9 @@ def sweep_lines(record: SweepRecord, study: StudyRecord) -> list[str]:
     return lines
 
 
-def cost_lines(data: dict[str, StudentData], teacher: dict, generation: dict) -> list[str]:
-    """Seconds per stage and what the filters dropped."""
+def cost_lines(data: dict[str, StudentData], teacher: dict, generation: dict,
+               answered: dict | None = None) -> list[str]:
+    """Seconds per stage (the larger adherence set's too, where it was answered) and what the filters dropped."""
     lines = ["", "## Cost", "", "| step | seconds |", "|---|---|",
              f"| teacher generation ({generation['answers']} answers, {generation['generated_tokens']} tokens) | "
              f"{generation['generation_seconds']:.0f} |"]
@@ -455,6 +456,10 @@ def cost_lines(data: dict[str, StudentData], teacher: dict, generation: dict) ->
         if d.replicas:
             lines.append(f"| {who}replicates ({len(d.replicas)}), training and evaluation | "
                          f"{sum(m['train_seconds'] + m['eval_seconds'] for m in d.replicas.values()):.0f} |")
+    if answered:
+        models = [m for e in answered["students"].values() for m in e["sizes"].values()] + [answered["teacher"]]
+        lines.append(f"| the larger adherence set ({answered['prompts']} prompts), {len(models)} models with the "
+                     f"teacher | {sum(m['eval_seconds'] for m in models):.0f} |")
     lines += [f"| evaluation teacher | {teacher['eval_seconds']:.0f} |", "",
               f"Teacher answers dropped by filters: {generation['dropped']} of {generation['answers']} "
               f"({', '.join(f'{k}: {v}' for k, v in dropped_read(generation).items() if v)})."]
@@ -496,7 +501,7 @@ def adherence_set_results(params, teacher_set: dict, teacher_answers: list[dict]
     two-proportion test would need to resolve the difference."""
     out = {"file": teacher_set["adherence_set"], "prompts": teacher_set["adherence_prompts"],
            "teacher": {k: teacher_set[k] for k in ("pass_rate", "pass_rate_ci_low", "pass_rate_ci_high",
-                                                     "degenerate_share")}, "students": {}}
+                                                     "degenerate_share", "eval_seconds")}, "students": {}}
     teacher_strict = np.array([a["strict"] for a in sorted(teacher_answers, key=lambda a: a["id"])], dtype=float)
     for name in params.students:
         rows = {}
@@ -507,7 +512,8 @@ def adherence_set_results(params, teacher_set: dict, teacher_answers: list[dict]
             m = read_json(paths.adherence_set_details(run))
             answers = sorted(read_jsonl(paths.adherence_set_samples(run)), key=lambda a: a["id"])
             strict = np.array([a["strict"] for a in answers], dtype=float)
-            rows[n] = {k: m[k] for k in ("pass_rate", "pass_rate_ci_low", "pass_rate_ci_high", "degenerate_share")}
+            rows[n] = {k: m[k] for k in ("pass_rate", "pass_rate_ci_low", "pass_rate_ci_high", "degenerate_share",
+                                         "eval_seconds")}
             rows[n]["vs_teacher"] = stats.paired_vs(strict, teacher_strict)
             rows[n]["_strict"] = strict
         entry = {"sizes": {n: {k: v for k, v in r.items() if k != "_strict"} for n, r in rows.items()}}
@@ -531,9 +537,11 @@ def adherence_set_lines(results: dict | None) -> list[str]:
     if not results:
         return []
     lines = ["", f"## Adherence on the larger set ({results['prompts']} prompts, `{results['file']}`)", "",
-             f"The teacher passes {_rate(results['teacher'])} of them (strict, 95% Wilson interval).", "",
-             "| student | samples | pass rate [95% CI] | degenerate | against the teacher: only teacher / only "
-             "student, p |", "|---|---|---|---|---|"]
+             f"The teacher passes {_rate(results['teacher'])} of them (strict, 95% Wilson interval)."]
+    if not any(entry["sizes"] for entry in results["students"].values()):
+        return lines + ["No student answered it: list the sizes to compare in `eval.adherence_set_sizes`."]
+    lines += ["", "| student | samples | pass rate [95% CI] | degenerate | against the teacher: only teacher / "
+              "only student, p |", "|---|---|---|---|---|"]
     for name, entry in results["students"].items():
         for n, m in entry["sizes"].items():
             vs = m["vs_teacher"]
@@ -590,11 +598,16 @@ def joint_fit_lines(across: dict | None, threshold: float) -> list[str]:
             lines.append(f"| {what} | {c['student']} | {c['size']:,} | {_ppl(c['predicted'])} [{_ppl(low)}, "
                          f"{_ppl(high)}] | {_ppl(c['observed'])} | {c['error']:+.1%} | "
                          f"{'yes' if c['passed'] else 'no'} |")
-        lines += ["", f"Backtest (each student's largest size held out): {'passed' if f['passed'] else 'failed'}.", ""]
+        unpinned = [k for k, ok in f["identifiable"].items() if not ok]
+        lines += ["", f"Backtest (each student's largest size held out): "
+                  f"{'passed' if all(c['passed'] for c in f['backtests'] if c['held_out'] == 'size') else 'failed'}; "
+                  + (f"not identifiable from these points: {', '.join(unpinned)}." if unpinned else
+                     "every parameter identifiable (standard error under its estimate)."), ""]
     if across["chosen"] is None:
-        return lines + ["No form passes its backtest, so the report draws no trade between data and capacity from it."]
-    lines += [f"The {across['chosen']} form passes its backtest with the smaller error; what it says (95% intervals "
-              "over the parameters' uncertainty; not a measurement where beyond the data):", "",
+        return lines + ["No form is both identifiable and backtested, so the report draws no trade between data and "
+                        "capacity from it."]
+    lines += [f"The {across['chosen']} form is identifiable and passes its backtest with the smaller error. What it "
+              "says (95% intervals over the parameters' uncertainty; not a measurement where beyond the data):", "",
               "| to reach perplexity | " + " | ".join(across["stops_paying"]) + " |",
               "|---|" + "---|" * len(across["stops_paying"])]
     for row in across["iso_perplexity"]:
@@ -664,7 +677,7 @@ def build_report(params, data: dict[str, StudentData], teacher: dict, generation
     across = record.across or {}
     lines += joint_fit_lines(across.get("joint"), params.report.doubling_gain_threshold)
     lines += adherence_set_lines(across.get("adherence_set"))
-    lines += sweep_lines(sweep, record) + cost_lines(data, teacher, generation)
+    lines += sweep_lines(sweep, record) + cost_lines(data, teacher, generation, across.get("adherence_set"))
     return "\n".join(lines) + "\n"
 
 
