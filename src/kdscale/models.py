@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kdscale import paths
+from kdscale.config import check_run
 from kdscale.errors import UserError
+from kdscale.paths import Run
 
 if TYPE_CHECKING:
     import torch
@@ -208,3 +212,36 @@ def count_non_embedding_parameters(model: torch.nn.Module) -> int:
 def max_context(model, tokenizer) -> int:
     n = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     return int(n or tokenizer.model_max_length)
+
+
+# ----------------------------------------------------------------------------- the model a stage evaluates
+
+@dataclass
+class Evaluated:
+    """The model stages evaluate and adherence_set measure: a trained student (`run`) or the teacher (run None)."""
+    run: Run | None
+    folder: Path
+    prompt_format: str  # a student is asked in the Alpaca template it was trained on; the teacher in its own
+    trust_remote_code: bool
+
+
+def add_model_arguments(parser) -> None:
+    """--student S --size N [--seed K], or --teacher."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--student", help="a student of params.yaml `students` (with --size)")
+    which.add_argument("--teacher", action="store_true", help="the teacher")
+    parser.add_argument("--size", type=int, help="with --student: the one trained on N samples")
+    parser.add_argument("--seed", type=int, help="with --student: `seed` (the default) or a replicate seed")
+
+
+def chosen_model(params, args, stage: str):
+    """The model the arguments name, and the params it was trained under (a replicate's seed)."""
+    if args.teacher and (args.seed is not None or args.size is not None):
+        raise UserError(f"{stage}: --size and --seed name a student; drop them with --teacher")
+    if args.teacher:
+        teacher = params.teacher
+        return Evaluated(None, paths.TEACHER_DIR, teacher.prompt_format, teacher.trust_remote_code), params
+    if args.size is None:
+        raise UserError(f"{stage}: --student needs --size N, the number of answers it was trained on")
+    run, params = check_run(params, args.student, args.size, args.seed)
+    return Evaluated(run, paths.student_dir(run), "alpaca", params.students[run.student].trust_remote_code), params

@@ -12,38 +12,29 @@ import time
 from kdscale import paths
 from kdscale.adherence import load_adherence
 from kdscale.adherence.answers import answer_and_score
-from kdscale.config import check_run, load_params
+from kdscale.config import load_params
 from kdscale.errors import UserError
 from kdscale.jsonl import write_json, write_jsonl
-from kdscale.models import load_model
+from kdscale.models import add_model_arguments, chosen_model, load_model
 
 BUILTIN = "adherence_250.jsonl"  # src/kdscale/assets: eval.adherence_set's default
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale adherence_set", description=__doc__)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--student", help="a student of params.yaml `students` (with --size)")
-    which.add_argument("--teacher", action="store_true", help="the teacher")
-    parser.add_argument("--size", type=int, help="with --student: one of eval.adherence_set_sizes")
-    parser.add_argument("--seed", type=int, help="with --student: `seed` (the default) or a replicate seed")
+    add_model_arguments(parser)
     args = parser.parse_args(argv)
     params = load_params()
-    if args.teacher:
-        run, model_dir, prompt_format = None, paths.TEACHER_DIR, params.teacher.prompt_format
-        trust_remote_code = params.teacher.trust_remote_code
-    else:
-        if args.size is None or args.size not in params.eval.adherence_set_sizes:
-            raise UserError(f"adherence_set: --size must be one of eval.adherence_set_sizes "
-                            f"{params.eval.adherence_set_sizes}; got {args.size}")
-        run, params = check_run(params, args.student, args.size, args.seed)
-        model_dir, prompt_format = paths.student_dir(run), "alpaca"
-        trust_remote_code = params.students[run.student].trust_remote_code
+    if args.student and args.size not in params.eval.adherence_set_sizes:
+        raise UserError(f"adherence_set: --size must be one of eval.adherence_set_sizes "
+                        f"{params.eval.adherence_set_sizes}; got {args.size}")
+    chosen, params = chosen_model(params, args, "adherence_set")
+    run, model_dir = chosen.run, chosen.folder
     start = time.perf_counter()
     prompts = load_adherence(params.eval.adherence_set or None, BUILTIN, "eval.adherence_set")
-    model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=trust_remote_code,
+    model, tokenizer = load_model(str(model_dir), "model", trust_remote_code=chosen.trust_remote_code,
                                   device=params.device, dtype=params.dtype)
-    metrics, samples = answer_and_score(model, tokenizer, prompts, prompt_format, params.eval)
+    metrics, samples = answer_and_score(model, tokenizer, prompts, chosen.prompt_format, params.eval)
     who = {} if run is None else {"student": run.student, "size": run.size, "seed": run.seed}
     metrics = who | metrics | {"adherence_set": params.eval.adherence_set or BUILTIN,
                                "eval_seconds": time.perf_counter() - start}

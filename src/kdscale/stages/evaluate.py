@@ -22,14 +22,13 @@ import torch.nn.functional as F
 from kdscale import paths
 from kdscale.adherence import load_adherence
 from kdscale.adherence.answers import answer_and_score
-from kdscale.config import check_run, EvalParams, load_params
-from kdscale.errors import UserError
+from kdscale.config import EvalParams, load_params
 from kdscale.examples import answer_positions, CompletionCollator, tokenize_records
 from kdscale.engines.generation import DecodeParams, generate_batch
 from kdscale.jsonl import read_json, read_jsonl, write_json, write_jsonl
 from kdscale.metrics import headline_keys
-from kdscale.models import (count_non_embedding_parameters, count_parameters, load_model, max_context,
-                            model_size_mb)
+from kdscale.models import (add_model_arguments, chosen_model, count_non_embedding_parameters, count_parameters,
+                            load_model, max_context, model_size_mb)
 from kdscale.prompts import build_prompt
 from kdscale.stats import bootstrap_perplexity
 from kdscale.paths import TRAINING_LOG
@@ -173,28 +172,18 @@ def evaluate_model(model_dir: Path, prompt_format: str, heldout: list[dict], ev:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="kdscale evaluate", description=__doc__)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--student", help="evaluate this student of params.yaml `students` (with --size)")
-    which.add_argument("--teacher", action="store_true", help="evaluate the teacher")
-    parser.add_argument("--size", type=int, help="with --student: the one trained on N samples")
-    parser.add_argument("--seed", type=int, help="with --student: `seed` (the default) or a replicate seed")
+    add_model_arguments(parser)
     args = parser.parse_args(argv)
-    if args.teacher and (args.seed is not None or args.size is not None):
-        raise UserError("evaluate: --size and --seed name a student; drop them with --teacher")
-    if args.student and args.size is None:
-        raise UserError("evaluate: --student needs --size N, the number of answers it was trained on")
-    params = load_params()
+    chosen, params = chosen_model(load_params(), args, "evaluate")
     heldout = read_jsonl(paths.TEACHER_HELDOUT)
-    if args.teacher:
-        model_dir, prompt_format, run = paths.TEACHER_DIR, params.teacher.prompt_format, None
+    run, model_dir = chosen.run, chosen.folder
+    if run is None:
         out_metrics, out_samples = paths.TEACHER_EVAL_METRICS, paths.TEACHER_SAMPLES
-        out_details, trust_remote_code = paths.TEACHER_EVAL_DETAILS, params.teacher.trust_remote_code
+        out_details = paths.TEACHER_EVAL_DETAILS
     else:
-        run, params = check_run(params, args.student, args.size, args.seed)
-        model_dir, prompt_format = paths.student_dir(run), "alpaca"
-        out_metrics, out_samples = paths.student_metrics(run), paths.student_samples(run)
-        out_details, trust_remote_code = paths.student_details(run), params.students[run.student].trust_remote_code
-    metrics, samples = evaluate_model(model_dir, prompt_format, heldout, params.eval, trust_remote_code,
+        out_metrics, out_samples, out_details = (paths.student_metrics(run), paths.student_samples(run),
+                                                 paths.student_details(run))
+    metrics, samples = evaluate_model(model_dir, chosen.prompt_format, heldout, params.eval, chosen.trust_remote_code,
                                       params.device, params.dtype)
     if run is not None:
         log = read_json(model_dir / TRAINING_LOG)
