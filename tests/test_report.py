@@ -495,11 +495,12 @@ def write_study_files(tmp_path, students: dict[str, tuple[int, float]] | None = 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     for dirname in ["metrics/details", "samples", "plots/loss"]:
         (tmp_path / dirname).mkdir(parents=True)
-    for name, (_, floor) in students.items():
+    for name, (layers, floor) in students.items():
         for i, n in enumerate(MAIN_SIZES, start=1):  # the report reads the details; the headline files are for DVC
             run = paths.Run(name, n, 0)
             who = f"n{n}" if name == STUDENT else f"{name} n{n}"
-            details = {"student": name, "size": n, "seed": 0, **student_metrics(n, i, floor)}  # as evaluate writes
+            details = {"student": name, "size": n, "seed": 0, **student_metrics(n, i, floor),  # as evaluate writes
+                       "non_embedding_parameters": 3_500_000 * layers}
             paths.student_details(run).write_text(json.dumps(details))
             paths.student_samples(run).write_text("".join(json.dumps(r) + "\n" for r in samples(who)))
             losses = [{"step": step, "loss": 5.0 - step / (i + 1)} for step in range(1, n // 8 + 1)]
@@ -608,13 +609,16 @@ def test_a_study_of_two_students_reports_each_apart(tmp_path, monkeypatch, capsy
     assert answer.index("\n### pruned10\n") < answer.index("\n### pruned3\n")
     assert "\n## Student pruned10\n" in text and "\n## Student pruned3\n" in text
     ten = text[text.index("\n## Student pruned10\n"):text.index("\n## Student pruned3\n")]
-    three = text[text.index("\n## Student pruned3\n"):text.index("\n## Cost\n")]
+    start = text.index("\n## Student pruned3\n")
+    three = text[start:text.index("\n## ", start + 1)]
     for section in (ten, three):  # each student's tables, one level below its heading
         assert "\n### Results\n" in section and "\n### Where more data stops paying\n" in section
         assert "\n## " not in section.split("\n", 2)[2]
     assert "| student-n100 | 100 | 12 | 8.00 [6.40, 10.40] |" in ten  # each its own numbers
     assert "| student-n100 | 100 | 12 | 11.00 [8.80, 14.30] |" in three
     assert "| training pruned3 n=400 (50 steps) | 4000 |" in text
+    assert "\n## Data and capacity: one fit across students\n" in text  # the joint fit, its backtests, its verdict
+    assert "| its largest size | pruned3 | 400 |" in text and "No whole student is held out: with two" in text
     answers = (tmp_path / "reports/answers.md").read_text()
     assert "- **pruned3 n=400** (fail, eos): answer of pruned3 n400 to adh-002" in answers
     assert "- **pruned10 n=400** (fail, eos): answer of n400 to adh-002" in answers

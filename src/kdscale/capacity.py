@@ -119,7 +119,7 @@ def fit(form: Form, points: list[Point]) -> dict:
     se = [math.sqrt(v) if np.isfinite(v) and v >= 0 else None for v in np.diag(cov)]
     return {"converged": True, "form": form.name, "formula": form.formula, "points": len(points), "dof": dof,
             "estimate": dict(zip(form.params, map(float, best.x))), "se": dict(zip(form.params, se)),
-            "identifiable": {name: s is not None and s < abs(v) for name, v, s in zip(form.params, best.x, se)},
+            "identifiable": {name: bool(s is not None and s < abs(v)) for name, v, s in zip(form.params, best.x, se)},
             "rmse_log": float(np.sqrt(np.mean(resid**2))), "residual_var": residual_var,
             "_theta": best.x, "_cov": cov}
 
@@ -161,7 +161,7 @@ def backtests(form: Form, points: list[Point]) -> list[dict]:
             guess = predict(form, refit, held.params_m, held.size)
             low, high = guess["prediction_interval"]
             out.append(row | guess | {"converged": True, "error": guess["predicted"] / held.perplexity - 1,
-                                      "passed": low <= held.perplexity <= high})
+                                      "passed": bool(low <= held.perplexity <= high)})
     return out
 
 
@@ -235,11 +235,11 @@ def across_students(points: list[Point], threshold: float, largest: dict[str, in
         fitted = fit(form, window)
         checks = backtests(form, points) if fitted["converged"] else []
         by_size = [c for c in checks if c["held_out"] == "size"]
-        passed = (fitted["converged"] and all(fitted["identifiable"].values()) and bool(by_size)
-                  and all(c["passed"] for c in by_size))
-        worst = max((abs(c["error"]) for c in by_size if c.get("converged")), default=math.inf)
+        passed = bool(fitted["converged"] and all(fitted["identifiable"].values()) and by_size
+                      and all(c["passed"] for c in by_size))
+        worst = float(max((abs(c["error"]) for c in by_size if c.get("converged")), default=math.inf))
         forms.append((form, fitted, checks, passed, worst))
-    out = {"forms": [{**public(f), "backtests": c, "passed": ok, "worst_error": w}
+    out = {"forms": [{**public(f), "backtests": c, "passed": ok, "worst_error": finite(w)}
                      for _, f, c, ok, w in forms], "chosen": None}
     trusted = [entry for entry in forms if entry[3]]
     if not trusted:

@@ -598,6 +598,8 @@ def joint_fit_lines(across: dict | None, threshold: float) -> list[str]:
             lines.append(f"| {what} | {c['student']} | {c['size']:,} | {_ppl(c['predicted'])} [{_ppl(low)}, "
                          f"{_ppl(high)}] | {_ppl(c['observed'])} | {c['error']:+.1%} | "
                          f"{'yes' if c['passed'] else 'no'} |")
+        if not any(c["held_out"] == "student" for c in f["backtests"]):
+            lines += ["", "No whole student is held out: with two students, one alone cannot tell capacity apart."]
         unpinned = [k for k, ok in f["identifiable"].items() if not ok]
         lines += ["", f"Backtest (each student's largest size held out): "
                   f"{'passed' if all(c['passed'] for c in f['backtests'] if c['held_out'] == 'size') else 'failed'}; "
@@ -625,8 +627,14 @@ def joint_fit_lines(across: dict | None, threshold: float) -> list[str]:
 def across(params, data: dict[str, StudentData], record: StudyRecord) -> dict:
     """What the report computes beyond each student: the joint fit (several students) and the larger adherence set
     (where the teacher answered it)."""
+    unsized = [name for name, d in data.items()
+               if "non_embedding_parameters" not in next(iter(d.sizes.values()))]  # evaluated before it was recorded
+    if unsized:
+        print(f"report: warning: no fit across students: the evaluations of {', '.join(unsized)} do not record "
+              "their parameters; rerun them (`dvc repro -f -s evaluate@...`)", file=sys.stderr)
     joint = capacity.across_students(capacity_points(data, record), params.report.doubling_gain_threshold,
-                                     {name: max(d.sizes) for name, d in data.items()}) if len(data) > 1 else None
+                                     {name: max(d.sizes) for name, d in data.items()}) \
+        if len(data) > 1 and not unsized else None
     teacher_set = paths.adherence_set_details(None)
     answered = adherence_set_results(params, read_json(teacher_set), read_jsonl(paths.adherence_set_samples(None))) \
         if teacher_set.is_file() else None
