@@ -391,3 +391,9 @@ def test_every_lr_scheduler_choice_builds_and_a_typo_is_refused():
         get_scheduler(SchedulerType(name), optimizer, num_warmup_steps=1, num_training_steps=10)
     with pytest.raises(UserError, match=r"'train.lr_scheduler' must be one of \[.*'cosine'.*\], got 'cosin'"):
         parse_params(with_value("train.lr_scheduler", "cosin"))
+
+
+def test_the_larger_adherence_set_is_answered_only_at_trained_sizes():
+    assert "'eval.adherence_set_sizes' has 30, which is not in 'scaling.sizes'" in error(
+        with_value("eval.adherence_set_sizes", [0, 30]))
+    assert parse_params(with_value("eval.adherence_set_sizes", [0, 320])).eval.adherence_set_sizes == [0, 320]
