@@ -756,3 +756,35 @@ def test_a_swept_study_reports_each_round_against_its_prediction_and_why_it_stop
     assert f"- {STUDENT}: the fit's forecast for the next size, n=800: perplexity 3 [2, 4.5]" in text
     plain = build(params, students, s)
     assert "## The sweep" not in plain and "**The sweep**" not in plain
+
+
+def test_the_larger_adherence_set_compares_the_trained_sizes_and_the_teacher_on_the_same_prompts(tmp_path, monkeypatch):
+    """80 prompts: the teacher passes the first 40, the student 8 at its smallest trained size and 24 at its
+    largest; the report gives each rate, each against the teacher, and the change with its paired test."""
+    from kdscale import paths
+    from kdscale.profile import rewrite_params
+
+    in_study(tmp_path, monkeypatch)
+    write_study_files(tmp_path)
+    small, large = MAIN_SIZES[0], MAIN_SIZES[-1]
+    rewrite_params({"eval": {"adherence_set_sizes": [small, large]}}, "params.yaml")
+    passed = {None: 40, paths.Run(STUDENT, small, 0): 8, paths.Run(STUDENT, large, 0): 24}
+    for run, count in passed.items():
+        answers = [{"id": f"ifv-{i:03d}", "strict": i < count} for i in range(80)]
+        paths.adherence_set_samples(run).parent.mkdir(parents=True, exist_ok=True)
+        paths.adherence_set_samples(run).write_text("".join(json.dumps(a) + "\n" for a in answers))
+        paths.adherence_set_details(run).parent.mkdir(parents=True, exist_ok=True)
+        paths.adherence_set_details(run).write_text(json.dumps({
+            "adherence_set": "adherence_250.jsonl", "adherence_prompts": 80, "pass_rate": count / 80,
+            "pass_rate_ci_low": count / 80 - 0.05, "pass_rate_ci_high": count / 80 + 0.05, "degenerate_share": 0.1,
+            "eval_seconds": 60.0}))
+
+    report.main([])
+
+    text = (tmp_path / "reports/report.md").read_text()
+    assert "## Adherence on the larger set (80 prompts, `adherence_250.jsonl`)" in text
+    assert "The teacher passes 50.0% [45.0%, 55.0%] of them" in text
+    assert f"| {STUDENT} | {large} | 30.0% [25.0%, 35.0%] | 10% | 16 / 0, p = " in text  # only the teacher: 24-39
+    assert (f"**{STUDENT}**, n={small} -> n={large}: +20.0 points (0 prompts passed only at n={small}, 16 only at "
+            f"n={large}; exact McNemar p = 3.1e-05): a change these prompts resolve") in text
+    assert "| the larger adherence set (80 prompts), 3 models with the teacher | 180 |" in text

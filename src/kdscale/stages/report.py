@@ -497,7 +497,7 @@ def capacity_points(data: dict[str, StudentData], record: StudyRecord) -> list[c
 
 def adherence_set_results(params, teacher_set: dict, teacher_answers: list[dict]) -> dict:
     """eval.adherence_set per student at each size that answered it, against the teacher; for each student, its
-    smallest and largest such size compared on the same prompts (exact McNemar test) with the prompts a
+    smallest and largest trained such size compared on the same prompts (exact McNemar test) with the prompts a
     two-proportion test would need to resolve the difference."""
     out = {"file": teacher_set["adherence_set"], "prompts": teacher_set["adherence_prompts"],
            "teacher": {k: teacher_set[k] for k in ("pass_rate", "pass_rate_ci_low", "pass_rate_ci_high",
@@ -517,8 +517,9 @@ def adherence_set_results(params, teacher_set: dict, teacher_answers: list[dict]
             rows[n]["vs_teacher"] = stats.paired_vs(strict, teacher_strict)
             rows[n]["_strict"] = strict
         entry = {"sizes": {n: {k: v for k, v in r.items() if k != "_strict"} for n, r in rows.items()}}
-        if len(rows) >= 2:
-            small, large = min(rows), max(rows)
+        trained = [n for n in rows if n > 0]  # from the untrained student it measures the repair, not the data
+        if len(trained) >= 2:
+            small, large = min(trained), max(trained)
             entry["change"] = {"from": small, "to": large,
                                "points": rows[large]["pass_rate"] - rows[small]["pass_rate"],
                                "test": stats.paired_vs(rows[small]["_strict"], rows[large]["_strict"]),
