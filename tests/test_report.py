@@ -758,7 +758,8 @@ def test_a_swept_study_reports_each_round_against_its_prediction_and_why_it_stop
     assert "## The sweep" not in plain and "**The sweep**" not in plain
 
 
-def test_the_larger_adherence_set_compares_the_trained_sizes_and_the_teacher_on_the_same_prompts(tmp_path, monkeypatch):
+def test_the_larger_adherence_set_compares_trained_sizes_and_the_teacher_on_the_same_prompts(tmp_path,
+                                                                                               monkeypatch):
     """80 prompts: the teacher passes the first 40, the student 8 at its smallest trained size and 24 at its
     largest; the report gives each rate, each against the teacher, and the change with its paired test."""
     from kdscale import paths
@@ -776,8 +777,8 @@ def test_the_larger_adherence_set_compares_the_trained_sizes_and_the_teacher_on_
         paths.adherence_set_details(run).parent.mkdir(parents=True, exist_ok=True)
         paths.adherence_set_details(run).write_text(json.dumps({
             "adherence_set": "adherence_250.jsonl", "adherence_prompts": 80, "pass_rate": count / 80,
-            "pass_rate_ci_low": count / 80 - 0.05, "pass_rate_ci_high": count / 80 + 0.05, "degenerate_share": 0.1,
-            "eval_seconds": 60.0}))
+            "pass_rate_ci_low": count / 80 - 0.05, "pass_rate_ci_high": count / 80 + 0.05,
+            "degenerate_share": 0.1, "eval_seconds": 60.0}))
 
     report.main([])
 
