@@ -57,6 +57,30 @@ def student_step(model, optimizer, batch: dict, kd: distill.KDConfig | None) -> 
     return time.perf_counter() - start
 
 
+def timed_student_steps(params, student, tokenizer, examples: list[dict], store, steps: int) -> tuple[float, float]:
+    """Median seconds of one optimizer step of the student on one batch, sft and kd (step 0 warms both up)."""
+    if params.train.freeze_embeddings:  # as training does
+        student.get_input_embeddings().weight.requires_grad_(False)
+    student.train()
+    width = min(params.train.max_length, max(len(e["input_ids"]) for e in examples))
+    examples = [{**e, "input_ids": e["input_ids"][:width], "labels": e["labels"][:width]}
+                for e in examples[: params.train.batch_size]]
+    batch = distill.KDCollator(tokenizer.pad_token_id, store=store)(examples)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=params.train.learning_rate)
+    kd = distill.KDConfig("kd", params.train.kd_temperature)
+    times = {"sft": [], "kd": []}
+    for step in range(steps + 1):
+        for name, config in (("sft", None), ("kd", kd)):
+            seconds = student_step(student, optimizer, batch, config)
+            if step:
+                times[name].append(seconds)
+    sft, kd_s = statistics.median(times["sft"]), statistics.median(times["kd"])
+    real = int(CompletionCollator(0)(examples)["attention_mask"].sum())
+    print(f"student: batch {len(examples)} x {batch['input_ids'].shape[1]} ({real} real tokens), "
+          f"median of {steps} steps: sft {sft:.3f}s, kd {kd_s:.3f}s -> {kd_s / sft:.2f}x (target < {MAX_KD_RATIO})")
+    return sft, kd_s
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", type=Path, default=paths.TEACHER_DIR)
@@ -64,12 +88,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed generations of each kind")
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each loss")
     args = parser.parse_args()
-    student_dir = paths.student_init_dir(next(iter(load_params().students)))  # the study's first student
+    params = load_params()
+    name = next(iter(params.students))  # the study's first student
+    student_dir = paths.student_init_dir(name)
     if not (args.teacher / "config.json").exists() or not (student_dir / "config.json").exists():
         print(f"kd_step: needs {args.teacher} and {student_dir}; run `dvc repro student_init` first",
               file=sys.stderr)
         return 2
-    params = load_params()
     print(f"load: {os.getloadavg()[0]:.2f} (1 min), torch threads {torch.get_num_threads()}")
 
     model, tokenizer = load_model(str(args.teacher), "teacher.model")
@@ -106,27 +131,8 @@ def main() -> int:
     examples, _ = distill.tokenize_with_ids(tokenizer, answers, 1 << 30)
     del model
 
-    student, student_tokenizer = load_model(str(student_dir), "students")
-    if params.train.freeze_embeddings:  # as training does
-        student.get_input_embeddings().weight.requires_grad_(False)
-    student.train()
-    width = min(params.train.max_length, max(len(e["input_ids"]) for e in examples))
-    examples = [{**e, "input_ids": e["input_ids"][:width], "labels": e["labels"][:width]}
-                for e in examples[: params.train.batch_size]]
-    batch = distill.KDCollator(student_tokenizer.pad_token_id, store=store)(examples)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=params.train.learning_rate)
-    kd = distill.KDConfig("kd", params.train.kd_temperature)
-    times = {"sft": [], "kd": []}
-    for step in range(args.steps + 1):  # step 0 warms both up
-        for name, config in (("sft", None), ("kd", kd)):
-            seconds = student_step(student, optimizer, batch, config)
-            if step:
-                times[name].append(seconds)
-    sft, kd_s = statistics.median(times["sft"]), statistics.median(times["kd"])
-    real = int(CompletionCollator(0)(examples)["attention_mask"].sum())
-    print(f"student: batch {len(examples)} x {batch['input_ids'].shape[1]} ({real} real tokens), "
-          f"median of {args.steps} steps: sft {sft:.3f}s, kd {kd_s:.3f}s -> {kd_s / sft:.2f}x "
-          f"(target < {MAX_KD_RATIO})")
+    student, student_tokenizer = load_model(str(student_dir), f"students.{name}.model")
+    sft, kd_s = timed_student_steps(params, student, student_tokenizer, examples, store, args.steps)
     print(f"load: {os.getloadavg()[0]:.2f} (1 min)")
     return 0 if cost / plain_s < MAX_TOPK_SHARE and kd_s / sft < MAX_KD_RATIO else 1
 
