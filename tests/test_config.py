@@ -376,9 +376,11 @@ def test_a_seed_that_is_no_replicate_is_refused():
 
 def test_the_reference_study_params_validate():
     params = load_params(REPO / "studies/reference/params.yaml")
-    assert params.scaling.sizes[:9] == [0] + [20 * 2**k for k in range(8)]  # 0 and every doubling 20..2,560
+    assert params.scaling.sizes[:6] == [0] + [80 * 2**k for k in range(5)]  # 0 and every doubling 80..1,280
     assert [s.num_layers for s in params.students.values()] == [3, 10, 20]  # students that bracket the answer
-    assert params.data.pool_size >= 2600 and params.data.source.endswith("alpaca_5000.json")
+    assert params.data.pool_size >= max(params.scaling.sizes) and params.data.source.endswith("alpaca_5000.json")
+    # `make reference` resumes the sweep to the source's limit, with the closing seeds
+    assert params.sweep.confirm_seeds == [1, 2] and params.sweep.max_hours >= 10
     assert params.registered_name != Params().registered_name  # its own registry entry
 
 
